@@ -1,0 +1,39 @@
+"""Builds diagnostic_msgs from plain dicts so every node reports timing the same way."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.node import Node
+
+from humanoid_rl.nodes.qos import STATUS_QOS
+from humanoid_rl.graph import Topics
+
+LEVELS = {"ok": DiagnosticStatus.OK, "warn": DiagnosticStatus.WARN, "error": DiagnosticStatus.ERROR,
+          "stale": DiagnosticStatus.STALE}
+
+
+def _fmt(value: object) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+class DiagnosticsPublisher:
+    """One DiagnosticStatus per node named ``humanoid_rl/<node>``, published on /diagnostics."""
+
+    def __init__(self, node: Node) -> None:
+        self._node = node
+        self._pub = node.create_publisher(DiagnosticArray, Topics.DIAGNOSTICS, STATUS_QOS)
+        self.name = f"humanoid_rl/{node.get_name()}"
+
+    def publish(self, values: Mapping[str, object], level: str = "ok", message: str = "") -> None:
+        status = DiagnosticStatus(level=LEVELS[level], name=self.name, message=message,
+                                  hardware_id=self._node.get_fully_qualified_name())
+        status.values = [KeyValue(key=k, value=_fmt(v)) for k, v in values.items()]
+        array = DiagnosticArray()
+        array.header.stamp = self._node.get_clock().now().to_msg()
+        array.status = [status]
+        self._pub.publish(array)
+
+    def destroy(self) -> None:
+        self._node.destroy_publisher(self._pub)
