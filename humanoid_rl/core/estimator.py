@@ -1,0 +1,650 @@
+"""Legged-robot state estimator: IMU + stance-leg kinematics in a linear Kalman filter.
+
+The filter follows the usual legged-robot design (Bloesch et al., RSS 2012; the MIT Cheetah estimator):
+
+* state ``x = [p (3), v (3), p_left_foot (3), p_right_foot (3)]``, all in the world frame;
+* orientation ``R`` is not a filter state: it comes from the IMU's own fused quaternion (see
+  ``EstimatorParams.orientation_time_constant_s`` for the optional gyro complementary filter);
+* predict with the IMU specific force as the input: ``a = R f + g``, ``p += v dt + a dt²/2``, ``v += a dt``;
+  feet are constant, with process noise that is small while a foot is in stance and huge while it swings, so
+  a swinging foot simply follows its kinematic measurement and a stance foot anchors the base;
+* measurements (one fixed-size stack, rows of swing feet switched off where they would lie):
+  - ``p_foot - p = R fk_foot(q)`` for both feet (larger noise in swing),
+  - ``p_foot_z = ground_height + foot_frame_height`` for stance feet,
+  - ``v = -R (J_foot(q) q̇ + ω × fk_foot(q))`` for stance feet.
+
+Everything is numpy; matrices are preallocated and the measurement matrix is constant (contacts only change
+noise and which rows are switched off), so an update is a handful of small matrix products.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+if TYPE_CHECKING:
+    from humanoid_rl.core.kinematics import RobotKinematics
+    from humanoid_rl.core.robot_spec import RobotSpec
+
+FloatArray = NDArray[np.float64]
+
+STATE_SIZE = 12
+# Slices of the state vector.
+POSITION = slice(0, 3)
+VELOCITY = slice(3, 6)
+LEFT_FOOT = slice(6, 9)
+RIGHT_FOOT = slice(9, 12)
+FOOT_SLICES = (LEFT_FOOT, RIGHT_FOOT)
+# Rows of the stacked measurement: foot-relative positions (2 x 3), base velocity from each stance leg
+# (2 x 3), stance-foot heights (2). The first 12 rows are filled with one (4, 3) @ Rᵀ product.
+MEASUREMENT_SIZE = 14
+_REL_ROWS = (slice(0, 3), slice(3, 6))
+_VEL_ROWS = (slice(6, 9), slice(9, 12))
+_HEIGHT_ROWS = (12, 13)
+_DT_TOLERANCE_S = 1e-9  # dt within this of the previous one reuses the discretised model
+
+
+class EstimatorInputError(ValueError):
+    """An input to ``LeggedStateEstimator.update`` is malformed (wrong shape, NaN, inf, zero quaternion).
+
+    The estimator state is left exactly as it was; the caller should drop the sample (and count it).
+    """
+
+
+@dataclass(frozen=True)
+class EstimatorParams:
+    """Tunables of ``LeggedStateEstimator``. Noise densities are continuous-time (variance grows as σ²·dt),
+    so the tuning does not depend on the update rate; measurement standard deviations are per sample.
+
+    Defaults were tuned on the PyBullet humanoid (humanoid_rl.sim.estimator_eval) with its default sensor
+    noise.
+    """
+
+    # --- process noise (continuous-time densities, σ² · dt per step) ---
+    accel_noise_density: float = 0.5
+    """m/s²·√s: white noise on the world acceleration (accelerometer noise, bias, vibration, lever arm)."""
+    position_noise_density: float = 0.002
+    """m/√s: small extra freedom on the base position beyond v·dt."""
+    stance_foot_noise_density: float = 0.002
+    """m/√s: how much a foot in contact may slip."""
+    swing_foot_noise_density: float = 5.0
+    """m/√s: a swinging foot is free; this makes its state follow the kinematic measurement."""
+
+    # --- measurement noise (per sample standard deviations) ---
+    stance_foot_position_std: float = 0.005
+    """m: kinematic foot position relative to the base, foot in contact (encoder noise x leg length)."""
+    swing_foot_position_std: float = 0.02
+    """m: same for a swinging foot (only carries the foot state along; hardly moves the base)."""
+    foot_height_std: float = 0.005
+    """m: stance foot height above the ground plane (flat ground assumption)."""
+    foot_velocity_std: float = 0.1
+    """m/s: base velocity from a stance leg, -R(J q̇ + ω × r) (joint velocity noise x leg length)."""
+    use_foot_height_measurement: bool = True
+    """False on uneven ground: then height drifts only as slowly as the feet slip."""
+    use_foot_velocity_measurement: bool = True
+
+    # --- geometry ---
+    ground_height: float = 0.0
+    """m: world z of the (flat) ground."""
+    foot_frame_height: float | None = None
+    """m: height of the foot link frame above the ground when the sole is flat on it. None derives it from the
+    robot spec: nominal_base_height + the base-frame z of the feet in the default pose."""
+    gravity: float = 9.81
+    """m/s²: magnitude; world gravity is (0, 0, -gravity)."""
+
+    # --- contact detection (per-foot normal force, hysteresis) ---
+    contact_on_weight_fraction: float = 0.15
+    """A foot enters contact when its normal force exceeds this fraction of the robot's weight ..."""
+    contact_off_weight_fraction: float = 0.05
+    """... and leaves contact when it falls below this fraction."""
+
+    # --- orientation ---
+    orientation_time_constant_s: float = 0.0
+    """s: 0 uses the IMU quaternion as is (an IMU's on-board AHRS already fuses gyro and accelerometer at a
+    higher rate). > 0 runs a complementary filter: integrate the gyro, pull towards the IMU quaternion with
+    this time constant; use it when the quaternion is noisy sample to sample but the gyro is clean."""
+
+    # --- timing and initialisation ---
+    max_dt_s: float = 0.05
+    """s: a gap longer than this (lost samples) is integrated as max_dt_s only, and counted."""
+    initial_position_std: float = 0.01
+    initial_velocity_std: float = 0.1
+    initial_foot_std: float = 0.01
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bool) or value is None:
+                continue
+            if not math.isfinite(value):
+                raise ValueError(f"EstimatorParams.{f.name} = {value!r}: must be a finite number")
+            if f.name not in ("ground_height", "foot_frame_height") and value < 0.0:
+                raise ValueError(f"EstimatorParams.{f.name} = {value!r}: must be >= 0")
+        positive = (
+            "stance_foot_position_std",
+            "swing_foot_position_std",
+            "foot_height_std",
+            "foot_velocity_std",
+            "gravity",
+            "max_dt_s",
+            "initial_position_std",
+            "initial_velocity_std",
+            "initial_foot_std",
+        )
+        for name in positive:
+            if getattr(self, name) <= 0.0:
+                raise ValueError(f"EstimatorParams.{name} = {getattr(self, name)!r}: must be > 0")
+        if self.contact_off_weight_fraction >= self.contact_on_weight_fraction:
+            raise ValueError(
+                f"EstimatorParams.contact_off_weight_fraction ({self.contact_off_weight_fraction}) "
+                "must be below "
+                f"contact_on_weight_fraction ({self.contact_on_weight_fraction}) for the hysteresis to work"
+            )
+
+
+class ContactDetector:
+    """Per-foot contact from normal force with hysteresis: on above ``on_threshold_n``, off below
+    ``off_threshold_n``, otherwise unchanged (so a force hovering around one threshold does not chatter)."""
+
+    def __init__(self, on_threshold_n: float, off_threshold_n: float, n_feet: int = 2) -> None:
+        if not (math.isfinite(on_threshold_n) and math.isfinite(off_threshold_n)):
+            raise ValueError(
+                f"contact thresholds must be finite, got on={on_threshold_n}, off={off_threshold_n}"
+            )
+        if off_threshold_n >= on_threshold_n:
+            raise ValueError(
+                f"contact off threshold ({off_threshold_n} N) must be below "
+                f"the on threshold ({on_threshold_n} N)"
+            )
+        self.on_threshold_n = float(on_threshold_n)
+        self.off_threshold_n = float(off_threshold_n)
+        self.n_feet = n_feet
+        self._contacts = np.zeros(n_feet, dtype=bool)
+        self._initialised = False
+
+    @property
+    def contacts(self) -> NDArray[np.bool_]:
+        return self._contacts.copy()
+
+    def reset(self) -> None:
+        self._contacts = np.zeros(self.n_feet, dtype=bool)
+        self._initialised = False
+
+    def evaluate(self, normal_forces: ArrayLike) -> NDArray[np.bool_]:
+        """The contacts these forces would give, without committing them (see ``commit``)."""
+        forces = np.asarray(normal_forces, dtype=np.float64)
+        if forces.shape != (self.n_feet,):
+            raise EstimatorInputError(
+                f"foot_forces has shape {forces.shape}, expected ({self.n_feet},) (one normal force per foot)"
+            )
+        if not self._initialised:
+            # No history yet: decide by the midpoint between the thresholds.
+            return forces > 0.5 * (self.on_threshold_n + self.off_threshold_n)
+        return (self._contacts | (forces > self.on_threshold_n)) & (forces >= self.off_threshold_n)
+
+    def commit(self, contacts: NDArray[np.bool_]) -> None:
+        self._contacts = contacts
+        self._initialised = True
+
+    def update(self, normal_forces: ArrayLike) -> NDArray[np.bool_]:
+        """Evaluate and commit; returns the new contact flags (left, right)."""
+        contacts = self.evaluate(normal_forces)
+        self.commit(contacts)
+        return contacts.copy()
+
+
+@dataclass
+class EstimatorOutput:
+    """One estimate. Arrays are fresh copies: keep them as long as you like."""
+
+    time_s: float
+    position: FloatArray  # world (3,)
+    orientation_xyzw: FloatArray  # (4,)
+    linear_velocity_world: FloatArray  # (3,)
+    linear_velocity_body: FloatArray  # (3,)
+    angular_velocity_body: FloatArray  # (3,)
+    height: float  # base height above the ground plane, m
+    contacts: NDArray[np.bool_]  # (2,) left, right
+    covariance_diag: FloatArray  # (12,) variances of [p, v, p_left_foot, p_right_foot]
+    foot_positions: FloatArray  # world (2, 3), left, right
+
+
+def _quat_xyzw_to_matrix(x: float, y: float, z: float, w: float, out: FloatArray) -> None:
+    """Rotation matrix of a unit quaternion, written into ``out`` (scalar maths: faster than numpy at 3x3)."""
+    xx, yy, zz = x * x, y * y, z * z
+    xy, xz, yz = x * y, x * z, y * z
+    wx, wy, wz = w * x, w * y, w * z
+    out[0, 0] = 1.0 - 2.0 * (yy + zz)
+    out[0, 1] = 2.0 * (xy - wz)
+    out[0, 2] = 2.0 * (xz + wy)
+    out[1, 0] = 2.0 * (xy + wz)
+    out[1, 1] = 1.0 - 2.0 * (xx + zz)
+    out[1, 2] = 2.0 * (yz - wx)
+    out[2, 0] = 2.0 * (xz - wy)
+    out[2, 1] = 2.0 * (yz + wx)
+    out[2, 2] = 1.0 - 2.0 * (xx + yy)
+
+
+def _complementary_quat(
+    previous: FloatArray, gyro_body: FloatArray, dt: float, measured: FloatArray, alpha: float
+) -> FloatArray:
+    """Integrate the body rate over dt from ``previous``, then move a fraction ``alpha`` towards ``measured``
+    (normalised linear interpolation on the same hemisphere; exact enough for the small angles involved)."""
+    angle = float(np.linalg.norm(gyro_body)) * dt
+    if angle > 1e-12:
+        axis = gyro_body / (angle / dt)
+        s = math.sin(0.5 * angle)
+        dx, dy, dz, dw = axis[0] * s, axis[1] * s, axis[2] * s, math.cos(0.5 * angle)
+    else:
+        dx, dy, dz, dw = 0.5 * gyro_body[0] * dt, 0.5 * gyro_body[1] * dt, 0.5 * gyro_body[2] * dt, 1.0
+    x, y, z, w = previous
+    predicted = np.array(
+        [
+            w * dx + x * dw + y * dz - z * dy,
+            w * dy - x * dz + y * dw + z * dx,
+            w * dz + x * dy - y * dx + z * dw,
+            w * dw - x * dx - y * dy - z * dz,
+        ]
+    )
+    if float(predicted @ measured) < 0.0:
+        predicted = -predicted
+    blended = (1.0 - alpha) * predicted + alpha * measured
+    return blended / np.linalg.norm(blended)
+
+
+class LeggedStateEstimator:
+    """Base position, velocity and orientation of a biped from IMU, joint encoders and foot forces.
+
+    ``update`` takes one synchronised sample and returns an ``EstimatorOutput``. The first sample (after
+    construction or ``reset``) initialises the state: feet from kinematics, base height such that the stance
+    feet stand on the ground, horizontal position from ``reset(position=...)`` or zero.
+
+    Assumes the IMU frame has the base link's orientation (true for the shipped humanoid: ``imu_joint`` is an
+    identity transform at the pelvis origin).
+    """
+
+    def __init__(
+        self, spec: RobotSpec, kinematics: RobotKinematics, params: EstimatorParams | None = None
+    ) -> None:
+        self.spec = spec
+        self.kinematics = kinematics
+        self.params = params if params is not None else EstimatorParams()
+        p = self.params
+        self.n_joints = int(spec.n_joints)
+
+        weight_n = float(kinematics.total_mass) * p.gravity
+        self.contact_detector = ContactDetector(
+            on_threshold_n=p.contact_on_weight_fraction * weight_n,
+            off_threshold_n=p.contact_off_weight_fraction * weight_n,
+        )
+        if p.foot_frame_height is not None:
+            self.foot_frame_height = float(p.foot_frame_height)
+        else:
+            feet_default = np.asarray(
+                kinematics.foot_positions_in_base(np.asarray(spec.default_pose)), dtype=float
+            )
+            self.foot_frame_height = float(spec.nominal_base_height + feet_default[:, 2].mean())
+        self._gravity_world = np.array([0.0, 0.0, -p.gravity])
+
+        # Constant measurement matrix: relative foot positions, stance foot heights, base velocity (twice).
+        h = np.zeros((MEASUREMENT_SIZE, STATE_SIZE))
+        for rows, foot in zip(_REL_ROWS, FOOT_SLICES, strict=True):
+            h[rows, POSITION] = -np.eye(3)
+            h[rows, foot] = np.eye(3)
+        h[_HEIGHT_ROWS[0], LEFT_FOOT.start + 2] = 1.0
+        h[_HEIGHT_ROWS[1], RIGHT_FOOT.start + 2] = 1.0
+        for rows in _VEL_ROWS:
+            h[rows, VELOCITY] = np.eye(3)
+        self._h_full = h
+
+        # Everything that depends only on the contact pattern, tabulated for the 4 patterns (2*left + right):
+        # process noise per second, measurement variances, and H with the unused rows zeroed. A zeroed row
+        # with unit variance gives an exactly zero Kalman gain row: the measurement is skipped, at fixed size.
+        self._q_rate: list[FloatArray] = []
+        self._r_matrix: list[FloatArray] = []
+        self._h: list[FloatArray] = []
+        self._h_t: list[FloatArray] = []
+        for pattern in range(4):
+            contacts = (bool(pattern & 2), bool(pattern & 1))
+            q_rate = np.empty(STATE_SIZE)
+            q_rate[POSITION] = p.position_noise_density**2
+            q_rate[VELOCITY] = p.accel_noise_density**2
+            r_diag = np.ones(MEASUREMENT_SIZE)
+            active = np.ones(MEASUREMENT_SIZE)
+            for i, in_contact in enumerate(contacts):
+                density = p.stance_foot_noise_density if in_contact else p.swing_foot_noise_density
+                q_rate[FOOT_SLICES[i]] = density**2
+                r_diag[_REL_ROWS[i]] = (
+                    p.stance_foot_position_std if in_contact else p.swing_foot_position_std
+                ) ** 2
+                if in_contact and p.use_foot_height_measurement:
+                    r_diag[_HEIGHT_ROWS[i]] = p.foot_height_std**2
+                else:
+                    active[_HEIGHT_ROWS[i]] = 0.0
+                if in_contact and p.use_foot_velocity_measurement:
+                    r_diag[_VEL_ROWS[i]] = p.foot_velocity_std**2
+                else:
+                    active[_VEL_ROWS[i]] = 0.0
+            h_pattern = h * active[:, None]
+            self._q_rate.append(q_rate)
+            self._r_matrix.append(np.diag(r_diag))
+            self._h.append(h_pattern)
+            self._h_t.append(np.ascontiguousarray(h_pattern.T))
+
+        # Discretised model for the current dt (recomputed only when dt changes).
+        self._dt = -1.0
+        self._f = np.eye(STATE_SIZE)
+        self._f_t = np.eye(STATE_SIZE)
+        self._b = np.zeros((STATE_SIZE, 3))  # x += B a
+        self._q_discrete: list[FloatArray | None] = [None] * 4
+
+        # Preallocated work arrays.
+        self._x = np.zeros(STATE_SIZE)
+        self._cov = np.zeros((STATE_SIZE, STATE_SIZE))
+        self._x_work = np.zeros(STATE_SIZE)
+        self._cov_work = np.zeros((STATE_SIZE, STATE_SIZE))
+        self._acc_world = np.zeros(3)
+        self._z = np.zeros(MEASUREMENT_SIZE)
+        self._z[_HEIGHT_ROWS[0]] = self._z[_HEIGHT_ROWS[1]] = p.ground_height + self.foot_frame_height
+        self._z_vectors = self._z[:12].reshape(4, 3)  # view: rows R r_l, R r_r, v_l, v_r
+        self._leg_vectors = np.zeros((4, 3))  # r_l, r_r, -(J_l q̇ + ω × r_l), -(J_r q̇ + ω × r_r), base frame
+        self._omega_skew_t = np.zeros((3, 3))
+        self._rot = np.eye(3)
+        self._rot_work = np.eye(3)
+        self._input_buffer = np.empty(4 + 3 + 3 + 2 * self.n_joints + 2 + 1)  # + time
+
+        self.samples_rejected = 0
+        """Samples refused with EstimatorInputError (NaN/inf/shape, or an update that would go non-finite)."""
+        self.samples_out_of_order = 0
+        """Samples whose time was not after the previous one (ignored)."""
+        self.gaps_clamped = 0
+        """Updates whose dt exceeded params.max_dt_s."""
+        self.reset()
+
+    # ------------------------------------------------------------------ public API
+    @property
+    def initialised(self) -> bool:
+        return self._initialised
+
+    @property
+    def last_output(self) -> EstimatorOutput | None:
+        return self._last_output
+
+    def reset(
+        self,
+        position: ArrayLike | None = None,
+        velocity: ArrayLike | None = None,
+    ) -> None:
+        """Forget everything; the next ``update`` re-initialises from its sample.
+
+        ``position`` (world, (3,)) fixes the initial base position exactly (e.g. a known start pose); without
+        it the base starts at x = y = 0 with its height from the stance-leg kinematics. ``velocity`` defaults
+        to 0.
+        """
+        self._init_position = (
+            None if position is None else self._checked_vector("position", position, 3).copy()
+        )
+        self._init_velocity = (
+            np.zeros(3) if velocity is None else self._checked_vector("velocity", velocity, 3).copy()
+        )
+        self._initialised = False
+        self._time_s = -math.inf
+        self._x[:] = 0.0
+        self._cov[:] = 0.0
+        self._quat = np.array([0.0, 0.0, 0.0, 1.0])
+        self._gyro = np.zeros(3)
+        self.contact_detector.reset()
+        self._last_output: EstimatorOutput | None = None
+
+    def update(
+        self,
+        time_s: float,
+        imu_quat: ArrayLike,
+        imu_gyro: ArrayLike,
+        imu_accel: ArrayLike,
+        joint_pos: ArrayLike,
+        joint_vel: ArrayLike,
+        foot_forces: ArrayLike,
+    ) -> EstimatorOutput:
+        """Fuse one sample. Raises ``EstimatorInputError`` (state untouched) on malformed or non-finite input.
+
+        imu_quat: xyzw, base orientation in the world; imu_gyro: body-frame angular velocity, rad/s;
+        imu_accel: body-frame specific force (reads +g upwards at rest), m/s²; joint_pos/joint_vel: policy
+        order;
+        foot_forces: normal contact force per foot (left, right), N.
+        A sample whose time is not after the previous one is ignored and the previous estimate returned.
+        """
+        quat, gyro, accel, q, qd, forces = self._checked_inputs(
+            time_s, imu_quat, imu_gyro, imu_accel, joint_pos, joint_vel, foot_forces
+        )
+        time_s = float(time_s)
+        if self._initialised and time_s <= self._time_s:
+            self.samples_out_of_order += 1
+            assert self._last_output is not None
+            return self._last_output
+
+        contacts = self.contact_detector.evaluate(forces)
+        feet_in_base = np.asarray(self.kinematics.foot_positions_in_base(q), dtype=np.float64)
+
+        if not self._initialised:
+            _quat_xyzw_to_matrix(*quat.tolist(), out=self._rot)
+            self._initialise(feet_in_base, contacts)
+            self.contact_detector.commit(contacts)
+            self._quat = quat
+            self._gyro = gyro.copy()
+            self._time_s = time_s
+            self._last_output = self._make_output()
+            return self._last_output
+
+        jacobians = np.asarray(self.kinematics.foot_jacobians_in_base(q), dtype=np.float64)
+        dt = time_s - self._time_s
+        if dt > self.params.max_dt_s:
+            dt = self.params.max_dt_s
+            self.gaps_clamped += 1
+
+        if self.params.orientation_time_constant_s > 0.0:
+            alpha = dt / (self.params.orientation_time_constant_s + dt)
+            quat = _complementary_quat(self._quat, 0.5 * (gyro + self._gyro), dt, quat, alpha)
+        rot = self._rot_work
+        _quat_xyzw_to_matrix(*quat.tolist(), out=rot)
+
+        x, cov = self._filter_step(dt, rot, gyro, accel, qd, feet_in_base, jacobians, contacts)
+        if not (np.isfinite(x).all() and np.isfinite(cov).all()):
+            self.samples_rejected += 1
+            raise EstimatorInputError(
+                "the filter update went non-finite (inputs too large?); "
+                "the sample was dropped, state unchanged"
+            )
+        # Commit: swap the work buffers in.
+        self._x, self._x_work = x, self._x
+        self._cov, self._cov_work = cov, self._cov
+        self._rot, self._rot_work = rot, self._rot
+        self.contact_detector.commit(contacts)
+        self._quat = quat
+        self._gyro = gyro.copy()
+        self._time_s = time_s
+        self._last_output = self._make_output()
+        return self._last_output
+
+    # ------------------------------------------------------------------ filter
+    def _initialise(self, feet_in_base: FloatArray, contacts: NDArray[np.bool_]) -> None:
+        p = self.params
+        feet_rel_world = feet_in_base @ self._rot.T  # (2, 3): R r for each foot
+        if self._init_position is not None:
+            base = self._init_position
+        else:
+            # Put the stance feet (the lower foot if none) on the ground.
+            on_ground = contacts if contacts.any() else feet_rel_world[:, 2] <= feet_rel_world[:, 2].min()
+            base_z = p.ground_height + self.foot_frame_height - float(feet_rel_world[on_ground, 2].mean())
+            base = np.array([0.0, 0.0, base_z])
+        self._x[POSITION] = base
+        self._x[VELOCITY] = self._init_velocity
+        self._x[LEFT_FOOT] = base + feet_rel_world[0]
+        self._x[RIGHT_FOOT] = base + feet_rel_world[1]
+        var = np.empty(STATE_SIZE)
+        var[POSITION] = p.initial_position_std**2
+        var[VELOCITY] = p.initial_velocity_std**2
+        var[6:] = p.initial_foot_std**2
+        self._cov[:] = np.diag(var)
+        self._initialised = True
+
+    def _discretise(self, dt: float, pattern: int) -> FloatArray:
+        """F, B for this dt (cached while dt stays the same); returns the discrete process noise Q."""
+        if abs(dt - self._dt) > _DT_TOLERANCE_S:
+            self._dt = dt
+            for i in range(3):
+                self._f[i, 3 + i] = dt
+                self._f_t[3 + i, i] = dt
+                self._b[i, i] = 0.5 * dt * dt
+                self._b[3 + i, i] = dt
+            self._q_discrete = [None] * 4
+        q_discrete = self._q_discrete[pattern]
+        if q_discrete is None:
+            q_discrete = np.diag(self._q_rate[pattern] * dt)
+            self._q_discrete[pattern] = q_discrete
+        return q_discrete
+
+    def _filter_step(
+        self,
+        dt: float,
+        rot: FloatArray,
+        gyro: FloatArray,
+        accel: FloatArray,
+        joint_vel: FloatArray,
+        feet_in_base: FloatArray,
+        jacobians: FloatArray,
+        contacts: NDArray[np.bool_],
+    ) -> tuple[FloatArray, FloatArray]:
+        """One predict + update into the work buffers; the committed state is not touched."""
+        pattern = 2 * int(contacts[0]) + int(contacts[1])
+        q_discrete = self._discretise(dt, pattern)
+
+        # ---- predict: x = F x + B a with a = R f + g; P = F P Fᵀ + Q.
+        acc_world = self._acc_world
+        np.matmul(rot, accel, out=acc_world)
+        acc_world += self._gravity_world
+        x = self._x_work
+        np.matmul(self._f, self._x, out=x)
+        x += self._b @ acc_world
+        cov = self._cov_work
+        np.matmul(self._f @ self._cov, self._f_t, out=cov)
+        cov += q_discrete
+
+        # ---- measurement z = [R r_l, R r_r, v_l, v_r, h_ground, h_ground], where a stance leg gives the base
+        # velocity v = -R (J q̇ + ω × r) (its foot is fixed in the world).
+        legs = self._leg_vectors
+        legs[0:2] = feet_in_base
+        wx, wy, wz = gyro.tolist()
+        skew_t = self._omega_skew_t  # (ω×)ᵀ, so that r @ skew_t = ω × r
+        skew_t[1, 0], skew_t[2, 0], skew_t[0, 1] = -wz, wy, wz
+        skew_t[2, 1], skew_t[0, 2], skew_t[1, 2] = -wx, -wy, wx
+        np.matmul(jacobians, joint_vel, out=legs[2:4])
+        legs[2:4] += feet_in_base @ skew_t
+        np.negative(legs[2:4], out=legs[2:4])
+        np.matmul(legs, rot.T, out=self._z_vectors)
+
+        # Rows of unused measurements are zero in H: their gain is exactly zero whatever their innovation.
+        h = self._h[pattern]
+        innovation = self._z - h @ x
+        pht = cov @ self._h_t[pattern]  # (12, 14)
+        s = h @ pht
+        s += self._r_matrix[pattern]
+        gain_t = np.linalg.solve(s, pht.T)  # (14, 12) = Kᵀ since S is symmetric
+        x += innovation @ gain_t
+        cov -= pht @ gain_t
+        cov += cov.T  # keep P symmetric against rounding
+        cov *= 0.5
+        return x, cov
+
+    # ------------------------------------------------------------------ helpers
+    def _make_output(self) -> EstimatorOutput:
+        x = self._x
+        velocity = x[VELOCITY].copy()
+        return EstimatorOutput(
+            time_s=self._time_s,
+            position=x[POSITION].copy(),
+            orientation_xyzw=self._quat.copy(),
+            linear_velocity_world=velocity,
+            linear_velocity_body=self._rot.T @ velocity,
+            angular_velocity_body=self._gyro.copy(),
+            height=float(x[2]) - self.params.ground_height,
+            contacts=self.contact_detector.contacts,
+            covariance_diag=self._cov.diagonal().copy(),
+            foot_positions=x[6:].reshape(2, 3).copy(),
+        )
+
+    @staticmethod
+    def _checked_vector(name: str, value: ArrayLike, size: int) -> FloatArray:
+        try:
+            arr = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise EstimatorInputError(f"{name} is not numeric: {exc}") from exc
+        if arr.shape != (size,):
+            raise EstimatorInputError(f"{name} has shape {arr.shape}, expected ({size},)")
+        if not np.isfinite(arr).all():
+            raise EstimatorInputError(f"{name} contains NaN or inf: {arr}")
+        return arr
+
+    def _checked_inputs(
+        self,
+        time_s: float,
+        imu_quat: ArrayLike,
+        imu_gyro: ArrayLike,
+        imu_accel: ArrayLike,
+        joint_pos: ArrayLike,
+        joint_vel: ArrayLike,
+        foot_forces: ArrayLike,
+    ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
+        n = self.n_joints
+        named = (
+            ("imu_quat", imu_quat, 4),
+            ("imu_gyro", imu_gyro, 3),
+            ("imu_accel", imu_accel, 3),
+            ("joint_pos", joint_pos, n),
+            ("joint_vel", joint_vel, n),
+            ("foot_forces", foot_forces, 2),
+        )
+        arrays = []
+        for name, value, size in named:
+            try:
+                arr = np.asarray(value, dtype=np.float64)
+            except (TypeError, ValueError) as exc:
+                self.samples_rejected += 1
+                raise EstimatorInputError(f"{name} is not numeric: {exc}") from exc
+            if arr.shape != (size,):
+                self.samples_rejected += 1
+                raise EstimatorInputError(
+                    f"{name} has shape {arr.shape}, expected ({size},)"
+                    + (" in policy joint order (RobotSpec.joint_names)" if size == n else "")
+                )
+            arrays.append(arr)
+        # One finiteness check over everything (cheap); find the culprit only when it fails.
+        buf = self._input_buffer
+        np.concatenate(arrays, out=buf[:-1])
+        try:
+            buf[-1] = float(time_s)
+        except (TypeError, ValueError) as exc:
+            self.samples_rejected += 1
+            raise EstimatorInputError(f"time_s is not a number: {time_s!r}") from exc
+        if not np.isfinite(buf).all():
+            self.samples_rejected += 1
+            if not math.isfinite(buf[-1]):
+                raise EstimatorInputError(f"time_s is not finite: {time_s!r}")
+            for (name, _, _), arr in zip(named, arrays, strict=True):
+                if not np.isfinite(arr).all():
+                    raise EstimatorInputError(
+                        f"{name} contains NaN or inf: {arr}; sample dropped, state unchanged"
+                    )
+        quat = arrays[0]
+        norm = math.sqrt(float(quat @ quat))
+        if not 0.5 < norm < 1.5:
+            self.samples_rejected += 1
+            raise EstimatorInputError(
+                f"imu_quat {quat} has norm {norm:.3g}; expected a unit quaternion (xyzw)"
+            )
+        arrays[0] = quat / norm
+        return arrays[0], arrays[1], arrays[2], arrays[3], arrays[4], arrays[5]
