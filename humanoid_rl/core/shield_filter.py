@@ -1,0 +1,656 @@
+"""The safety filter: one policy command in, one bounded joint target out (pure numpy, no ROS).
+
+Stages, in this order:
+
+1. **Reject** the whole command (the last safe output stands) when it has NaN/Inf, wrong, missing or duplicate
+   joint names, mismatched lengths, a zero or negative stamp, a stamp too far in the future or too old, or
+   when the measured state itself is not finite. A command in another joint order with the right names is
+   accepted and reordered by name.
+2. **Position**: hard URDF limits, and the soft-limit law (the target may approach a soft limit,
+   ``soft_margin`` inside the hard one, only at ``soft_limit_gain`` × its distance to it per second).
+3. **Velocity**: per period the target moves at most ``max_velocity_scale`` × URDF velocity limit × period.
+4. **Rate**: per period the target moves at most ``max_target_rate`` × period (smoothness).
+5. **Effort**: the predicted PD effort ``kp·(target − q) − kd·q̇`` stays within ``effort_scale`` × effort
+   limit.
+6. **Balance**: with a warning level w ∈ [0, 1] from predicted tilt and the capture point, the target must
+   lie in a band around the default pose of half-width ``(upper − lower)·(1 − w)``: no constraint at w = 0,
+   the default pose itself at w = 1. At the trip level the result asks for DAMPING (the mode machine acts on
+   it).
+
+Why intervals, clipped once
+---------------------------
+Every stage 2–6 is an interval per joint that depends only on the measured state, the previous output and the
+parameters, never on the command. The intervals are intersected and the command is clipped once. That gives
+the two properties users rely on, by construction:
+
+* **bit-identical pass-through**: a command inside all bounds comes out unchanged (clipping leaves it alone);
+* **idempotence**: filtering a filtered command (same state, same previous output) changes nothing, because
+  the intervals are the same and clipping a clipped value is the identity.
+
+This is also why the balance stage is a band that shrinks toward the default pose and not a convex blend
+``(1 − w)·command + w·default``: a blend moves every command (also safe ones, so no pass-through), and
+blending a blended command moves it again (not idempotent). A band is a projection, and projections are
+idempotent.
+
+Priority when intervals do not overlap
+--------------------------------------
+Intervals are applied in priority order; when the next one does not overlap what the higher ones allow, the
+target goes to the point of the allowed interval nearest to it (so the lower-priority stage is met as well as
+possible):
+
+1. hard position limits, always;
+2. velocity and rate, from the previous output (always compatible with 1: the previous output is within
+   limits);
+3. the soft-limit law;
+4. effort;
+5. the balance band.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from humanoid_rl.core.shield_params import ShieldParams, validate
+
+if TYPE_CHECKING:
+    from humanoid_rl.core.robot_spec import RobotSpec
+
+
+class RejectReason(Enum):
+    """Why a whole command was dropped."""
+
+    NON_FINITE = "non_finite"  # NaN or ±Inf in positions or stamp
+    LENGTH_MISMATCH = "length_mismatch"  # positions not one value per name, or not one per joint
+    UNKNOWN_JOINT = "unknown_joint"  # a name the robot does not have
+    DUPLICATE_JOINT = "duplicate_joint"  # a name given twice
+    MISSING_JOINT = "missing_joint"  # a robot joint without a target
+    BAD_STAMP = "bad_stamp"  # zero or negative stamp (an unset header)
+    FUTURE_STAMP = "future_stamp"  # stamped more than future_tolerance ahead of the state's clock
+    STALE_STAMP = "stale_stamp"  # stamped more than command_timeout before the state's clock
+    INVALID_STATE = "invalid_state"  # the measured state (positions, velocities, stamp) is not finite
+
+
+class Stage(Enum):
+    """Filter stages that can change a command (index into :attr:`FilterResult.intervened`)."""
+
+    POSITION = 0
+    VELOCITY = 1
+    RATE = 2
+    EFFORT = 3
+    BALANCE = 4
+
+
+STAGES: tuple[Stage, ...] = tuple(Stage)
+
+# Measured values beyond these are sensor faults; rejecting them also keeps every bound free of overflow.
+MAX_PLAUSIBLE_POSITION = 1e3  # rad
+MAX_PLAUSIBLE_VELOCITY = 1e4  # rad/s
+
+
+def _readonly_vector(values: Sequence[float] | np.ndarray, name: str, n: int) -> np.ndarray:
+    array = np.array(values, dtype=np.float64)
+    if array.shape != (n,):
+        raise ValueError(
+            f"JointLimits.{name} has shape {array.shape}, expected ({n},): one value per joint name"
+        )
+    if not np.isfinite(array).all():
+        raise ValueError(
+            f"JointLimits.{name} has non-finite values at joints {np.flatnonzero(~np.isfinite(array))}"
+        )
+    array.setflags(write=False)
+    return array
+
+
+@dataclass(frozen=True)
+class JointLimits:
+    """Per-joint limits and gains in policy order (float64, read-only)."""
+
+    joint_names: tuple[str, ...]
+    lower: np.ndarray
+    upper: np.ndarray
+    velocity: np.ndarray
+    effort: np.ndarray
+    kp: np.ndarray
+    kd: np.ndarray
+    default_pose: np.ndarray
+
+    def __post_init__(self) -> None:
+        names = tuple(self.joint_names)
+        n = len(names)
+        if n == 0 or len(set(names)) != n:
+            raise ValueError(f"JointLimits.joint_names must be non-empty and unique, got {names}")
+        object.__setattr__(self, "joint_names", names)
+        for name in ("lower", "upper", "velocity", "effort", "kp", "kd", "default_pose"):
+            object.__setattr__(self, name, _readonly_vector(getattr(self, name), name, n))
+        problems = []
+        for label, bad in (
+            ("lower < upper", ~(self.lower < self.upper)),
+            ("velocity > 0", ~(self.velocity > 0)),
+            ("effort > 0", ~(self.effort > 0)),
+            ("kp >= 0", ~(self.kp >= 0)),
+            ("kd >= 0", ~(self.kd >= 0)),
+            (
+                "lower <= default_pose <= upper",
+                ~((self.lower <= self.default_pose) & (self.default_pose <= self.upper)),
+            ),
+        ):
+            if bad.any():
+                problems.append(f"{label} fails for {[names[i] for i in np.flatnonzero(bad)]}")
+        if problems:
+            raise ValueError("invalid joint limits: " + "; ".join(problems) + " (fix the URDF / robot YAML)")
+
+    @property
+    def n_joints(self) -> int:
+        return len(self.joint_names)
+
+    @classmethod
+    def from_robot_spec(cls, spec: RobotSpec) -> JointLimits:
+        return cls(
+            joint_names=tuple(spec.joint_names),
+            lower=spec.lower,
+            upper=spec.upper,
+            velocity=spec.velocity_limits,
+            effort=spec.effort_limits,
+            kp=spec.kp,
+            kd=spec.kd,
+            default_pose=spec.default_pose,
+        )
+
+
+@dataclass(frozen=True)
+class JointCommand:
+    """A name-keyed position command (what a sensor_msgs/JointState on /policy/joint_commands carries).
+
+    ``stamp`` is in seconds on the same clock as the state's stamp.
+    """
+
+    stamp: float
+    names: tuple[str, ...]
+    positions: np.ndarray
+
+
+@dataclass(frozen=True)
+class BalanceState:
+    """What balance is judged from. Tilt alone is enough; the capture point is checked when ``com_xy`` is
+    given.
+
+    ``tilt``: angle between base z and world z (rad), ``tilt_rate``: its time derivative (rad/s), see
+    :func:`tilt_from_imu`. World-frame CoM position/velocity (xy), CoM height above the ground under the feet,
+    foot positions ``(2, 3)`` (left, right; world), ``contacts`` ``(2,)`` bool, ``foot_size`` (length x,
+    width y) and the base yaw (feet assumed aligned with it).
+    """
+
+    tilt: float
+    tilt_rate: float = 0.0
+    com_xy: np.ndarray | None = None
+    com_vel_xy: np.ndarray | None = None
+    com_height: float = math.nan
+    feet: np.ndarray | None = None
+    contacts: np.ndarray | None = None
+    foot_size: tuple[float, float] = (0.22, 0.10)
+    yaw: float = 0.0
+
+
+@dataclass(frozen=True)
+class FilterState:
+    """The measured state a command is judged against (policy order). ``stamp``: the state's clock,
+    seconds."""
+
+    stamp: float
+    positions: np.ndarray
+    velocities: np.ndarray
+    balance: BalanceState | None = None
+
+
+@dataclass(frozen=True)
+class BalanceAssessment:
+    warning_level: float  # 0: fine … 1: trip
+    trip: bool
+    predicted_tilt: float  # rad
+    capture_point: np.ndarray | None  # world xy, when evaluated
+    capture_point_distance: float  # to the support polygon edge, positive inside; nan when not evaluated
+    reason: str  # empty when warning_level == 0
+    data_valid: bool = True  # False: the balance data was not finite/plausible (counts as a trip)
+
+
+NO_BALANCE = BalanceAssessment(0.0, False, 0.0, None, math.nan, "")
+
+
+@dataclass
+class FilterResult:
+    """``positions`` (policy order, float64) is always finite and within the hard position limits."""
+
+    positions: np.ndarray
+    accepted: bool
+    reject_reason: RejectReason | None = None
+    reject_detail: str = ""
+    intervened: np.ndarray = field(default_factory=lambda: np.zeros(len(STAGES), dtype=bool))
+    balance: BalanceAssessment = NO_BALANCE
+
+    @property
+    def interventions(self) -> tuple[Stage, ...]:
+        """Stages whose interval the command violated (so the output differs from the command)."""
+        return tuple(s for s in STAGES if self.intervened[s.value])
+
+    @property
+    def warning_level(self) -> float:
+        return self.balance.warning_level
+
+    @property
+    def request_damping(self) -> bool:
+        return self.balance.trip
+
+
+def tilt_from_imu(
+    quat_xyzw: Sequence[float] | np.ndarray, ang_vel_body: Sequence[float] | np.ndarray
+) -> tuple[float, float]:
+    """(tilt, tilt_rate) from an IMU orientation (xyzw, base→world) and body-frame angular velocity.
+
+    tilt = angle between the base z axis and world z; tilt_rate = d(tilt)/dt (positive: tilting further).
+    At zero tilt the rate is |ω_xy| (tilt can only grow from there).
+    """
+    x, y, z, w = (float(v) for v in quat_xyzw)
+    norm = math.sqrt(x * x + y * y + z * z + w * w)
+    if not math.isfinite(norm) or norm < 1e-9:
+        return math.nan, math.nan
+    x, y, z, w = x / norm, y / norm, z / norm, w / norm
+    # World up expressed in the body frame = third row of R(q).
+    up_x, up_y, up_z = 2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)
+    tilt = math.acos(max(-1.0, min(1.0, up_z)))
+    wx, wy = float(ang_vel_body[0]), float(ang_vel_body[1])
+    sin_tilt = math.hypot(up_x, up_y)
+    rate = math.hypot(wx, wy) if sin_tilt < 1e-9 else (up_y * wx - up_x * wy) / sin_tilt
+    return tilt, rate
+
+
+_DIRECTIONS = np.stack([np.cos(np.arange(16) * np.pi / 8), np.sin(np.arange(16) * np.pi / 8)], axis=1)
+_CORNER_SIGNS = np.array([[1.0, 1.0], [1.0, -1.0], [-1.0, 1.0], [-1.0, -1.0]])
+
+
+def support_polygon_distance(
+    point_xy: np.ndarray,
+    feet_xy: np.ndarray,
+    contacts: np.ndarray,
+    foot_size: tuple[float, float],
+    yaw: float,
+) -> float:
+    """Signed distance from ``point_xy`` to the edge of the support polygon (positive inside, metres).
+
+    The polygon is the convex hull of the sole rectangles of the feet in contact (both feet when none is: a
+    flight phase or a robot on a gantry is not a fall), aligned with ``yaw``. Computed with the support
+    function over the hull's edge normals plus 16 directions: exact inside; outside it is a lower bound
+    within 2 % of the distance.
+    """
+    c, s = math.cos(yaw), math.sin(yaw)
+    rot_t = np.array([[c, s], [-s, c]])
+    feet = feet_xy[contacts] if contacts.any() else feet_xy
+    offsets = (_CORNER_SIGNS * (0.5 * foot_size[0], 0.5 * foot_size[1])) @ rot_t
+    corners = (feet[:, None, :] + offsets[None, :, :]).reshape(-1, 2)
+    directions = _DIRECTIONS @ rot_t
+    if len(feet) == 2:
+        span = feet[1] - feet[0]
+        length = math.hypot(span[0], span[1])
+        if length > 1e-9:
+            normal = np.array([[-span[1], span[0]], [span[1], -span[0]]]) / length
+            directions = np.concatenate((directions, normal))
+    reach = (directions @ corners.T).max(axis=1)
+    return float((reach - directions @ point_xy).min())
+
+
+def _reconcile(
+    stage_lo: np.ndarray, stage_hi: np.ndarray, lo: np.ndarray, hi: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Intersect [stage_lo, stage_hi] with the higher-priority [lo, hi]; where they do not overlap, the point
+    of [lo, hi] nearest to the stage interval. Requires stage_lo <= stage_hi and lo <= hi; keeps new_lo <=
+    new_hi."""
+    return np.minimum(np.maximum(stage_lo, lo), hi), np.maximum(np.minimum(stage_hi, hi), lo)
+
+
+class SafetyFilter:
+    """Bounds commands against limits, smoothness, effort and balance. See the module docstring."""
+
+    _PERMUTATION_CACHE_SIZE = 32
+
+    def __init__(self, limits: JointLimits, params: ShieldParams | None = None) -> None:
+        self.limits = limits
+        self._names = limits.joint_names
+        self._index = {name: i for i, name in enumerate(self._names)}
+        self._permutations: dict[tuple[str, ...], np.ndarray | tuple[RejectReason, str]] = {}
+        params = params if params is not None else ShieldParams()
+        reasons = self.check_params(params)
+        if reasons:
+            raise ValueError("invalid shield parameters: " + "; ".join(reasons))
+        self._apply(params)
+
+    # ---------------------------------------------------------------- parameters
+    @property
+    def params(self) -> ShieldParams:
+        return self._params
+
+    def check_params(self, params: ShieldParams) -> list[str]:
+        """:func:`validate` plus the checks that need the joint limits."""
+        reasons = validate(params)
+        if reasons:
+            return reasons
+        lim = self.limits
+        soft_lower, soft_upper = lim.lower + params.soft_margin, lim.upper - params.soft_margin
+        narrow = soft_lower >= soft_upper
+        if narrow.any():
+            reasons.append(
+                f"soft_margin {params.soft_margin} rad leaves no range for "
+                f"{[self._names[i] for i in np.flatnonzero(narrow)]}"
+            )
+        outside = (lim.default_pose < soft_lower) | (lim.default_pose > soft_upper)
+        if outside.any():
+            reasons.append(
+                f"soft_margin {params.soft_margin} rad puts the default pose of "
+                f"{[self._names[i] for i in np.flatnonzero(outside)]} outside the soft limits"
+            )
+        return reasons
+
+    def set_params(self, params: ShieldParams) -> list[str]:
+        """Switch to ``params`` from the next call on; refused (old ones kept) with the reasons if invalid."""
+        reasons = self.check_params(params)
+        if not reasons:
+            self._apply(params)
+        return reasons
+
+    def _apply(self, params: ShieldParams) -> None:
+        lim = self.limits
+        dt = params.control_period
+        self._params = params
+        self._soft_lower = lim.lower + params.soft_margin
+        self._soft_upper = lim.upper - params.soft_margin
+        # Fraction of the distance to the soft limit the target may cover in one period; capped at 1 so that
+        # one period never jumps past the soft limit.
+        self._soft_fraction = min(1.0, params.soft_limit_gain * dt)
+        self._velocity_step = lim.velocity * params.max_velocity_scale * dt
+        self._rate_step = np.full(lim.n_joints, params.max_target_rate * dt)
+        self._step = np.minimum(self._velocity_step, self._rate_step)
+        positive_kp = lim.kp > 0
+        safe_kp = np.where(positive_kp, lim.kp, 1.0)
+        self._kd_over_kp = np.where(positive_kp, lim.kd / safe_kp, 0.0)
+        self._effort_reach = np.where(positive_kp, lim.effort * params.effort_scale / safe_kp, np.inf)
+        self._range = lim.upper - lim.lower
+
+    # ---------------------------------------------------------------- public API
+    def safe_previous(self, previous_output: np.ndarray, measured: np.ndarray | None = None) -> np.ndarray:
+        """The previous output made usable: non-finite entries replaced by the measured position (or the
+        default pose), then clipped to the hard limits. Equal to ``previous_output`` when it already was
+        usable."""
+        prev = np.asarray(previous_output, dtype=np.float64)
+        if prev.shape != (self.limits.n_joints,):
+            raise ValueError(f"previous_output has shape {prev.shape}, expected ({self.limits.n_joints},)")
+        if not np.isfinite(prev).all():
+            fallback = self.limits.default_pose
+            if measured is not None:
+                measured = np.asarray(measured, dtype=np.float64)
+                fallback = np.where(np.isfinite(measured), measured, fallback)
+            prev = np.where(np.isfinite(prev), prev, fallback)
+        return np.minimum(np.maximum(prev, self.limits.lower), self.limits.upper)
+
+    def filter(self, command: JointCommand, state: FilterState, previous_output: np.ndarray) -> FilterResult:
+        """Bound ``command`` given the measured ``state`` and the previous output (policy order)."""
+        prev = self.safe_previous(previous_output, state.positions)
+        balance = self.assess_balance(state.balance) if state.balance is not None else NO_BALANCE
+        target = self._command_in_policy_order(command, state)
+        if isinstance(target, tuple):
+            return FilterResult(prev, False, target[0], target[1], balance=balance)
+        invalid = self._invalid_state(state)
+        if invalid:
+            return FilterResult(prev, False, RejectReason.INVALID_STATE, invalid, balance=balance)
+        return self._clip(target, state, prev, balance)
+
+    def constrain(self, target: np.ndarray, state: FilterState, previous_output: np.ndarray) -> FilterResult:
+        """Stages 2–6 only, for targets the shield makes itself (HOLD ramps). With an invalid state the
+        previous output stands (reported as INVALID_STATE)."""
+        prev = self.safe_previous(previous_output, state.positions)
+        balance = self.assess_balance(state.balance) if state.balance is not None else NO_BALANCE
+        invalid = self._invalid_state(state)
+        if invalid:
+            return FilterResult(prev, False, RejectReason.INVALID_STATE, invalid, balance=balance)
+        target = np.asarray(target, dtype=np.float64)
+        if target.shape != prev.shape or not np.isfinite(target).all():
+            raise ValueError(f"constrain() needs a finite target of shape {prev.shape}")
+        return self._clip(target, state, prev, balance)
+
+    def bounds(
+        self, state: FilterState, previous_output: np.ndarray, warning_level: float = 0.0
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The interval [lo, hi] per joint that a command is clipped to (all stages, priority applied)."""
+        prev = self.safe_previous(previous_output, state.positions)
+        return self._bounds(state.positions, state.velocities, prev, warning_level)
+
+    def assess_balance(self, balance: BalanceState) -> BalanceAssessment:
+        """Warning level and trip from predicted tilt and the capture point; non-finite data trips."""
+        p = self._params
+        tilt, tilt_rate = balance.tilt, balance.tilt_rate
+        if not (math.isfinite(tilt) and math.isfinite(tilt_rate)):
+            return BalanceAssessment(
+                1.0,
+                True,
+                math.nan,
+                None,
+                math.nan,
+                f"tilt or tilt rate not finite ({tilt}, {tilt_rate}): cannot judge balance",
+                data_valid=False,
+            )
+        predicted = tilt + max(tilt_rate, 0.0) * p.tilt_horizon
+        level = min(1.0, max(0.0, (predicted - p.tilt_warn) / (p.tilt_trip - p.tilt_warn)))
+        trip = predicted >= p.tilt_trip
+        capture_point, distance, cp_level = None, math.nan, 0.0
+        if balance.com_xy is not None:
+            try:
+                capture_point, distance = self._capture_point(balance)
+            except (TypeError, ValueError, IndexError) as error:
+                distance = math.nan
+                cp_problem = str(error)
+            else:
+                cp_problem = "" if math.isfinite(distance) else "not finite"
+            if cp_problem:
+                return BalanceAssessment(
+                    1.0,
+                    True,
+                    predicted,
+                    capture_point,
+                    math.nan,
+                    f"capture point data invalid ({cp_problem}): cannot judge balance",
+                    data_valid=False,
+                )
+            cp_level = min(
+                1.0,
+                max(
+                    0.0,
+                    (p.capture_point_margin - distance)
+                    / (p.capture_point_margin - p.capture_point_trip_margin),
+                ),
+            )
+            trip = trip or distance <= p.capture_point_trip_margin
+        if trip:
+            level = 1.0
+        else:
+            level = max(level, cp_level)
+        reason = ""
+        if level > 0.0:
+            reason = f"predicted tilt {predicted:.3f} rad (warn {p.tilt_warn}, trip {p.tilt_trip})" + (
+                ""
+                if capture_point is None
+                else f", capture point {distance:+.3f} m from the support polygon edge"
+                f" (warn {p.capture_point_margin}, trip {p.capture_point_trip_margin})"
+            )
+        return BalanceAssessment(level, trip, predicted, capture_point, distance, reason)
+
+    # ---------------------------------------------------------------- internals
+    def _capture_point(self, balance: BalanceState) -> tuple[np.ndarray, float]:
+        com_xy = np.asarray(balance.com_xy, dtype=np.float64).reshape(2)
+        com_vel_xy = np.asarray(balance.com_vel_xy, dtype=np.float64).reshape(2)
+        feet = np.asarray(balance.feet, dtype=np.float64).reshape(2, 3)
+        contacts = np.asarray(balance.contacts, dtype=bool).reshape(2)
+        height = float(balance.com_height)
+        if not height > 0.0 or not math.isfinite(height):
+            raise ValueError(f"CoM height {height} m must be positive and finite")
+        capture_point = com_xy + com_vel_xy * math.sqrt(height / self._params.gravity)
+        if not (
+            np.isfinite(capture_point).all() and np.isfinite(feet[:, :2]).all() and math.isfinite(balance.yaw)
+        ):
+            raise ValueError("CoM, CoM velocity, feet or yaw not finite")
+        distance = support_polygon_distance(
+            capture_point, feet[:, :2], contacts, balance.foot_size, balance.yaw
+        )
+        return capture_point, distance
+
+    def _command_in_policy_order(
+        self, command: JointCommand, state: FilterState
+    ) -> np.ndarray | tuple[RejectReason, str]:
+        try:
+            positions = np.asarray(command.positions, dtype=np.float64)
+            stamp = float(command.stamp)
+        except (TypeError, ValueError) as error:
+            return RejectReason.NON_FINITE, f"positions or stamp are not numbers: {error}"
+        names = command.names
+        if positions.ndim != 1 or positions.shape[0] != len(names):
+            return (
+                RejectReason.LENGTH_MISMATCH,
+                f"{len(names)} joint names but positions of shape {positions.shape}",
+            )
+        if not np.isfinite(positions).all() or not math.isfinite(stamp):
+            bad = [str(names[i]) for i in np.flatnonzero(~np.isfinite(positions))]
+            return RejectReason.NON_FINITE, f"non-finite target for {bad} or stamp {stamp}"
+        if names != self._names:
+            permutation = self._permutation(tuple(names))
+            if isinstance(permutation, tuple):
+                return permutation
+            positions = positions[permutation]
+        if stamp <= 0.0:
+            return RejectReason.BAD_STAMP, f"stamp {stamp} s: the command's header stamp was never set"
+        now = float(state.stamp)
+        if stamp > now + self._params.future_tolerance:
+            return (
+                RejectReason.FUTURE_STAMP,
+                f"stamped {stamp - now:.4f} s in the future (tolerance {self._params.future_tolerance} s):"
+                " are the policy and the state on the same clock?",
+            )
+        if now - stamp > self._params.command_timeout:
+            return (
+                RejectReason.STALE_STAMP,
+                f"stamped {now - stamp:.4f} s ago (command_timeout {self._params.command_timeout} s)",
+            )
+        return positions
+
+    def _permutation(self, names: tuple[str, ...]) -> np.ndarray | tuple[RejectReason, str]:
+        cached = self._permutations.get(names)
+        if cached is not None:
+            return cached
+        result: np.ndarray | tuple[RejectReason, str]
+        seen: set[str] = set()
+        duplicates: set[str] = set()
+        for name in names:
+            (duplicates if name in seen else seen).add(name)
+        unknown = [n for n in names if n not in self._index]
+        missing = [n for n in self._names if n not in seen]
+        if len(names) != len(self._names) and not (duplicates or unknown or missing):
+            result = RejectReason.LENGTH_MISMATCH, f"{len(names)} targets for {len(self._names)} joints"
+        elif duplicates:
+            result = RejectReason.DUPLICATE_JOINT, f"joint names given twice: {sorted(duplicates)}"
+        elif unknown:
+            result = RejectReason.UNKNOWN_JOINT, f"joint names the robot does not have: {unknown}"
+        elif missing:
+            result = RejectReason.MISSING_JOINT, f"no target for joints {missing}"
+        else:
+            position_of = {n: i for i, n in enumerate(names)}
+            result = np.array([position_of[n] for n in self._names], dtype=np.intp)
+        if len(self._permutations) >= self._PERMUTATION_CACHE_SIZE:
+            self._permutations.clear()  # bounded memory against a stream of garbage name lists
+        self._permutations[names] = result
+        return result
+
+    def _invalid_state(self, state: FilterState) -> str:
+        n = self.limits.n_joints
+        q, qd = state.positions, state.velocities
+        if np.shape(q) != (n,) or np.shape(qd) != (n,):
+            raise ValueError(
+                f"FilterState positions/velocities must have shape ({n},) in policy order, got "
+                f"{np.shape(q)} and {np.shape(qd)}"
+            )
+        # "not <=" also catches NaN. Beyond these magnitudes a reading is a sensor fault, not a robot.
+        if not (
+            np.abs(q).max() <= MAX_PLAUSIBLE_POSITION
+            and np.abs(qd).max() <= MAX_PLAUSIBLE_VELOCITY
+            and math.isfinite(state.stamp)
+        ):
+            return (
+                f"measured joint positions or velocities are not finite or implausible (|q| > "
+                f"{MAX_PLAUSIBLE_POSITION} rad, |q̇| > {MAX_PLAUSIBLE_VELOCITY} rad/s), or the state stamp"
+                f" {state.stamp} is not finite"
+            )
+        return ""
+
+    def _bounds(
+        self, q: np.ndarray, qd: np.ndarray, prev: np.ndarray, warning_level: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        # 1 + 2: hard limits ∩ velocity/rate from the previous output (prev is within the hard limits).
+        lo = np.maximum(prev - self._step, self.limits.lower)
+        hi = np.minimum(prev + self._step, self.limits.upper)
+        # 3: soft-limit law, toward each soft limit at most a fraction of the remaining distance per period.
+        f = self._soft_fraction
+        lo, hi = _reconcile(
+            prev + f * (self._soft_lower - prev), prev + f * (self._soft_upper - prev), lo, hi
+        )
+        # 4: effort, kp·(t − q) − kd·q̇ ∈ ±effort  ⇔  t ∈ q + kd/kp·q̇ ± effort/kp.
+        effort_centre = q + self._kd_over_kp * qd
+        lo, hi = _reconcile(effort_centre - self._effort_reach, effort_centre + self._effort_reach, lo, hi)
+        # 5: balance band around the default pose.
+        if warning_level > 0.0:
+            half_width = self._range * (1.0 - warning_level)
+            default = self.limits.default_pose
+            lo, hi = _reconcile(default - half_width, default + half_width, lo, hi)
+        return lo, hi
+
+    def _clip(
+        self, target: np.ndarray, state: FilterState, prev: np.ndarray, balance: BalanceAssessment
+    ) -> FilterResult:
+        lo, hi = self._bounds(state.positions, state.velocities, prev, balance.warning_level)
+        output = np.minimum(np.maximum(target, lo), hi)
+        result = FilterResult(output, True, balance=balance)
+        if not np.array_equal(output, target):
+            result.intervened = self._violated_stages(target, state, prev, balance.warning_level)
+        return result
+
+    def _violated_stages(
+        self, target: np.ndarray, state: FilterState, prev: np.ndarray, warning_level: float
+    ) -> np.ndarray:
+        # Comparisons only, no arithmetic on the (possibly huge) target: nothing can overflow here.
+        lim, f = self.limits, self._soft_fraction
+        effort_centre = state.positions + self._kd_over_kp * state.velocities
+        intervened = np.zeros(len(STAGES), dtype=bool)
+        intervened[Stage.POSITION.value] = bool(
+            (
+                (target < lim.lower)
+                | (target > lim.upper)
+                | (target < prev + f * (self._soft_lower - prev))
+                | (target > prev + f * (self._soft_upper - prev))
+            ).any()
+        )
+        intervened[Stage.VELOCITY.value] = bool(
+            ((target < prev - self._velocity_step) | (target > prev + self._velocity_step)).any()
+        )
+        intervened[Stage.RATE.value] = bool(
+            ((target < prev - self._rate_step) | (target > prev + self._rate_step)).any()
+        )
+        intervened[Stage.EFFORT.value] = bool(
+            (
+                (target < effort_centre - self._effort_reach) | (target > effort_centre + self._effort_reach)
+            ).any()
+        )
+        if warning_level > 0.0:
+            half_width = self._range * (1.0 - warning_level)
+            intervened[Stage.BALANCE.value] = bool(
+                ((target < lim.default_pose - half_width) | (target > lim.default_pose + half_width)).any()
+            )
+        return intervened
