@@ -98,7 +98,7 @@ def write_node_launchers() -> list[str]:
 
 
 def share_tree(directory: str) -> list[tuple[str, list[str]]]:
-    """data_files entries that mirror `directory` under share/humanoid_rl/, keeping empty dirs via .gitkeep."""
+    """data_files entries mirroring `directory` under share/humanoid_rl/; empty dirs kept via .gitkeep."""
     entries = []
     for dirpath, dirnames, filenames in os.walk(SOURCE_DIR / directory):
         dirnames[:] = sorted(d for d in dirnames if d != "__pycache__" and not d.startswith("."))
@@ -204,7 +204,14 @@ def main() -> None:
                 "matplotlib>=3.7",
                 "tqdm>=4.60",
             ],
-            "test": ["pytest>=8.0", "hypothesis>=6.90", "ruff>=0.6", "gymnasium>=1.0", "onnx>=1.15", "matplotlib>=3.7"],
+            "test": [
+                "pytest>=8.0",
+                "hypothesis>=6.90",
+                "ruff>=0.6",
+                "gymnasium>=1.0",
+                "onnx>=1.15",
+                "matplotlib>=3.7",
+            ],
         },
         entry_points={"console_scripts": console_scripts},
         cmdclass={"install_data": InstallDataBesideScripts},
