@@ -1,0 +1,16 @@
+"""Session-wide test environment. Runs at import time, before any test module can import rclpy.
+
+Each pytest session gets its own DDS domain on localhost only, so two test runs (or a test run and a
+simulation) on one machine, or on one network, never see each other's topics.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+
+# The PyPI ROS wheels ship Fast DDS; name it so rclpy does not look for another middleware.
+os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
+# A random domain per session unless the caller chose one; 100..199 stays clear of the common 0.
+os.environ.setdefault("ROS_DOMAIN_ID", str(random.SystemRandom().randint(100, 199)))
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
