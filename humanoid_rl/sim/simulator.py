@@ -1,0 +1,648 @@
+"""PyBullet simulation of the humanoid: our joint PD at physics rate, noisy sensors, pushes, randomization.
+
+One ``HumanoidSim`` owns one PyBullet physics client (DIRECT unless ``gui``), so several simulations in one
+process never see each other. The joint PD runs in Python at the physics rate in TORQUE_CONTROL, the way a
+motor driver does on the robot: ``tau = strength * (kp*s_kp*(q* - q) + kd*s_kd*(qd* - qd) + tau_ff)``, clipped
+to ``strength * effort_limit``. PyBullet's own velocity motors are switched off at load, so nothing else
+pushes on the joints. Every joint vector in and out of this class is in **policy order**
+(``spec.joint_names``); the mapping to PyBullet joint indices is made once, by name, at load.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+import numpy as np
+import pybullet as pb
+import pybullet_data
+
+from humanoid_rl.core.robot_spec import RobotSpec
+from humanoid_rl.sim.randomization import DomainRandomization, RandomizationSample, draw_randomization
+
+__all__ = ["BaseState", "HumanoidSim", "SensorNoise", "SensorReadings", "SimConfig", "SimError"]
+
+STANDARD_GRAVITY = 9.81
+_GROUND_URDF = Path(pybullet_data.getDataPath()) / "plane.urdf"
+_SPAWN_HEIGHT_M = 3.0  # where the robot is posed before it is lowered onto the ground at reset
+
+
+class SimError(RuntimeError):
+    """The simulation cannot do what was asked; the message says why and what to do."""
+
+
+@dataclass
+class SensorNoise:
+    """Standard deviations of the sensor noise. White noise is drawn per reading, bias once per episode."""
+
+    gyro_std: float = 0.01  # rad/s
+    gyro_bias_std: float = 0.005  # rad/s
+    accel_std: float = 0.05  # m/s^2
+    accel_bias_std: float = 0.05  # m/s^2
+    orientation_std: float = 0.002  # rad, a small random rotation applied to the IMU quaternion
+    joint_pos_std: float = 0.001  # rad
+    joint_vel_std: float = 0.02  # rad/s
+
+    def __post_init__(self) -> None:
+        for name, value in vars(self).items():
+            if not (math.isfinite(value) and value >= 0.0):
+                raise ValueError(
+                    f"SensorNoise.{name} = {value!r}: a standard deviation must be finite and >= 0"
+                )
+
+    @classmethod
+    def none(cls) -> SensorNoise:
+        """Noise-free, bias-free sensors."""
+        return cls(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+
+
+@dataclass
+class SimConfig:
+    physics_rate_hz: float | None = None  # None: the robot spec's physics rate (1 kHz for the shipped robot)
+    gui: bool = False
+    seed: int = 0  # seeds the episodes of resets that are given no seed
+    noise: SensorNoise = field(default_factory=SensorNoise)
+    randomization: DomainRandomization = field(default_factory=DomainRandomization)
+    control_latency_s: float = 0.0  # used when the randomization does not draw one
+    foot_friction: float = 1.0  # nominal lateral friction of the feet (the ground's is ground_friction)
+    ground_friction: float = 1.0
+    contact_force_threshold_n: float = 5.0  # normal force above which a foot counts as in contact
+    # The IMU's accelerometer reports the mean acceleration over this window (its anti-aliasing filter);
+    # one physics step alone carries the contact solver's step-to-step jitter.
+    imu_accel_window_s: float = 0.005
+    solver_iterations: int = 50
+    self_collision: bool = False
+
+    def __post_init__(self) -> None:
+        if self.physics_rate_hz is not None and not (
+            math.isfinite(self.physics_rate_hz) and self.physics_rate_hz > 0
+        ):
+            raise ValueError(
+                f"SimConfig.physics_rate_hz = {self.physics_rate_hz!r}: use a positive rate or None"
+            )
+        checks = {
+            "control_latency_s": self.control_latency_s,
+            "foot_friction": self.foot_friction,
+            "ground_friction": self.ground_friction,
+            "contact_force_threshold_n": self.contact_force_threshold_n,
+            "imu_accel_window_s": self.imu_accel_window_s,
+        }
+        for name, value in checks.items():
+            if not (math.isfinite(value) and value >= 0.0):
+                raise ValueError(f"SimConfig.{name} = {value!r}: use a finite value >= 0")
+        if self.solver_iterations < 1:
+            raise ValueError(f"SimConfig.solver_iterations = {self.solver_iterations!r}: use at least 1")
+
+
+@dataclass
+class SensorReadings:
+    """What the robot's own sensors report (noisy). Joint vectors in policy order."""
+
+    time_s: float
+    imu_quat: np.ndarray  # (4,) xyzw, IMU frame in world
+    imu_gyro: np.ndarray  # (3,) rad/s, IMU (body) frame
+    imu_accel: np.ndarray  # (3,) m/s^2 specific force in the IMU frame: +9.81 on z when standing still
+    joint_pos: np.ndarray  # (n_joints,)
+    joint_vel: np.ndarray  # (n_joints,)
+    foot_forces: np.ndarray  # (2,) N, normal contact force per foot (left, right)
+    foot_contacts: np.ndarray  # (2,) bool, foot_forces above the contact threshold
+    foot_wrenches: np.ndarray  # (2, 6) world frame: force (3) and torque about the foot link origin (3)
+
+
+@dataclass
+class BaseState:
+    """Exact (noise-free) state of the floating base, for rewards, terminations and tests."""
+
+    time_s: float
+    pos: np.ndarray  # (3,) base link frame origin, world
+    quat: np.ndarray  # (4,) xyzw, base link frame in world
+    lin_vel_world: np.ndarray  # (3,)
+    ang_vel_world: np.ndarray  # (3,)
+    ang_vel_body: np.ndarray  # (3,) base frame
+    lin_vel_body: np.ndarray  # (3,) base frame
+    com: np.ndarray  # (3,) whole-body centre of mass, world
+    projected_gravity: np.ndarray  # (3,) unit (0, 0, -1) expressed in the base frame
+
+    @property
+    def tilt_rad(self) -> float:
+        """Angle between the base z axis and world up."""
+        return float(math.acos(max(-1.0, min(1.0, -float(self.projected_gravity[2])))))
+
+
+def _rotation(quat_xyzw: tuple[float, ...] | np.ndarray) -> np.ndarray:
+    return np.asarray(pb.getMatrixFromQuaternion(quat_xyzw), dtype=np.float64).reshape(3, 3)
+
+
+def _as_vector(name: str, value: object, size: int, what: str) -> np.ndarray:
+    array = np.asarray(value, dtype=np.float64)
+    if array.ndim == 0:
+        array = np.full(size, float(array))
+    if array.shape != (size,):
+        raise ValueError(f"{name} must have shape ({size},) ({what}), got shape {array.shape}")
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} contains NaN or inf: {array}; send finite values")
+    return array
+
+
+class HumanoidSim:
+    """The humanoid in PyBullet. ``reset`` then alternately ``set_joint_targets`` and ``step``."""
+
+    def __init__(self, spec: RobotSpec, config: SimConfig | None = None) -> None:
+        self.spec = spec
+        self.config = config if config is not None else SimConfig()
+        self.physics_rate_hz = float(self.config.physics_rate_hz or spec.physics_rate_hz)
+        self.dt = 1.0 / self.physics_rate_hz
+        self.decimation = max(
+            1, int(round(self.physics_rate_hz / spec.policy_rate_hz))
+        )  # physics steps per policy step
+        self.n_joints = spec.n_joints
+        self.joint_names = spec.joint_names
+        self._client = pb.connect(pb.GUI if self.config.gui else pb.DIRECT)
+        if self._client < 0:
+            raise SimError("PyBullet could not connect (a second GUI window in one process is not allowed)")
+        self._closed = False
+        try:
+            self._load_world()
+        except BaseException:
+            self.close()
+            raise
+        self._episode_seeds = np.random.default_rng(self.config.seed)
+        self.reset()
+
+    # ------------------------------------------------------------------------------------------ loading
+
+    def _load_world(self) -> None:
+        client = self._client
+        pb.setPhysicsEngineParameter(
+            fixedTimeStep=self.dt,
+            numSubSteps=0,
+            numSolverIterations=self.config.solver_iterations,
+            deterministicOverlappingPairs=1,
+            physicsClientId=client,
+        )
+        self.ground_id = pb.loadURDF(str(_GROUND_URDF), useFixedBase=True, physicsClientId=client)
+        pb.changeDynamics(
+            self.ground_id, -1, lateralFriction=self.config.ground_friction, physicsClientId=client
+        )
+        flags = pb.URDF_USE_INERTIA_FROM_FILE
+        if self.config.self_collision:
+            flags |= pb.URDF_USE_SELF_COLLISION
+        self.robot_id = pb.loadURDF(
+            str(self.spec.urdf_path),
+            basePosition=(0.0, 0.0, _SPAWN_HEIGHT_M),
+            flags=flags,
+            physicsClientId=client,
+        )
+        root_name = pb.getBodyInfo(self.robot_id, physicsClientId=client)[0].decode()
+        if root_name != self.spec.base_link:
+            raise SimError(
+                f"{self.spec.urdf_path}: PyBullet's root link is {root_name!r} but the spec's base_link is "
+                f"{self.spec.base_link!r}; make base_link the URDF root in {self.spec.config_path}"
+            )
+        n_bullet_joints = pb.getNumJoints(self.robot_id, physicsClientId=client)
+        joint_index: dict[str, int] = {}
+        link_index: dict[str, int] = {self.spec.base_link: -1}
+        parent_of: dict[int, int] = {}
+        fixed: dict[int, bool] = {}
+        movable: list[int] = []
+        for index in range(n_bullet_joints):
+            info = pb.getJointInfo(self.robot_id, index, physicsClientId=client)
+            joint_index[info[1].decode()] = index
+            link_index[info[12].decode()] = index
+            parent_of[index] = info[16]
+            fixed[index] = info[2] == pb.JOINT_FIXED
+            if info[2] != pb.JOINT_FIXED:
+                movable.append(index)
+        missing = [name for name in self.spec.joint_names if name not in joint_index]
+        if missing:
+            raise SimError(f"{self.spec.urdf_path} has no joints named {missing}; the spec and URDF disagree")
+        self._joint_ids = [
+            joint_index[name] for name in self.spec.joint_names
+        ]  # policy order -> PyBullet index
+        self._link_index = link_index
+        self.link_names: tuple[str, ...] = tuple(sorted(link_index, key=link_index.__getitem__))  # base first
+        self._foot_ids = [link_index[name] for name in self.spec.foot_links]
+
+        # Default motors hold every joint with a velocity servo; switch them off so only our torques act.
+        pb.setJointMotorControlArray(
+            self.robot_id, movable, pb.VELOCITY_CONTROL, forces=[0.0] * len(movable), physicsClientId=client
+        )
+        for link in range(-1, n_bullet_joints):  # no invented air drag on the robot
+            pb.changeDynamics(
+                self.robot_id, link, linearDamping=0.0, angularDamping=0.0, physicsClientId=client
+            )
+
+        # Nominal dynamics, so each reset starts from them and randomization draws never compound.
+        infos = [
+            pb.getDynamicsInfo(self.robot_id, link, physicsClientId=client)
+            for link in range(-1, n_bullet_joints)
+        ]
+        self._nominal_mass = np.array([info[0] for info in infos])
+        self._nominal_inertia = np.array([info[2] for info in infos])
+        self._link_masses = self._nominal_mass.copy()
+        self._friction_link_names: tuple[str, ...] = (
+            self.link_names if self.config.randomization.friction_all_links else tuple(self.spec.foot_links)
+        )
+        self._friction_link_ids = [link_index[name] for name in self._friction_link_names]
+        for link in self._foot_ids:
+            pb.changeDynamics(
+                self.robot_id, link, lateralFriction=self.config.foot_friction, physicsClientId=client
+            )
+        self._nominal_friction = np.array(
+            [
+                pb.getDynamicsInfo(self.robot_id, link, physicsClientId=client)[1]
+                for link in self._friction_link_ids
+            ]
+        )
+
+        # PyBullet reports the base's inertial (centre-of-mass) frame; keep the base link frame in it.
+        inertial = pb.getDynamicsInfo(self.robot_id, -1, physicsClientId=client)
+        self._com_to_base = pb.invertTransform(inertial[3], inertial[4])
+        self._base_is_com_frame = bool(
+            np.allclose(inertial[3], 0.0) and np.allclose(inertial[4], (0, 0, 0, 1))
+        )
+        # The IMU must ride rigidly on the base (fixed joints only) so its pose follows from the base pose.
+        imu_link = link_index.get(self.spec.imu_link)
+        if imu_link is None:
+            raise SimError(f"{self.spec.urdf_path} has no link {self.spec.imu_link!r} (spec imu_link)")
+        link = imu_link
+        while link != -1:
+            if not fixed[link]:
+                moving = pb.getJointInfo(self.robot_id, link, physicsClientId=client)[1].decode()
+                raise SimError(
+                    f"imu_link {self.spec.imu_link!r} is not rigidly attached to the base "
+                    f"{self.spec.base_link!r} "
+                    f"(joint {moving!r} moves); mount the IMU on the base through fixed joints"
+                )
+            link = parent_of[link]
+        if imu_link == -1:
+            com_to_imu = self._com_to_base
+        else:
+            com_pos, com_quat = pb.getBasePositionAndOrientation(self.robot_id, physicsClientId=client)
+            imu_state = pb.getLinkState(
+                self.robot_id, imu_link, computeForwardKinematics=1, physicsClientId=client
+            )
+            com_to_imu = pb.multiplyTransforms(
+                *pb.invertTransform(com_pos, com_quat), imu_state[4], imu_state[5]
+            )
+        self._imu_offset = np.asarray(com_to_imu[0])  # IMU position in the base COM frame
+        self._imu_quat_in_com = tuple(com_to_imu[1])
+        self._imu_rotation_in_com = _rotation(com_to_imu[1])
+
+        self._all_link_ids = list(range(n_bullet_joints))
+        # Preallocated per-step buffers.
+        self._tau = np.zeros(self.n_joints)
+        self._tau_scratch = np.zeros(self.n_joints)
+        self.last_applied_torques = np.zeros(
+            self.n_joints
+        )  # what the motors produced in the last physics step
+
+    # ------------------------------------------------------------------------------------------ episodes
+
+    def reset(self, seed: int | None = None, joint_pos: np.ndarray | None = None) -> None:
+        """Start an episode: draw the randomization and sensor biases from ``seed`` (None: the next seed of
+        the sequence started by ``config.seed``), pose the robot (``joint_pos`` or the default pose), lower it
+        until its lowest point touches the ground, at rest, and command it to hold that pose."""
+        if self._closed:
+            raise SimError("this HumanoidSim is closed; create a new one")
+        if seed is None:
+            seed = int(self._episode_seeds.integers(0, 2**63 - 1))
+        self.seed = seed
+        randomization_rng, noise_rng = np.random.default_rng(seed).spawn(2)
+        self._noise_rng = noise_rng
+        pose = (
+            self.spec.default_pose
+            if joint_pos is None
+            else _as_vector("joint_pos", joint_pos, self.n_joints, "policy order")
+        )
+        self.randomization_sample = draw_randomization(
+            self.config.randomization,
+            randomization_rng,
+            link_names=self.link_names,
+            friction_link_names=self._friction_link_names,
+            nominal_friction=self._nominal_friction,
+            n_joints=self.n_joints,
+            nominal_gravity_z=-STANDARD_GRAVITY,
+            nominal_latency_s=self.config.control_latency_s,
+            seed=seed,
+        )
+        self._apply_sample(self.randomization_sample)
+        self._draw_sensor_biases()
+        self._place_on_ground(pose)
+
+        self.step_count = 0
+        self._pending: collections.deque[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = collections.deque()
+        self._push_force: tuple[float, float, float] = (0.0, 0.0, 0.0)
+        self._push_steps_left = 0
+        self.last_applied_torques[:] = 0.0
+        # The accelerometer window starts from rest (the robot is placed with zero velocity).
+        self._accel_window_steps = max(1, int(round(self.config.imu_accel_window_s * self.physics_rate_hz)))
+        zero = ((0.0, 0.0, 0.0), (0.0, 0.0, 0.0))
+        self._velocity_history: list[tuple[tuple[float, ...], tuple[float, ...]]] = [zero] * (
+            self._accel_window_steps + 1
+        )
+        self._activate_targets(
+            pose, np.zeros(self.n_joints), np.zeros(self.n_joints), 1.0, 1.0, delay_steps=0
+        )
+
+    def _apply_sample(self, sample: RandomizationSample) -> None:
+        client = self._client
+        masses = self._nominal_mass * sample.mass_scale
+        inertias = self._nominal_inertia * sample.mass_scale[:, None]  # same shape, denser material
+        for link, (mass, inertia) in enumerate(zip(masses, inertias, strict=True), start=-1):
+            pb.changeDynamics(
+                self.robot_id,
+                link,
+                mass=float(mass),
+                localInertiaDiagonal=inertia.tolist(),
+                physicsClientId=client,
+            )
+        self._link_masses = masses
+        for link, friction in zip(self._friction_link_ids, sample.friction, strict=True):
+            pb.changeDynamics(self.robot_id, link, lateralFriction=float(friction), physicsClientId=client)
+        self.gravity = sample.gravity.copy()
+        pb.setGravity(*self.gravity.tolist(), physicsClientId=client)
+        strength = sample.actuator_strength
+        # The motor produces `strength` times what it is asked for, up to `strength` times its rated effort.
+        self._kp = self.spec.kp * sample.kp_scale * strength
+        self._kd = self.spec.kd * sample.kd_scale * strength
+        self._strength = strength.copy()
+        self._tau_max = self.spec.effort_limits * strength
+        self._tau_min = -self._tau_max
+        self.latency_steps = int(round(sample.control_latency_s * self.physics_rate_hz))
+        noise = self.config.noise
+        imu_scale, encoder_scale = sample.imu_noise_scale, sample.encoder_noise_scale
+        self._gyro_std = noise.gyro_std * imu_scale
+        self._accel_std = noise.accel_std * imu_scale
+        self._orientation_std = noise.orientation_std * imu_scale
+        self._joint_pos_std = noise.joint_pos_std * encoder_scale
+        self._joint_vel_std = noise.joint_vel_std * encoder_scale
+
+    def _draw_sensor_biases(self) -> None:
+        noise, scale = self.config.noise, self.randomization_sample.imu_noise_scale
+        self.gyro_bias = self._noise_rng.normal(0.0, noise.gyro_bias_std * scale, 3)
+        self.accel_bias = self._noise_rng.normal(0.0, noise.accel_bias_std * scale, 3)
+
+    def _place_on_ground(self, pose: np.ndarray) -> None:
+        client, robot = self._client, self.robot_id
+        for index, position in zip(self._joint_ids, pose, strict=True):
+            pb.resetJointState(robot, index, float(position), 0.0, physicsClientId=client)
+        upright_com = pb.multiplyTransforms(
+            (0.0, 0.0, _SPAWN_HEIGHT_M), (0, 0, 0, 1), *pb.invertTransform(*self._com_to_base)
+        )
+        pb.resetBasePositionAndOrientation(robot, upright_com[0], upright_com[1], physicsClientId=client)
+        pb.resetBaseVelocity(robot, (0.0, 0.0, 0.0), (0.0, 0.0, 0.0), physicsClientId=client)
+        # Signed distance from every robot link to the ground; lower the robot by the smallest.
+        closest = pb.getClosestPoints(robot, self.ground_id, 2.0 * _SPAWN_HEIGHT_M, physicsClientId=client)
+        if not closest:
+            raise SimError("could not measure the robot's height above the ground (no closest points)")
+        gap = min(point[8] for point in closest)
+        if gap <= 0.0:
+            raise SimError(
+                f"in the requested pose the robot reaches {-gap:.2f} m below its base at spawn height"
+            )
+        lowered = (upright_com[0][0], upright_com[0][1], upright_com[0][2] - gap)
+        pb.resetBasePositionAndOrientation(robot, lowered, upright_com[1], physicsClientId=client)
+        self.standing_base_height = (
+            _SPAWN_HEIGHT_M - gap
+        )  # base link frame height with the soles on the ground
+
+    # ------------------------------------------------------------------------------------------ commands
+
+    def set_joint_targets(
+        self,
+        q_target: np.ndarray,
+        qd_target: np.ndarray | None = None,
+        tau_ff: np.ndarray | None = None,
+        stiffness_scale: float | np.ndarray = 1.0,
+        damping_scale: float | np.ndarray = 1.0,
+    ) -> None:
+        """Command the joint PD (policy order). The command reaches the motors ``latency_steps`` physics steps
+        from now and is held until the next one arrives."""
+        n = self.n_joints
+        q = _as_vector("q_target", q_target, n, "policy order, spec.joint_names")
+        qd = np.zeros(n) if qd_target is None else _as_vector("qd_target", qd_target, n, "policy order")
+        ff = np.zeros(n) if tau_ff is None else _as_vector("tau_ff", tau_ff, n, "policy order")
+        kp_scale = _as_vector("stiffness_scale", stiffness_scale, n, "a scalar or one per joint")
+        kd_scale = _as_vector("damping_scale", damping_scale, n, "a scalar or one per joint")
+        if np.any(kp_scale < 0.0) or np.any(kd_scale < 0.0):
+            raise ValueError(
+                "stiffness_scale and damping_scale must be >= 0 (a negative gain destabilizes the joint)"
+            )
+        self._activate_targets(q, qd, ff, kp_scale, kd_scale, delay_steps=self.latency_steps)
+
+    def _activate_targets(
+        self,
+        q: np.ndarray,
+        qd: np.ndarray,
+        ff: np.ndarray,
+        kp_scale: float | np.ndarray,
+        kd_scale: float | np.ndarray,
+        delay_steps: int,
+    ) -> None:
+        kp = self._kp * kp_scale
+        kd = self._kd * kd_scale
+        # tau = kp*(q* - q) + kd*(qd* - qd) + s*ff == offset - kp*q - kd*qd: the constant part is folded once.
+        offset = kp * q + kd * qd + self._strength * ff
+        entry = (self.step_count + delay_steps, kp, kd, offset)
+        if delay_steps == 0:
+            self._pending.clear()  # a command without delay supersedes everything still in flight
+            self._active = entry
+        else:
+            self._pending.append(entry)
+
+    def apply_push(self, force_world: np.ndarray, duration_s: float) -> None:
+        """Push the base (at its centre of mass) with a constant world-frame force for ``duration_s``."""
+        force = _as_vector("force_world", force_world, 3, "newtons, world frame")
+        if not (math.isfinite(duration_s) and duration_s > 0.0):
+            raise ValueError(f"duration_s = {duration_s!r}: a push lasts a positive, finite time")
+        self._push_force = (float(force[0]), float(force[1]), float(force[2]))
+        self._push_steps_left = max(1, int(round(duration_s * self.physics_rate_hz)))
+
+    # ------------------------------------------------------------------------------------------ stepping
+
+    def step(self, n_steps: int = 1) -> None:
+        """Advance ``n_steps`` physics steps, running the joint PD before each."""
+        client, robot, joint_ids = self._client, self.robot_id, self._joint_ids
+        get_joint_states = pb.getJointStates
+        set_motors = pb.setJointMotorControlArray
+        step_simulation = pb.stepSimulation
+        get_base_velocity = pb.getBaseVelocity
+        torque_control = pb.TORQUE_CONTROL
+        tau, scratch = self._tau, self._tau_scratch
+        history, history_len = self._velocity_history, len(self._velocity_history)
+        pending = self._pending
+        for _ in range(n_steps):
+            while pending and pending[0][0] <= self.step_count:
+                self._active = pending.popleft()
+            _, kp, kd, offset = self._active
+            if self._push_steps_left > 0:
+                com = pb.getBasePositionAndOrientation(robot, physicsClientId=client)[0]
+                pb.applyExternalForce(
+                    robot, -1, self._push_force, com, pb.WORLD_FRAME, physicsClientId=client
+                )
+                self._push_steps_left -= 1
+            columns = tuple(zip(*get_joint_states(robot, joint_ids, physicsClientId=client), strict=True))
+            np.multiply(kp, columns[0], out=tau)
+            np.multiply(kd, columns[1], out=scratch)
+            np.subtract(offset, tau, out=tau)
+            np.subtract(tau, scratch, out=tau)
+            np.minimum(tau, self._tau_max, out=tau)
+            np.maximum(tau, self._tau_min, out=tau)
+            set_motors(robot, joint_ids, torque_control, forces=tau.tolist(), physicsClientId=client)
+            step_simulation(physicsClientId=client)
+            self.step_count += 1
+            history[self.step_count % history_len] = get_base_velocity(robot, physicsClientId=client)
+        self.last_applied_torques[:] = tau
+
+    @property
+    def time_s(self) -> float:
+        """Simulated time since reset (counted in whole physics steps, so it never drifts)."""
+        return self.step_count * self.dt
+
+    @property
+    def push_active(self) -> bool:
+        return self._push_steps_left > 0
+
+    # ------------------------------------------------------------------------------------------ sensing
+
+    def joint_state(self) -> tuple[np.ndarray, np.ndarray]:
+        """Exact joint positions and velocities (policy order)."""
+        columns = tuple(
+            zip(*pb.getJointStates(self.robot_id, self._joint_ids, physicsClientId=self._client), strict=True)
+        )
+        return np.array(columns[0]), np.array(columns[1])
+
+    def read_sensors(self) -> SensorReadings:
+        """The IMU, encoders and foot force sensors, with this episode's noise and bias."""
+        client, robot, rng = self._client, self.robot_id, self._noise_rng
+        q, qd = self.joint_state()
+        com_pos, com_quat = pb.getBasePositionAndOrientation(robot, physicsClientId=client)
+        rotation = _rotation(com_quat)  # base COM frame -> world
+        imu_rotation = rotation @ self._imu_rotation_in_com  # IMU frame -> world
+        # Accelerometer: mean acceleration of the IMU point over the window, minus gravity (specific force).
+        history, length = self._velocity_history, len(self._velocity_history)
+        newest, oldest = history[self.step_count % length], history[(self.step_count + 1) % length]
+        window = (length - 1) * self.dt
+        lin_acc = (np.asarray(newest[0]) - np.asarray(oldest[0])) / window
+        ang_acc = (np.asarray(newest[1]) - np.asarray(oldest[1])) / window
+        omega = np.asarray(newest[1])
+        lever = rotation @ self._imu_offset
+        imu_acc = lin_acc + np.cross(ang_acc, lever) + np.cross(omega, np.cross(omega, lever))
+        specific_force = imu_rotation.T @ (imu_acc - self.gravity)
+        gyro = imu_rotation.T @ omega
+
+        imu_quat = pb.multiplyTransforms((0, 0, 0), com_quat, (0, 0, 0), self._imu_quat_in_com)[1]
+        if self._orientation_std > 0.0:
+            rotvec = rng.normal(0.0, self._orientation_std, 3)
+            angle = float(np.linalg.norm(rotvec))
+            if angle > 0.0:
+                error = pb.getQuaternionFromAxisAngle((rotvec / angle).tolist(), angle)
+                imu_quat = pb.multiplyTransforms((0, 0, 0), imu_quat, (0, 0, 0), error)[1]
+        n = self.n_joints
+        forces, contacts, wrenches = self._foot_contacts()
+        return SensorReadings(
+            time_s=self.time_s,
+            imu_quat=np.asarray(imu_quat),
+            imu_gyro=gyro + self.gyro_bias + rng.normal(0.0, self._gyro_std, 3),
+            imu_accel=specific_force + self.accel_bias + rng.normal(0.0, self._accel_std, 3),
+            joint_pos=q + rng.normal(0.0, self._joint_pos_std, n),
+            joint_vel=qd + rng.normal(0.0, self._joint_vel_std, n),
+            foot_forces=forces,
+            foot_contacts=contacts,
+            foot_wrenches=wrenches,
+        )
+
+    def _foot_contacts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        client, robot = self._client, self.robot_id
+        forces = np.zeros(2)
+        wrenches = np.zeros((2, 6))
+        foot_states = pb.getLinkStates(robot, self._foot_ids, physicsClientId=client)
+        for side, foot in enumerate(self._foot_ids):
+            points = [
+                point
+                for point in pb.getContactPoints(bodyA=robot, linkIndexA=foot, physicsClientId=client)
+                if point[2] != robot  # contacts with the world, not self-collisions
+            ]
+            if not points:
+                continue
+            # Per point: the normal points from the ground to the foot (A), and PyBullet reports the friction
+            # impulses as acting on the ground (they do not flip with A/B as the normal does; checked by
+            # test_foot_wrench_balances_a_steady_push), hence the minus signs for the force on the foot.
+            data = np.array([(*pt[5], *pt[7], pt[9], pt[10], *pt[11], pt[12], *pt[13]) for pt in points])
+            position, normal = data[:, 0:3], data[:, 3:6]
+            force = data[:, 6:7] * normal - data[:, 7:8] * data[:, 8:11] - data[:, 11:12] * data[:, 12:15]
+            forces[side] = float(data[:, 6].sum())
+            wrenches[side, :3] = force.sum(axis=0)
+            wrenches[side, 3:] = np.cross(position - np.asarray(foot_states[side][4]), force).sum(axis=0)
+        return forces, forces > self.config.contact_force_threshold_n, wrenches
+
+    def ground_truth(self) -> BaseState:
+        """Exact base pose and velocity and the whole-body centre of mass."""
+        client, robot = self._client, self.robot_id
+        com_pos, com_quat = pb.getBasePositionAndOrientation(robot, physicsClientId=client)
+        lin_vel, ang_vel = pb.getBaseVelocity(robot, physicsClientId=client)
+        omega = np.asarray(ang_vel)
+        velocity = np.asarray(lin_vel)
+        if self._base_is_com_frame:
+            pos, quat = com_pos, com_quat
+        else:
+            pos, quat = pb.multiplyTransforms(com_pos, com_quat, *self._com_to_base)
+            velocity = velocity + np.cross(omega, np.asarray(pos) - np.asarray(com_pos))
+        rotation = _rotation(quat)
+        link_coms = pb.getLinkStates(robot, self._all_link_ids, physicsClientId=client)
+        positions = np.array([com_pos] + [state[0] for state in link_coms])
+        whole_body_com = self._link_masses @ positions / self._link_masses.sum()
+        return BaseState(
+            time_s=self.time_s,
+            pos=np.asarray(pos),
+            quat=np.asarray(quat),
+            lin_vel_world=velocity,
+            ang_vel_world=omega,
+            ang_vel_body=rotation.T @ omega,
+            lin_vel_body=rotation.T @ velocity,
+            com=whole_body_com,
+            projected_gravity=-rotation[2, :].copy(),
+        )
+
+    # ------------------------------------------------------------------------------------------ limits
+
+    def joint_limit_proximity(self, joint_pos: np.ndarray | None = None) -> np.ndarray:
+        """Per joint: 0 mid-range, 1 at (or beyond) a limit. Uses the exact positions if none are given."""
+        q = self.joint_state()[0] if joint_pos is None else np.asarray(joint_pos, dtype=np.float64)
+        middle = 0.5 * (self.spec.upper + self.spec.lower)
+        half_range = 0.5 * (self.spec.upper - self.spec.lower)
+        return np.minimum(np.abs(q - middle) / half_range, 1.0)
+
+    def joints_within_limits(self, joint_pos: np.ndarray | None = None, margin_rad: float = 0.0) -> bool:
+        """True if every joint is inside [lower + margin, upper - margin]."""
+        q = self.joint_state()[0] if joint_pos is None else np.asarray(joint_pos, dtype=np.float64)
+        return bool(np.all(q >= self.spec.lower + margin_rad) and np.all(q <= self.spec.upper - margin_rad))
+
+    # ------------------------------------------------------------------------------------------ lifetime
+
+    @property
+    def client_id(self) -> int:
+        return self._client
+
+    def close(self) -> None:
+        if not getattr(self, "_closed", True):
+            self._closed = True
+            try:
+                pb.disconnect(physicsClientId=self._client)
+            except pb.error:  # already gone (e.g. the GUI window was closed)
+                pass
+
+    def __enter__(self) -> HumanoidSim:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        self.close()
