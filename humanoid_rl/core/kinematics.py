@@ -1,0 +1,145 @@
+"""Whole-body kinematics with pinocchio: centre of mass, foot positions and foot Jacobians.
+
+The model is built from the spec's URDF with a free-flyer root. Joint vectors are in **policy order** (the
+spec's ``joint_names``); they are mapped to pinocchio's ``q``/``v`` indices by name, never by position, since
+pinocchio orders joints its own way. Passive joints (``spec.passive_joints``) are held at zero.
+
+Every method reuses one ``pin.Data`` and preallocated ``q`` vectors, so an instance is fast but not
+thread-safe: give each thread its own ``RobotKinematics``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pinocchio as pin
+
+from humanoid_rl.core.robot_spec import RobotSpec
+
+__all__ = ["RobotKinematics"]
+
+_IDENTITY_BASE = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0])  # position + quaternion xyzw
+
+
+class RobotKinematics:
+    """Pinocchio kinematics of one robot; all joint vectors in policy order, quaternions xyzw."""
+
+    def __init__(self, spec: RobotSpec) -> None:
+        self.spec = spec
+        self.model = pin.buildModelFromUrdf(str(spec.urdf_path), pin.JointModelFreeFlyer())
+        self.data = self.model.createData()
+        self.n_joints = spec.n_joints
+        q_index, v_index = [], []
+        for name in spec.joint_names:
+            if not self.model.existJointName(name):
+                raise ValueError(
+                    f"joint {name!r} of {spec.config_path} is not in pinocchio's model of {spec.urdf_path}"
+                )
+            joint = self.model.joints[self.model.getJointId(name)]
+            if joint.nq != 1 or joint.nv != 1:
+                raise ValueError(
+                    f"joint {name!r} has nq={joint.nq}, nv={joint.nv}; only 1-DoF joints are supported"
+                )
+            q_index.append(joint.idx_q)
+            v_index.append(joint.idx_v)
+        self._q_index = np.array(q_index, dtype=np.intp)
+        self._v_index = np.array(v_index, dtype=np.intp)
+        self._foot_frame_ids: list[int] = []
+        for link in spec.foot_links:
+            if not self.model.existFrame(link):
+                raise ValueError(
+                    f"foot link {link!r} of {spec.config_path} is not a frame of {spec.urdf_path}"
+                )
+            self._foot_frame_ids.append(self.model.getFrameId(link))
+        self.total_mass: float = float(pin.computeTotalMass(self.model))
+        # Two configuration buffers: one with the real base pose (world quantities), one with the base at
+        # the origin (base-frame quantities). Passive joints stay at pinocchio's neutral (zero) position.
+        self._q_world = pin.neutral(self.model)
+        self._q_base = pin.neutral(self.model)
+        self._q_base[:7] = _IDENTITY_BASE
+        self._feet = np.empty((2, 3))
+        self._foot_jacobians = np.empty((2, 3, self.n_joints))
+
+    # ------------------------------------------------------------------------------------------ loading
+
+    def _load_world(
+        self, base_pos: np.ndarray, base_quat_xyzw: np.ndarray, joint_pos: np.ndarray
+    ) -> np.ndarray:
+        q = self._q_world
+        q[0:3] = base_pos
+        quat = np.asarray(base_quat_xyzw, dtype=np.float64)
+        norm_squared = float(quat.dot(quat))
+        if not norm_squared > 1e-18:  # also catches NaN
+            raise ValueError(
+                f"base quaternion {quat} has no direction; expected a unit quaternion [x, y, z, w]"
+            )
+        q[3:7] = quat
+        if abs(norm_squared - 1.0) > 1e-12:  # pinocchio assumes a unit quaternion
+            q[3:7] /= math.sqrt(norm_squared)
+        self._set_joints(q, joint_pos)
+        return q
+
+    def _load_base(self, joint_pos: np.ndarray) -> np.ndarray:
+        self._set_joints(self._q_base, joint_pos)
+        return self._q_base
+
+    def _set_joints(self, q: np.ndarray, joint_pos: np.ndarray) -> None:
+        joint_pos = np.asarray(joint_pos, dtype=np.float64)
+        if joint_pos.shape != (self.n_joints,):
+            raise ValueError(
+                f"joint_pos has shape {joint_pos.shape}; expected ({self.n_joints},) in policy order "
+                f"({self.spec.joint_names[0]}, ...)"
+            )
+        q[self._q_index] = joint_pos
+
+    def _feet_from_data(self) -> np.ndarray:
+        for side, frame_id in enumerate(self._foot_frame_ids):
+            self._feet[side] = pin.updateFramePlacement(self.model, self.data, frame_id).translation
+        return self._feet.copy()
+
+    # ------------------------------------------------------------------------------------------ queries
+
+    def com(self, base_pos: np.ndarray, base_quat_xyzw: np.ndarray, joint_pos: np.ndarray) -> np.ndarray:
+        """Centre of mass of the whole robot in the world frame, (3,)."""
+        q = self._load_world(base_pos, base_quat_xyzw, joint_pos)
+        return pin.centerOfMass(self.model, self.data, q, compute_subtree_coms=False).copy()
+
+    def foot_positions(
+        self, base_pos: np.ndarray, base_quat_xyzw: np.ndarray, joint_pos: np.ndarray
+    ) -> np.ndarray:
+        """World positions of the foot link frames, (2, 3): row 0 left, row 1 right."""
+        q = self._load_world(base_pos, base_quat_xyzw, joint_pos)
+        pin.forwardKinematics(self.model, self.data, q)
+        return self._feet_from_data()
+
+    def com_and_foot_positions(
+        self, base_pos: np.ndarray, base_quat_xyzw: np.ndarray, joint_pos: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``com`` and ``foot_positions`` from one forward-kinematics pass (what the safety shield needs)."""
+        q = self._load_world(base_pos, base_quat_xyzw, joint_pos)
+        com = pin.centerOfMass(
+            self.model, self.data, q, compute_subtree_coms=False
+        ).copy()  # runs forward kinematics too
+        return com, self._feet_from_data()
+
+    def com_in_base(self, joint_pos: np.ndarray) -> np.ndarray:
+        """Centre of mass in the base frame, (3,)."""
+        return pin.centerOfMass(
+            self.model, self.data, self._load_base(joint_pos), compute_subtree_coms=False
+        ).copy()
+
+    def foot_positions_in_base(self, joint_pos: np.ndarray) -> np.ndarray:
+        """Positions of the foot link frames in the base frame, (2, 3): row 0 left, row 1 right."""
+        pin.forwardKinematics(self.model, self.data, self._load_base(joint_pos))
+        return self._feet_from_data()
+
+    def foot_jacobians_in_base(self, joint_pos: np.ndarray) -> np.ndarray:
+        """d(foot position in base frame)/d(joint_pos), (2, 3, n_joints), columns in policy order."""
+        q = self._load_base(joint_pos)
+        pin.computeJointJacobians(self.model, self.data, q)
+        for side, frame_id in enumerate(self._foot_frame_ids):
+            # With the base at the origin, world-aligned axes are the base axes.
+            jacobian = pin.getFrameJacobian(self.model, self.data, frame_id, pin.LOCAL_WORLD_ALIGNED)
+            self._foot_jacobians[side] = jacobian[:3, self._v_index]
+        return self._foot_jacobians.copy()
