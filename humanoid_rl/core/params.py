@@ -81,8 +81,10 @@ def validate(
 
 
 def markdown_table(specs: Iterable[ParamSpec]) -> str:
-    rows = ["| parameter | type | default | unit | range | read-only | description |",
-            "|---|---|---|---|---|---|---|"]
+    rows = [
+        "| parameter | type | default | unit | range | read-only | description |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for s in specs:
         if s.choices:
             rng = " / ".join(s.choices)
@@ -90,6 +92,8 @@ def markdown_table(specs: Iterable[ParamSpec]) -> str:
             rng = f"[{'' if s.min is None else s.min}, {'' if s.max is None else s.max}]"
         else:
             rng = ""
-        rows.append(f"| `{s.name}` | {s.type_name} | `{s.default}` | {s.unit} | {rng} | "
-                    f"{'yes' if s.read_only else ''} | {s.description} |")
+        rows.append(
+            f"| `{s.name}` | {s.type_name} | `{s.default}` | {s.unit} | {rng} | "
+            f"{'yes' if s.read_only else ''} | {s.description} |"
+        )
     return "\n".join(rows)

@@ -12,9 +12,9 @@ import numpy as np
 class TimingSummary:
     target_rate_hz: float
     achieved_rate_hz: float
-    jitter_us: float             # std of the period
+    jitter_us: float  # std of the period
     period_p99_us: float
-    deadline_misses: int          # periods longer than 1.5 × target (a tick arrived late by half a period)
+    deadline_misses: int  # periods longer than 1.5 × target (a tick arrived late by half a period)
     ticks: int
     latency_p50_us: float
     latency_p99_us: float

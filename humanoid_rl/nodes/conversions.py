@@ -37,8 +37,11 @@ class JointOrderMap:
         if duplicates or missing:
             raise JointNameError(
                 f"joint names do not match the robot: missing {missing}, duplicated {duplicates}"
-                " (check the driver's joint names against the robot config)")
-        perm = np.fromiter((position[n] for n in self.joint_names), dtype=np.intp, count=len(self.joint_names))
+                " (check the driver's joint names against the robot config)"
+            )
+        perm = np.fromiter(
+            (position[n] for n in self.joint_names), dtype=np.intp, count=len(self.joint_names)
+        )
         self._cache_key, self._cache_perm = key, perm
         return perm
 
@@ -63,8 +66,13 @@ def seconds_to_stamp(seconds: float) -> TimeMsg:
     return TimeMsg(sec=sec, nanosec=nanosec)
 
 
-def joint_state_msg(names: Sequence[str], stamp: TimeMsg, position: np.ndarray,
-                    velocity: np.ndarray | None = None, effort: np.ndarray | None = None) -> JointState:
+def joint_state_msg(
+    names: Sequence[str],
+    stamp: TimeMsg,
+    position: np.ndarray,
+    velocity: np.ndarray | None = None,
+    effort: np.ndarray | None = None,
+) -> JointState:
     msg = JointState()
     msg.header.stamp = stamp
     msg.name = list(names)

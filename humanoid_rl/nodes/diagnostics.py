@@ -7,11 +7,15 @@ from collections.abc import Mapping
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
 
-from humanoid_rl.nodes.qos import STATUS_QOS
 from humanoid_rl.graph import Topics
+from humanoid_rl.nodes.qos import STATUS_QOS
 
-LEVELS = {"ok": DiagnosticStatus.OK, "warn": DiagnosticStatus.WARN, "error": DiagnosticStatus.ERROR,
-          "stale": DiagnosticStatus.STALE}
+LEVELS = {
+    "ok": DiagnosticStatus.OK,
+    "warn": DiagnosticStatus.WARN,
+    "error": DiagnosticStatus.ERROR,
+    "stale": DiagnosticStatus.STALE,
+}
 
 
 def _fmt(value: object) -> str:
@@ -27,8 +31,12 @@ class DiagnosticsPublisher:
         self.name = f"humanoid_rl/{node.get_name()}"
 
     def publish(self, values: Mapping[str, object], level: str = "ok", message: str = "") -> None:
-        status = DiagnosticStatus(level=LEVELS[level], name=self.name, message=message,
-                                  hardware_id=self._node.get_fully_qualified_name())
+        status = DiagnosticStatus(
+            level=LEVELS[level],
+            name=self.name,
+            message=message,
+            hardware_id=self._node.get_fully_qualified_name(),
+        )
         status.values = [KeyValue(key=k, value=_fmt(v)) for k, v in values.items()]
         array = DiagnosticArray()
         array.header.stamp = self._node.get_clock().now().to_msg()

@@ -12,24 +12,38 @@ from rclpy.parameter import Parameter
 from humanoid_rl.core.params import ParamSpec, validate
 
 _TYPES = {
-    "bool": Parameter.Type.BOOL, "int": Parameter.Type.INTEGER, "double": Parameter.Type.DOUBLE,
-    "string": Parameter.Type.STRING, "double[]": Parameter.Type.DOUBLE_ARRAY, "string[]": Parameter.Type.STRING_ARRAY,
+    "bool": Parameter.Type.BOOL,
+    "int": Parameter.Type.INTEGER,
+    "double": Parameter.Type.DOUBLE,
+    "string": Parameter.Type.STRING,
+    "double[]": Parameter.Type.DOUBLE_ARRAY,
+    "string[]": Parameter.Type.STRING_ARRAY,
 }
 
 
 def descriptor(spec: ParamSpec) -> ParameterDescriptor:
     d = ParameterDescriptor(
-        name=spec.name, type=_TYPES[spec.type_name].value, read_only=spec.read_only,
+        name=spec.name,
+        type=_TYPES[spec.type_name].value,
+        read_only=spec.read_only,
         description=f"{spec.description}" + (f" [{spec.unit}]" if spec.unit else ""),
     )
     if spec.type_name == "double" and (spec.min is not None or spec.max is not None):
-        d.floating_point_range = [FloatingPointRange(
-            from_value=float(spec.min if spec.min is not None else -1e308),
-            to_value=float(spec.max if spec.max is not None else 1e308), step=0.0)]
+        d.floating_point_range = [
+            FloatingPointRange(
+                from_value=float(spec.min if spec.min is not None else -1e308),
+                to_value=float(spec.max if spec.max is not None else 1e308),
+                step=0.0,
+            )
+        ]
     elif spec.type_name == "int" and (spec.min is not None or spec.max is not None):
-        d.integer_range = [IntegerRange(
-            from_value=int(spec.min if spec.min is not None else -(2**62)),
-            to_value=int(spec.max if spec.max is not None else 2**62), step=0)]
+        d.integer_range = [
+            IntegerRange(
+                from_value=int(spec.min if spec.min is not None else -(2**62)),
+                to_value=int(spec.max if spec.max is not None else 2**62),
+                step=0,
+            )
+        ]
     if spec.choices:
         d.additional_constraints = f"one of {list(spec.choices)}"
     return d
@@ -77,7 +91,11 @@ class DeclaredParameters:
             if p.name not in self._by_name:
                 continue  # e.g. use_sim_time: not ours to judge
             value = p.value
-            if self._by_name[p.name].type_name == "double" and isinstance(value, int) and not isinstance(value, bool):
+            if (
+                self._by_name[p.name].type_name == "double"
+                and isinstance(value, int)
+                and not isinstance(value, bool)
+            ):
                 value = float(value)
             candidate[p.name] = value
         reasons = validate(self._specs, candidate, self._consistency)

@@ -39,8 +39,12 @@ def make_executor(kind: ExecutorKind | str = ExecutorKind.AUTO) -> Executor:
     return SingleThreadedExecutor()
 
 
-def spin_until(executor: Executor, done: Callable[[], bool], step_timeout_s: float = 0.005,
-               wall_timeout_s: float | None = None) -> bool:
+def spin_until(
+    executor: Executor,
+    done: Callable[[], bool],
+    step_timeout_s: float = 0.005,
+    wall_timeout_s: float | None = None,
+) -> bool:
     """Spin with ``spin_once`` until ``done()``; returns False if ``wall_timeout_s`` passed first."""
     deadline = None if wall_timeout_s is None else time.monotonic() + wall_timeout_s
     while rclpy.ok(context=executor.context) and not done():
@@ -64,7 +68,9 @@ def bring_up_lifecycle(node: Node) -> None:
     node.trigger_activate()
 
 
-def run_nodes(nodes: Sequence[Node], executor: Executor, should_stop: Callable[[], bool] = lambda: False) -> None:
+def run_nodes(
+    nodes: Sequence[Node], executor: Executor, should_stop: Callable[[], bool] = lambda: False
+) -> None:
     for node in nodes:
         executor.add_node(node)
     for node in nodes:
