@@ -106,7 +106,11 @@ class RandomizationSample:
         out: dict[str, object] = {}
         for item in fields(self):
             value = getattr(self, item.name)
-            out[item.name] = value.tolist() if isinstance(value, np.ndarray) else value
+            if isinstance(value, np.ndarray):
+                value = value.tolist()
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[item.name] = value
         return out
 
 

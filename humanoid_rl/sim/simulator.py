@@ -243,20 +243,8 @@ class HumanoidSim:
         self._nominal_mass = np.array([info[0] for info in infos])
         self._nominal_inertia = np.array([info[2] for info in infos])
         self._link_masses = self._nominal_mass.copy()
-        self._friction_link_names: tuple[str, ...] = (
-            self.link_names if self.config.randomization.friction_all_links else tuple(self.spec.foot_links)
-        )
-        self._friction_link_ids = [link_index[name] for name in self._friction_link_names]
-        for link in self._foot_ids:
-            pb.changeDynamics(
-                self.robot_id, link, lateralFriction=self.config.foot_friction, physicsClientId=client
-            )
-        self._nominal_friction = np.array(
-            [
-                pb.getDynamicsInfo(self.robot_id, link, physicsClientId=client)[1]
-                for link in self._friction_link_ids
-            ]
-        )
+        # The URDF's (or PyBullet's default) friction; the feet get config.foot_friction at every reset.
+        self._nominal_link_friction = np.array([info[1] for info in infos])
 
         # PyBullet reports the base's inertial (centre-of-mass) frame; keep the base link frame in it.
         inertial = pb.getDynamicsInfo(self.robot_id, -1, physicsClientId=client)
@@ -318,18 +306,25 @@ class HumanoidSim:
             if joint_pos is None
             else _as_vector("joint_pos", joint_pos, self.n_joints, "policy order")
         )
+        link_friction = self._nominal_link_friction.copy()
+        link_friction[[link + 1 for link in self._foot_ids]] = self.config.foot_friction
+        friction_links = (
+            self.link_names if self.config.randomization.friction_all_links else self.spec.foot_links
+        )
+        friction_rows = [self._link_index[name] + 1 for name in friction_links]
         self.randomization_sample = draw_randomization(
             self.config.randomization,
             randomization_rng,
             link_names=self.link_names,
-            friction_link_names=self._friction_link_names,
-            nominal_friction=self._nominal_friction,
+            friction_link_names=tuple(friction_links),
+            nominal_friction=link_friction[friction_rows],
             n_joints=self.n_joints,
             nominal_gravity_z=-STANDARD_GRAVITY,
             nominal_latency_s=self.config.control_latency_s,
             seed=seed,
         )
-        self._apply_sample(self.randomization_sample)
+        link_friction[friction_rows] = self.randomization_sample.friction
+        self._apply_sample(self.randomization_sample, link_friction)
         self._draw_sensor_biases()
         self._place_on_ground(pose)
 
@@ -348,21 +343,21 @@ class HumanoidSim:
             pose, np.zeros(self.n_joints), np.zeros(self.n_joints), 1.0, 1.0, delay_steps=0
         )
 
-    def _apply_sample(self, sample: RandomizationSample) -> None:
+    def _apply_sample(self, sample: RandomizationSample, link_friction: np.ndarray) -> None:
         client = self._client
+        # Every link is set from its nominal values, so draws never compound over resets.
         masses = self._nominal_mass * sample.mass_scale
         inertias = self._nominal_inertia * sample.mass_scale[:, None]  # same shape, denser material
-        for link, (mass, inertia) in enumerate(zip(masses, inertias, strict=True), start=-1):
+        for row, link in enumerate(range(-1, len(self.link_names) - 1)):
             pb.changeDynamics(
                 self.robot_id,
                 link,
-                mass=float(mass),
-                localInertiaDiagonal=inertia.tolist(),
+                mass=float(masses[row]),
+                localInertiaDiagonal=inertias[row].tolist(),
+                lateralFriction=float(link_friction[row]),
                 physicsClientId=client,
             )
         self._link_masses = masses
-        for link, friction in zip(self._friction_link_ids, sample.friction, strict=True):
-            pb.changeDynamics(self.robot_id, link, lateralFriction=float(friction), physicsClientId=client)
         self.gravity = sample.gravity.copy()
         pb.setGravity(*self.gravity.tolist(), physicsClientId=client)
         strength = sample.actuator_strength
