@@ -8,7 +8,7 @@ VENV_PYTHON := $(VENV)/bin/python
 EXTRAS := ros,runtime,train,test
 # Files whose content decides what gets installed: the packaging files (package.xml holds the version) and
 # the data copied into .venv/share/humanoid_rl (an editable install links the Python code, but copies data).
-SHARE_FILES := $(sort $(shell find config launch models urdf -type f 2>/dev/null))
+SHARE_FILES := $(sort $(shell find config launch models urdf -type f -not -name '*.pyc' 2>/dev/null))
 INSTALL_INPUTS := setup.py setup.cfg package.xml $(wildcard requirements/*.txt) $(SHARE_FILES)
 INSTALL_KEY := $(shell (echo '$(INSTALL_INPUTS) $(EXTRAS)'; cat $(INSTALL_INPUTS)) | sha256sum | cut -c1-16)
 INSTALL_STAMP := $(VENV)/.humanoid-rl-installed-$(INSTALL_KEY)

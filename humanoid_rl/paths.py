@@ -52,7 +52,10 @@ def share_dir_candidates() -> list[ShareCandidate]:
     for entry in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep):
         if entry:
             candidates.append(ShareCandidate(Path(entry) / "share" / PACKAGE_NAME, "AMENT_PREFIX_PATH"))
-    return candidates
+    unique: dict[Path, ShareCandidate] = {}
+    for candidate in candidates:  # a venv's sys.prefix is also its install prefix: name each place once
+        unique.setdefault(candidate.path, candidate)
+    return list(unique.values())
 
 
 def _is_share_dir(path: Path, source: str) -> bool:
