@@ -55,6 +55,9 @@ def install_prefix() -> Path:
 def test_the_install_prefix_is_this_interpreters_prefix_in_a_venv() -> None:
     if sys.prefix == sys.base_prefix:
         pytest.skip("not running in a virtual environment")
+    ament_prefixes = {Path(p).resolve() for p in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p}
+    if install_prefix() in ament_prefixes - {Path(sys.prefix).resolve()}:
+        pytest.skip(f"testing the colcon install at {install_prefix()}, not a pip install into this venv")
     assert install_prefix() == Path(sys.prefix).resolve()
 
 
