@@ -1,0 +1,391 @@
+"""The policy node: joint state + estimator output → observation → ONNX policy → /policy/joint_commands.
+
+A ``LifecycleNode`` named ``policy``:
+
+* **configure** loads the robot (``RobotSpec``), builds its contract, loads the model with
+  :func:`humanoid_rl.policy.runtime.load_policy` (contract check against the robot, recorded pairs replayed) and
+  creates the subscriptions and the lifecycle publisher. Any failure returns FAILURE with the reason logged
+  (and kept in ``configure_error``); the publisher is never activated, so nothing is ever published.
+* **activate** starts the deadline-based timer (``trigger: timer``) or arms the joint-state trigger
+  (``trigger: state``); **deactivate** stops it; **cleanup** / **shutdown** free the session and the
+  subscriptions.
+
+Each tick uses the newest joint state (mapped into policy order BY NAME) and the newest estimator odometry
+(orientation, and body-frame angular velocity from ``twist.angular``). If either is missing, older than
+``max_state_age`` (node clock − stamp), malformed or non-finite, the tick publishes nothing and counts the reason
+in ``skips``; a command is never built from a stale or NaN state. Otherwise the command is a JointState of
+position targets in policy order, named, stamped with the joint state's stamp (so downstream latency is measured
+from the measurement). Timing (rate, jitter, deadline misses, inference µs, state age) goes to /diagnostics at
+2 Hz.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+from geometry_msgs.msg import Twist
+from nav_msgs.msg import Odometry
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import JointState
+
+from humanoid_rl.core.contract import ContractMismatchError, ObservationError, PolicyContract, RobotState
+from humanoid_rl.core.robot_spec import RobotSpec
+from humanoid_rl.core.timing import LoopStats
+from humanoid_rl.graph import POLICY, Topics
+from humanoid_rl.nodes.conversions import JointNameError, JointOrderMap
+from humanoid_rl.nodes.diagnostics import DiagnosticsPublisher
+from humanoid_rl.nodes.params import DeclaredParameters
+from humanoid_rl.nodes.qos import COMMAND_QOS, SENSOR_QOS
+from humanoid_rl.nodes.runner import main_for
+from humanoid_rl.policy.model_file import read_model_metadata
+from humanoid_rl.policy.parameters import CONFIGURE_TIME_PARAMETERS, POLICY_PARAMETERS, TriggerMode
+from humanoid_rl.policy.runtime import NonFiniteActionError, Policy, load_policy, resolve_model_path
+
+# Why a tick published nothing; counted in PolicyNode.skips and reported on /diagnostics.
+SKIP_REASONS = (
+    "no_joint_state",  # nothing received yet
+    "no_estimator",
+    "stale_joint_state",  # |node clock − stamp| > max_state_age
+    "stale_estimator",
+    "malformed_joint_state",  # names do not cover the robot's joints, or positions/velocities missing
+    "non_finite_joint_state",
+    "non_finite_estimator",
+    "bad_quaternion",  # estimator orientation not a unit quaternion
+    "bad_observation",  # the contract refused to build the observation
+    "non_finite_action",  # the policy produced NaN/inf
+)
+DIAGNOSTICS_PERIOD_S = 0.5
+STATS_WINDOW = 2000  # ticks kept for percentiles (2 s at 1 kHz): summaries stay cheap
+QUATERNION_NORM_TOLERANCE = 0.1
+_NS = 1_000_000_000
+
+
+def _stamp_ns(stamp: Any) -> int:
+    return stamp.sec * _NS + stamp.nanosec
+
+
+class PolicyNode(LifecycleNode):
+    """Runs the policy; see the module docstring. Construct, then configure/activate (or autostart)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(POLICY.name, **kwargs)
+        self._params = DeclaredParameters(self, POLICY_PARAMETERS, on_change=self._apply_runtime_parameters)
+        # Registered after DeclaredParameters, so it runs first (rclpy calls the newest callback first).
+        self.add_on_set_parameters_callback(self._refuse_configure_time_changes)
+        self._configured = False
+        self._active = False
+        self.configure_error = ""
+        self.policy: Policy | None = None
+        self.published = 0
+        self.skips: dict[str, int] = dict.fromkeys(SKIP_REASONS, 0)
+        self._inputs: list[Any] = []
+        self._publisher: Any = None
+        self._timer: Any = None
+        self._joint_msg: JointState | None = None
+        self._odom_msg: Odometry | None = None
+        self._command = np.zeros(3)
+        self._command_stamp_ns = 0
+        self._last_used_stamp_ns: int | None = None
+        self._apply_runtime_parameters(self._params.values)
+        self._diagnostics = DiagnosticsPublisher(self)
+        self._diag_published = 0
+        self._diag_skips = 0
+        self._diag_timer = self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
+        self._reset_stats(float(self._params.values["rate_hz"]))
+
+    # ------------------------------------------------------------------ parameters
+    def _apply_runtime_parameters(self, values: dict[str, Any]) -> None:
+        self._max_age_ns = int(float(values["max_state_age"]) * _NS)
+        timeout = float(values["cmd_vel_timeout"])
+        self._cmd_timeout_ns = int(timeout * _NS) if timeout > 0 else None
+
+    def _refuse_configure_time_changes(self, params: list[Parameter]) -> SetParametersResult:
+        changed = [
+            p.name for p in params if p.name in CONFIGURE_TIME_PARAMETERS and p.value != self._params.values.get(p.name)
+        ]
+        if changed and self._configured:
+            reason = (
+                f"{changed} take effect at configure and cannot change while the node is configured: "
+                "deactivate and clean up the node, set them, then configure again"
+            )
+            return SetParametersResult(successful=False, reason=reason)
+        return SetParametersResult(successful=True)
+
+    # ------------------------------------------------------------------ lifecycle
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self._configure()
+        except Exception as exc:  # every failure, whatever raised it, must end in FAILURE with its reason
+            self._teardown()
+            self.configure_error = str(exc)
+            self.get_logger().error(f"configure failed: {exc}")
+            return TransitionCallbackReturn.FAILURE
+        self.configure_error = ""
+        self._configured = True
+        return super().on_configure(state)
+
+    def _configure(self) -> None:
+        values = self._params.values
+        rate_hz = float(values["rate_hz"])
+        spec = RobotSpec.load(values["robot_config"] or None)
+        robot_contract = PolicyContract.from_robot(spec, policy_rate_hz=rate_hz)
+        model = str(values["model"]).strip()
+        if model:
+            # The rate is a node parameter, so say so (with both values) rather than as one contract line.
+            model_rate = read_model_metadata(resolve_model_path(model)).contract.policy_rate_hz
+            if abs(model_rate - rate_hz) > 1e-6:
+                raise ContractMismatchError(
+                    [f"rate_hz parameter is {rate_hz:g} Hz but the model {model} was trained at {model_rate:g} Hz"],
+                    context=f"policy rate mismatch (fix: set rate_hz: {model_rate:g}, or use a model trained at "
+                    f"{rate_hz:g} Hz)",
+                )
+        policy = load_policy(
+            model or None,
+            robot_contract,
+            intra_op_threads=int(values["intra_op_threads"]),
+            inter_op_threads=int(values["inter_op_threads"]),
+        )
+        for warning in policy.warnings:
+            self.get_logger().warning(warning)
+        self.policy = policy
+        self._contract = policy.contract
+        self._lower = np.array(spec.lower)
+        self._upper = np.array(spec.upper)
+        self._action_clip = policy.contract.action_clip
+        self._joint_map = JointOrderMap(spec.joint_names)
+        self._trigger = TriggerMode(values["trigger"])
+        self._rate_hz = rate_hz
+        period_ns = int(round(_NS / rate_hz))
+        # State trigger: a new stamp at least one policy period (less 0.5 ms of stamp jitter) after the last one
+        # used, so a simulator publishing every physics step still gets a policy at rate_hz.
+        self._min_stamp_step_ns = period_ns - min(500_000, period_ns // 2)
+        self._command_msg = JointState()
+        self._command_msg.name = list(spec.joint_names)
+        self._last_action = np.zeros(policy.contract.n_actions)
+        self._quat = np.zeros(4)
+        self._ang_vel = np.zeros(3)
+        self._joint_msg = None
+        self._odom_msg = None
+        self._command[:] = 0.0
+        self._publisher = self.create_lifecycle_publisher(JointState, Topics.POLICY_COMMANDS, COMMAND_QOS)
+        state_callback = self._on_joint_state_trigger if self._trigger is TriggerMode.STATE else self._on_joint_state
+        odom_callback = self._on_odom_trigger if self._trigger is TriggerMode.STATE else self._on_odom
+        self._inputs = [
+            self.create_subscription(JointState, Topics.JOINT_STATES, state_callback, SENSOR_QOS),
+            self.create_subscription(Odometry, Topics.ESTIMATOR_ODOM, odom_callback, SENSOR_QOS),
+            self.create_subscription(Twist, Topics.CMD_VEL, self._on_cmd_vel, SENSOR_QOS),
+        ]
+        self.get_logger().info(
+            f"configured: {policy.name} for robot {spec.name!r} ({spec.n_joints} joints) at {rate_hz:g} Hz, "
+            f"trigger {self._trigger.value}"
+        )
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        result = super().on_activate(state)  # enables the lifecycle publisher
+        if result != TransitionCallbackReturn.SUCCESS:
+            return result
+        self._reset_stats(self._rate_hz)
+        self._last_action[:] = 0.0
+        self._last_used_stamp_ns = None
+        self._active = True
+        if self._trigger is TriggerMode.TIMER:
+            self._timer = self.create_timer(1.0 / self._rate_hz, self._compute)
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._teardown()
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._teardown()
+        return super().on_shutdown(state)
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._teardown()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _stop(self) -> None:
+        self._active = False
+        if self._timer is not None:
+            self.destroy_timer(self._timer)
+            self._timer = None
+
+    def _teardown(self) -> None:
+        self._stop()
+        for subscription in self._inputs:
+            self.destroy_subscription(subscription)
+        self._inputs = []
+        if self._publisher is not None:
+            self.destroy_lifecycle_publisher(self._publisher)
+            self._publisher = None
+        self.policy = None  # frees the ONNX Runtime session
+        self._joint_msg = None
+        self._odom_msg = None
+        self._configured = False
+
+    def destroy_node(self) -> None:
+        self._teardown()
+        super().destroy_node()
+
+    # ------------------------------------------------------------------ inputs
+    def _on_joint_state(self, msg: JointState) -> None:
+        self._joint_msg = msg
+
+    def _on_odom(self, msg: Odometry) -> None:
+        self._odom_msg = msg
+
+    def _on_joint_state_trigger(self, msg: JointState) -> None:
+        self._joint_msg = msg
+        self._maybe_compute_for_state()
+
+    def _on_odom_trigger(self, msg: Odometry) -> None:
+        self._odom_msg = msg
+        self._maybe_compute_for_state()
+
+    def _maybe_compute_for_state(self) -> None:
+        """State trigger: once per new joint-state stamp, when the estimator has caught up with it."""
+        joint, odom = self._joint_msg, self._odom_msg
+        if not self._active or joint is None:
+            return
+        stamp_ns = _stamp_ns(joint.header.stamp)
+        last = self._last_used_stamp_ns
+        if last is not None and stamp_ns - last < self._min_stamp_step_ns:
+            return
+        if odom is None or _stamp_ns(odom.header.stamp) < stamp_ns:
+            return  # the estimator output for this measurement is still on its way
+        self._last_used_stamp_ns = stamp_ns
+        self._compute()
+
+    def _on_cmd_vel(self, msg: Twist) -> None:
+        values = (msg.linear.x, msg.linear.y, msg.angular.z)
+        self._command[:] = values if all(math.isfinite(v) for v in values) else (0.0, 0.0, 0.0)
+        self._command_stamp_ns = self.get_clock().now().nanoseconds
+
+    # ------------------------------------------------------------------ the tick
+    def _skip(self, reason: str) -> None:
+        self.skips[reason] += 1
+
+    def _compute(self) -> None:
+        """One policy step. Publishes nothing unless every input is present, fresh and finite."""
+        now_ns = self.get_clock().now().nanoseconds
+        joint, odom = self._joint_msg, self._odom_msg
+        if joint is None:
+            return self._skip("no_joint_state")
+        if odom is None:
+            return self._skip("no_estimator")
+        joint_stamp = joint.header.stamp
+        joint_age_ns = now_ns - _stamp_ns(joint_stamp)
+        if abs(joint_age_ns) > self._max_age_ns:
+            return self._skip("stale_joint_state")
+        if abs(now_ns - _stamp_ns(odom.header.stamp)) > self._max_age_ns:
+            return self._skip("stale_estimator")
+        names = joint.name
+        if len(joint.position) != len(names) or len(joint.velocity) != len(names):
+            return self._skip("malformed_joint_state")
+        try:
+            joint_map = self._joint_map
+            joint_pos = joint_map.reorder(names, joint.position)
+            joint_vel = joint_map.reorder(names, joint.velocity)
+        except JointNameError:
+            return self._skip("malformed_joint_state")
+        if not (np.isfinite(joint_pos).all() and np.isfinite(joint_vel).all()):
+            return self._skip("non_finite_joint_state")
+        quat, ang_vel = self._quat, self._ang_vel
+        q, w = odom.pose.pose.orientation, odom.twist.twist.angular
+        quat[0], quat[1], quat[2], quat[3] = q.x, q.y, q.z, q.w
+        ang_vel[0], ang_vel[1], ang_vel[2] = w.x, w.y, w.z
+        if not (np.isfinite(quat).all() and np.isfinite(ang_vel).all()):
+            return self._skip("non_finite_estimator")
+        if abs(float(quat @ quat) - 1.0) > QUATERNION_NORM_TOLERANCE:
+            return self._skip("bad_quaternion")
+        command = self._command
+        if self._cmd_timeout_ns is not None and now_ns - self._command_stamp_ns > self._cmd_timeout_ns:
+            command = np.zeros(3)
+        state = RobotState(base_ang_vel=ang_vel, base_quat=quat, joint_pos=joint_pos, joint_vel=joint_vel)
+        try:
+            obs = self._contract.build_observation(state, command, self._last_action)
+        except ObservationError:
+            return self._skip("bad_observation")
+        start = time.perf_counter()
+        try:
+            action = self.policy.act(obs)  # type: ignore[union-attr]  # set whenever active
+        except NonFiniteActionError:
+            return self._skip("non_finite_action")
+        inference_s = time.perf_counter() - start
+        targets = self._contract.action_to_joint_targets(action, self._lower, self._upper)
+        msg = self._command_msg
+        msg.header.stamp = joint_stamp
+        msg.position = targets.tolist()
+        self._publisher.publish(msg)
+        # The observation's last_action is the clipped action, as the training environment stores it.
+        np.clip(action, -self._action_clip, self._action_clip, out=self._last_action)
+        self.published += 1
+        self._loop.tick(now_ns * 1e-9)
+        self._loop.latency(inference_s)
+        self._state_age.latency(joint_age_ns * 1e-9)
+
+    # ------------------------------------------------------------------ diagnostics
+    def _reset_stats(self, rate_hz: float) -> None:
+        self._loop = LoopStats(rate_hz, window=STATS_WINDOW)
+        self._state_age = LoopStats(rate_hz, window=STATS_WINDOW)
+
+    @property
+    def lifecycle_state(self) -> str:
+        if self._active:
+            return "active"
+        return "inactive" if self._configured else "unconfigured"
+
+    def timing(self) -> dict[str, float | int]:
+        """Loop timing, inference and state-age figures (what /diagnostics reports)."""
+        loop = self._loop.summary()
+        age = self._state_age.summary()
+        return {
+            "target_rate_hz": loop.target_rate_hz,
+            "achieved_rate_hz": loop.achieved_rate_hz,
+            "jitter_us": loop.jitter_us,
+            "period_p99_us": loop.period_p99_us,
+            "deadline_misses": loop.deadline_misses,
+            "ticks": loop.ticks,
+            "inference_p50_us": loop.latency_p50_us,
+            "inference_p99_us": loop.latency_p99_us,
+            "inference_max_us": loop.latency_max_us,
+            "state_age_p50_ms": age.latency_p50_us / 1e3,
+            "state_age_p99_ms": age.latency_p99_us / 1e3,
+        }
+
+    def _publish_diagnostics(self) -> None:
+        values: dict[str, object] = {
+            "state": self.lifecycle_state,
+            "policy": self.policy.name if self.policy else "",
+            "published": self.published,
+        }
+        values.update(self.timing())
+        values.update({f"skipped_{k}": v for k, v in self.skips.items()})
+        skipped = sum(self.skips.values())
+        level, message = "ok", self.lifecycle_state
+        if self.configure_error:
+            level, message = "error", f"configure failed: {self.configure_error}"
+        elif self._active and self.published == self._diag_published:
+            worst = max(self.skips, key=self.skips.__getitem__) if skipped > self._diag_skips else "no input"
+            level, message = "warn", f"no command published in the last {DIAGNOSTICS_PERIOD_S} s ({worst})"
+        elif self._active and skipped > self._diag_skips:
+            level, message = "warn", f"{skipped - self._diag_skips} tick(s) skipped"
+        self._diag_published, self._diag_skips = self.published, skipped
+        self._diagnostics.publish(values, level=level, message=message)
+
+
+def main(args: list[str] | None = None) -> int:
+    return main_for(PolicyNode, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
