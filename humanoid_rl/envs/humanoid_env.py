@@ -1,0 +1,434 @@
+"""Gymnasium environments for the humanoid: ``HumanoidRL/Stand-v0`` (stand and recover from pushes) and
+``HumanoidRL/Walk-v0`` (walk forward at a commanded speed).
+
+One ``HumanoidEnv`` owns one ``HumanoidSim``. A step maps the action to joint targets with
+``PolicyContract.action_to_joint_targets``, lets the simulator's joint PD track them for ``decimation`` physics
+steps (20 at 1 kHz physics / 50 Hz policy), reads the *noisy* sensors once, and builds the observation with
+``PolicyContract.build_observation`` — the same call, from the same kind of readings (IMU orientation and gyro,
+joint encoders), that the deployed policy node makes. Rewards and terminations use the simulator's exact state,
+which only training sees.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pybullet
+
+from humanoid_rl.core.contract import PolicyContract, RobotState
+from humanoid_rl.core.robot_spec import RobotSpec
+from humanoid_rl.core.rotations import yaw as heading
+from humanoid_rl.envs.pushes import PushConfig, PushSchedule
+from humanoid_rl.envs.rewards import STAND_TERMS, WALK_TERMS, RewardConfig, RewardInputs, reward_terms
+from humanoid_rl.sim import DomainRandomization, HumanoidSim, SensorNoise, SimConfig
+
+__all__ = ["CommandConfig", "EnvConfig", "HumanoidEnv", "Task", "scaled_randomization"]
+
+Range = tuple[float, float]
+
+
+class Task(str, Enum):
+    STAND = "stand"  # hold the default stance, recover from pushes, stay where you are
+    WALK = "walk"  # walk at the commanded velocity (heading frame)
+
+
+@dataclass
+class CommandConfig:
+    """Velocity commands of the walk task (the stand task always commands zero). Drawn uniformly per episode."""
+
+    vx_range_mps: Range = (0.3, 0.5)  # forward, heading frame
+    vy_range_mps: Range = (0.0, 0.0)  # left, heading frame
+    yaw_rate_range_rps: Range = (0.0, 0.0)
+    resample_interval_s: float | None = None  # None: one command per episode
+
+    def __post_init__(self) -> None:
+        for name in ("vx_range_mps", "vy_range_mps", "yaw_rate_range_rps"):
+            low, high = getattr(self, name)
+            if not (math.isfinite(low) and math.isfinite(high) and low <= high):
+                raise ValueError(f"CommandConfig.{name} = {(low, high)!r}: use finite (low, high) with low <= high")
+        if self.resample_interval_s is not None and not self.resample_interval_s > 0.0:
+            raise ValueError(
+                f"CommandConfig.resample_interval_s = {self.resample_interval_s!r}: use a positive time or None"
+            )
+
+
+@dataclass
+class EnvConfig:
+    """Everything an episode depends on besides the seed. Defaults are the acceptance setting: randomization
+    on, 60–100 N pushes for 0.2 s every 4 s in random horizontal directions, 20 s episodes."""
+
+    robot_config: str | Path | None = None  # robot YAML; None: the shipped humanoid
+    episode_length_s: float = 20.0  # truncation (time limit)
+    policy_rate_hz: float | None = None  # None: the robot spec's (50 Hz); physics runs at the spec's rate
+    randomize: bool = True  # domain randomization on/off (ranges in `randomization`; its `enabled` is ignored)
+    randomization: DomainRandomization = field(default_factory=DomainRandomization)
+    sensor_noise: bool = True  # False: exact sensors (SensorNoise.none())
+    push: PushConfig = field(default_factory=PushConfig)
+    rewards: RewardConfig = field(default_factory=RewardConfig)
+    commands: CommandConfig = field(default_factory=CommandConfig)
+    # Termination (a fall): base below this fraction of the nominal standing height, or tilted beyond this angle.
+    min_base_height_fraction: float = 0.6
+    max_tilt_rad: float = 0.8
+    # Curriculum in [0, 1]: scales push forces and randomization ranges (1 = full). See HumanoidEnv.set_curriculum.
+    curriculum_level: float = 1.0
+    initial_joint_noise_rad: float = 0.0  # uniform +- noise on the default pose at reset
+    solver_iterations: int | None = None  # PyBullet solver iterations; None: the simulator's default
+    real_time: bool = False  # with render_mode="human": sleep so the GUI plays at wall-clock speed
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.episode_length_s) and self.episode_length_s > 0.0):
+            raise ValueError(f"EnvConfig.episode_length_s = {self.episode_length_s!r}: use a positive duration")
+        if not 0.0 < self.min_base_height_fraction < 1.0:
+            raise ValueError(
+                f"EnvConfig.min_base_height_fraction = {self.min_base_height_fraction!r}: use a fraction in (0, 1)"
+            )
+        if not 0.0 < self.max_tilt_rad < math.pi:
+            raise ValueError(f"EnvConfig.max_tilt_rad = {self.max_tilt_rad!r}: use an angle in (0, pi) radians")
+        _check_level(self.curriculum_level, "EnvConfig.curriculum_level")
+        if not (math.isfinite(self.initial_joint_noise_rad) and self.initial_joint_noise_rad >= 0.0):
+            raise ValueError(f"EnvConfig.initial_joint_noise_rad = {self.initial_joint_noise_rad!r}: use a value >= 0")
+
+
+def _check_level(level: float, what: str) -> float:
+    level = float(level)
+    if not 0.0 <= level <= 1.0:
+        raise ValueError(f"{what} = {level!r}: a curriculum level is a fraction in [0, 1]")
+    return level
+
+
+def scaled_randomization(
+    ranges: DomainRandomization, level: float, *, nominal_friction: float, nominal_latency_s: float
+) -> DomainRandomization:
+    """``ranges`` shrunk towards the nominal values: each end moves to ``nominal + level * (end - nominal)``."""
+    level = _check_level(level, "curriculum level")
+
+    def shrink(value: Range | None, nominal: float) -> Range | None:
+        if value is None:
+            return None
+        return (nominal + level * (value[0] - nominal), nominal + level * (value[1] - nominal))
+
+    return dataclasses.replace(
+        ranges,
+        mass_scale=shrink(ranges.mass_scale, 1.0),
+        friction=shrink(ranges.friction, nominal_friction),
+        gravity_z=shrink(ranges.gravity_z, -9.81),
+        gravity_tilt_rad=level * ranges.gravity_tilt_rad,
+        actuator_strength=shrink(ranges.actuator_strength, 1.0),
+        imu_noise_scale=shrink(ranges.imu_noise_scale, 1.0),
+        encoder_noise_scale=shrink(ranges.encoder_noise_scale, 1.0),
+        control_latency_s=shrink(ranges.control_latency_s, nominal_latency_s),
+        kp_scale=shrink(ranges.kp_scale, 1.0),
+        kd_scale=shrink(ranges.kd_scale, 1.0),
+    )
+
+
+class HumanoidEnv(gym.Env[np.ndarray, np.ndarray]):
+    """The humanoid standing (``task="stand"``) or walking (``task="walk"``) in PyBullet.
+
+    Observation: ``contract.build_observation`` of the noisy sensor readings (float32, ``contract.n_obs``).
+    Action: ``contract.n_actions`` values in ``[-action_clip, action_clip]``, mapped to joint position targets by
+    ``contract.action_to_joint_targets``. ``info["reward_terms"]`` holds each weighted reward term of the step.
+    """
+
+    metadata = {"render_modes": ["human"], "render_fps": 50}
+
+    def __init__(
+        self, task: Task | str = Task.STAND, config: EnvConfig | None = None, render_mode: str | None = None
+    ) -> None:
+        super().__init__()
+        try:
+            self.task = Task(task)
+        except ValueError:
+            raise ValueError(f"task {task!r} is not known: use one of {[t.value for t in Task]}") from None
+        if render_mode not in (None, *self.metadata["render_modes"]):
+            raise ValueError(f"render_mode {render_mode!r} is not supported: use None or 'human'")
+        if render_mode == "human" and sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
+            # PyBullet's GUI terminates the whole process when it cannot open a window; fail politely instead.
+            raise RuntimeError(
+                "render_mode='human' opens a PyBullet window, but DISPLAY is not set (no X server): "
+                "run with a display, or use render_mode=None"
+            )
+        self.render_mode = render_mode
+        self.config = config if config is not None else EnvConfig()
+        # `spec` is Gymnasium's EnvSpec; the robot's is `robot_spec`.
+        self.robot_spec = RobotSpec.load(self.config.robot_config)
+        self.contract = PolicyContract.from_robot(self.robot_spec, policy_rate_hz=self.config.policy_rate_hz)
+        spec = self.robot_spec
+        ratio = spec.physics_rate_hz / self.contract.policy_rate_hz
+        self.decimation = int(round(ratio))
+        if self.decimation < 1 or abs(ratio - self.decimation) > 1e-9:
+            raise ValueError(
+                f"policy rate {self.contract.policy_rate_hz:g} Hz does not divide the physics rate "
+                f"{spec.physics_rate_hz:g} Hz of {spec.config_path}: choose a policy rate such that "
+                "physics_hz / policy_hz is a whole number"
+            )
+        self.policy_dt = 1.0 / self.contract.policy_rate_hz
+        self.max_episode_steps = max(1, int(round(self.config.episode_length_s / self.policy_dt)))
+        self.metadata = {**self.metadata, "render_fps": self.contract.policy_rate_hz}
+
+        clip = self.contract.action_clip
+        self.action_space = gym.spaces.Box(-clip, clip, (self.contract.n_actions,), np.float32)
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (self.contract.n_obs,), np.float32)
+        self._command_slice = self.contract.term_slices().get("velocity_command")
+
+        sim_kwargs: dict[str, Any] = {}
+        if self.config.solver_iterations is not None:
+            sim_kwargs["solver_iterations"] = self.config.solver_iterations
+        self._randomization_ranges = dataclasses.replace(self.config.randomization, enabled=self.config.randomize)
+        sim_config = SimConfig(
+            gui=render_mode == "human",
+            noise=SensorNoise() if self.config.sensor_noise else SensorNoise.none(),
+            randomization=self._randomization_ranges,
+            **sim_kwargs,
+        )
+        self.sim = HumanoidSim(spec, sim_config)
+        self.pushes = PushSchedule(self.config.push, self.policy_dt)
+        self._nominal_height = spec.nominal_base_height
+        self._min_height = self.config.min_base_height_fraction * spec.nominal_base_height
+        self._curriculum_level = 1.0
+        self.set_curriculum(self.config.curriculum_level)
+
+        n = self.contract.n_actions
+        self.command = np.zeros(3)
+        self._last_action = np.zeros(n)
+        self._step_index = 0
+        self._episode_seed: int | None = None
+        self._command_rng = np.random.default_rng(0)
+        self._start_xy = np.zeros(2)
+        self._needs_reset = True
+        self._wall_start = 0.0
+
+    # ------------------------------------------------------------------------------------------ curriculum
+
+    @property
+    def curriculum_level(self) -> float:
+        return self._curriculum_level
+
+    def set_curriculum(self, level: float) -> None:
+        """Scale push forces (at once) and randomization ranges (from the next reset) by ``level`` in [0, 1].
+
+        Training raises the level as the evaluation success rate passes a threshold, e.g. through
+        ``vec_env.env_method("set_curriculum", level)``.
+        """
+        self._curriculum_level = _check_level(level, "curriculum level")
+        self.pushes.curriculum_scale = self._curriculum_level
+        sim_config = self.sim.config
+        # The simulator draws from `config.randomization` at every reset; swapping the ranges is how the level
+        # reaches it (the simulator has no curriculum of its own).
+        sim_config.randomization = scaled_randomization(
+            self._randomization_ranges,
+            self._curriculum_level,
+            nominal_friction=sim_config.foot_friction,
+            nominal_latency_s=sim_config.control_latency_s,
+        )
+
+    # ------------------------------------------------------------------------------------------ episodes
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Start an episode. ``seed`` fixes the randomization draw, sensor noise, pushes and commands; with no
+        seed the next episode follows from the last seed given (or from fresh entropy if none ever was)."""
+        super().reset(seed=seed)
+        episode_seed = int(self.np_random.integers(0, 2**63 - 1))
+        self._episode_seed = episode_seed
+        # Separate streams per consumer (the simulator spawns its own from `episode_seed`).
+        push_rng, command_rng, pose_rng = (np.random.default_rng([episode_seed, k]) for k in (1, 2, 3))
+        pose = None
+        if self.config.initial_joint_noise_rad > 0.0:
+            noise = pose_rng.uniform(-1.0, 1.0, self.robot_spec.n_joints) * self.config.initial_joint_noise_rad
+            pose = np.clip(self.robot_spec.default_pose + noise, self.robot_spec.lower, self.robot_spec.upper)
+        self._forget_contacts()
+        self.sim.reset(seed=episode_seed, joint_pos=pose)
+        self.pushes.reset(push_rng)
+        self._command_rng = command_rng
+        self.command = self._draw_command()
+        self._last_action = np.zeros(self.contract.n_actions)
+        self._step_index = 0
+        truth = self.sim.ground_truth()
+        self._start_xy = truth.pos[:2].copy()
+        self._term_sums = dict.fromkeys(self._term_names(), 0.0)
+        self._return = 0.0
+        self._max_tilt = truth.tilt_rad
+        self._energy_j = 0.0
+        self._speed_error_sum = 0.0
+        self._needs_reset = False
+        self._wall_start = time.monotonic()
+        obs = self._observe()
+        info = {
+            "fell": False,
+            "base_height": float(truth.pos[2]),
+            "tilt": truth.tilt_rad,
+            "push_active": False,
+            "command": self.command.copy(),
+            "episode_seed": episode_seed,
+            "curriculum_level": self._curriculum_level,
+        }
+        return obs, info
+
+    def _forget_contacts(self) -> None:
+        """Drop Bullet's cached contact manifolds before the simulator re-poses the robot.
+
+        Bullet warm-starts the contact solver from the manifolds of the previous step; a reset that puts the
+        feet back where they were keeps them, so an episode would depend on the one before it and the same
+        seed would not give the same trajectory. Lifting the robot clear of everything and running collision
+        detection releases the pairs, so every episode starts as the first one after construction does.
+        """
+        client, robot = self.sim.client_id, self.sim.robot_id
+        pybullet.resetBasePositionAndOrientation(robot, (0.0, 0.0, 100.0), (0.0, 0.0, 0.0, 1.0), physicsClientId=client)
+        pybullet.performCollisionDetection(physicsClientId=client)
+
+    def _term_names(self) -> tuple[str, ...]:
+        return WALK_TERMS if self.task is Task.WALK else STAND_TERMS
+
+    def _draw_command(self) -> np.ndarray:
+        if self.task is Task.STAND:
+            return np.zeros(3)
+        commands = self.config.commands
+        rng = self._command_rng
+        return np.array([rng.uniform(*commands.vx_range_mps), rng.uniform(*commands.vy_range_mps),
+                         rng.uniform(*commands.yaw_rate_range_rps)])
+
+    def _observe(self) -> np.ndarray:
+        readings = self.sim.read_sensors()
+        state = RobotState(
+            base_ang_vel=readings.imu_gyro,
+            base_quat=readings.imu_quat,
+            joint_pos=readings.joint_pos,
+            joint_vel=readings.joint_vel,
+        )
+        self._feet_in_contact = readings.foot_contacts
+        return self.contract.build_observation(state, self.command, self._last_action)
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        if self._needs_reset:
+            raise RuntimeError("HumanoidEnv.step called before reset() or after the episode ended: call reset()")
+        clip = self.contract.action_clip
+        action = np.clip(np.asarray(action, dtype=np.float64), -clip, clip)
+        targets = self.contract.action_to_joint_targets(action, self.robot_spec.lower, self.robot_spec.upper)
+        push = self.pushes.push_at(self._step_index)
+        if push is not None:
+            self.sim.apply_push(push.force_world, push.duration_s)
+        push_active = self.sim.push_active
+        commands = self.config.commands
+        if (
+            self.task is Task.WALK
+            and commands.resample_interval_s is not None
+            and self._step_index > 0
+            and self._step_index % max(1, int(round(commands.resample_interval_s / self.policy_dt))) == 0
+        ):
+            self.command = self._draw_command()
+        self.sim.set_joint_targets(targets)
+        self.sim.step(self.decimation)
+        self._step_index += 1
+
+        previous_action = self._last_action
+        self._last_action = action
+        obs = self._observe()
+        truth = self.sim.ground_truth()
+        joint_pos, joint_vel = self.sim.joint_state()
+        yaw = float(heading(truth.quat))
+        cos_yaw, sin_yaw = math.cos(yaw), math.sin(yaw)
+        vx, vy = truth.lin_vel_world[0], truth.lin_vel_world[1]
+        lin_vel_heading = np.array([cos_yaw * vx + sin_yaw * vy, -sin_yaw * vx + cos_yaw * vy])
+        torques = self.sim.last_applied_torques
+        inputs = RewardInputs(
+            base_height=float(truth.pos[2]),
+            nominal_base_height=self._nominal_height,
+            projected_gravity=truth.projected_gravity,
+            ang_vel_body=truth.ang_vel_body,
+            lin_vel_heading=lin_vel_heading,
+            yaw_rate=float(truth.ang_vel_world[2]),
+            drift_xy=truth.pos[:2] - self._start_xy,
+            feet_in_contact=self._feet_in_contact,
+            command=self.command,
+            action=action,
+            last_action=previous_action,
+            torques=torques,
+            joint_vel=joint_vel,
+            joint_limit_proximity=self.sim.joint_limit_proximity(joint_pos),
+        )
+        terms = reward_terms(inputs, self.config.rewards, walking=self.task is Task.WALK)
+        reward = float(sum(terms.values()))
+
+        tilt = truth.tilt_rad
+        fell = bool(truth.pos[2] < self._min_height or tilt > self.config.max_tilt_rad)
+        terminated = fell
+        truncated = (not terminated) and self._step_index >= self.max_episode_steps
+
+        self._return += reward
+        for name, value in terms.items():
+            self._term_sums[name] += value
+        self._max_tilt = max(self._max_tilt, tilt)
+        self._energy_j += float(np.abs(torques * joint_vel).sum()) * self.policy_dt
+        self._speed_error_sum += float(np.linalg.norm(lin_vel_heading - self.command[:2]))
+
+        info: dict[str, Any] = {
+            "reward_terms": terms,
+            "fell": fell,
+            "base_height": float(truth.pos[2]),
+            "tilt": tilt,
+            "push_active": push_active,
+            "command": self.command.copy(),
+            "time_s": self._step_index * self.policy_dt,
+        }
+        if terminated or truncated:
+            self._needs_reset = True
+            info["episode_summary"] = self._summary(fell, truth.pos[:2])
+        if self.render_mode == "human" and self.config.real_time:
+            lag = self._step_index * self.policy_dt - (time.monotonic() - self._wall_start)
+            if lag > 0.0:
+                time.sleep(lag)
+        return obs, reward, terminated, truncated, info
+
+    def _summary(self, fell: bool, final_xy: np.ndarray) -> dict[str, Any]:
+        """Per-episode statistics for training and evaluation logs (not named "episode": Monitor owns that key)."""
+        steps = self._step_index
+        duration = steps * self.policy_dt
+        pushes = self.pushes.history
+        return {
+            "fell": fell,
+            "success": not fell,
+            "length_steps": steps,
+            "length_s": duration,
+            "return": self._return,
+            "reward_terms": dict(self._term_sums),
+            "pushes": len(pushes),
+            "max_push_force_n": max((p.magnitude_n for p in pushes), default=0.0),
+            "max_tilt_rad": self._max_tilt,
+            "drift_m": float(np.linalg.norm(final_xy - self._start_xy)),
+            "mean_speed_error_mps": self._speed_error_sum / max(1, steps),
+            "mean_mechanical_power_w": self._energy_j / duration if duration > 0 else 0.0,
+            "command": self.command.copy(),
+            "curriculum_level": self._curriculum_level,
+            "episode_seed": self._episode_seed,
+        }
+
+    # ------------------------------------------------------------------------------------------ misc
+
+    def velocity_command_in(self, obs: np.ndarray) -> np.ndarray:
+        """The (unscaled) velocity command an observation carries, read through the contract's layout."""
+        if self._command_slice is None:
+            raise ValueError("this contract's observation has no velocity_command term")
+        scale = self.contract.observation_scale[self._command_slice]
+        return np.asarray(obs, dtype=np.float64)[self._command_slice] / scale
+
+    def render(self) -> None:
+        """The PyBullet GUI draws itself in ``render_mode="human"``; nothing else is rendered."""
+        return None
+
+    def close(self) -> None:
+        sim = getattr(self, "sim", None)
+        if sim is not None:
+            sim.close()
+        super().close()

@@ -1,0 +1,128 @@
+"""Reward terms of the Stand and Walk tasks, computed separately so training can log each one.
+
+Pure numpy: the environment gathers one ``RewardInputs`` per policy step (from the simulator's exact state, which
+only training sees) and ``reward_terms`` returns ``{name: weighted value}``; the step reward is their sum.
+Positive terms (survival, posture, tracking) are bounded by their weights; penalties are <= 0.
+
+Guard against reward hacking: the posture rewards (``upright``, ``base_height``) are multiplied by a stability
+factor in [0, 1] that is 1 only while at least one foot is on the ground *and* the base barely rotates
+(``exp(-|omega_roll,pitch|^2 / stability_ang_vel_scale^2)``). A policy therefore cannot collect them while hopping,
+flailing, or toppling through the upright pose, only by actually standing still on its feet; the height reward
+also peaks at the nominal height, so stretching or jumping up earns nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["STAND_TERMS", "WALK_TERMS", "RewardConfig", "RewardInputs", "reward_terms", "stability_factor"]
+
+# Every step's info["reward_terms"] holds exactly these keys, in this order (loggers see a fixed set).
+_COMMON_TERMS = ("survival", "upright", "base_height", "balance", "action_rate", "energy", "joint_limits")
+STAND_TERMS = _COMMON_TERMS[:4] + ("stay_in_place",) + _COMMON_TERMS[4:]
+WALK_TERMS = _COMMON_TERMS[:4] + ("velocity_tracking",) + _COMMON_TERMS[4:]
+
+
+@dataclass
+class RewardConfig:
+    """Weights (per policy step) and the shape parameters of each term. Set a weight to 0 to drop a term."""
+
+    survival: float = 1.0  # paid every step the robot has not fallen
+    upright: float = 1.0  # * stability * exp(-|projected gravity xy|^2 / upright_scale^2)
+    base_height: float = 1.0  # * stability * exp(-((h - h_nominal) / base_height_scale_m)^2)
+    balance: float = 0.05  # penalty * (roll rate^2 + pitch rate^2), rad^2/s^2
+    stay_in_place: float = 0.5  # stand: * (exp(-|v_xy|^2/s_v^2) + exp(-|drift_xy|^2/s_p^2)) / 2
+    velocity_tracking: float = 1.5  # walk: * (exp(-|v_xy - cmd_xy|^2/s_v^2) + exp(-(wz - cmd_wz)^2/s_w^2)) / 2
+    action_rate: float = 0.01  # penalty * |a_t - a_{t-1}|^2 (smoothness)
+    energy: float = 2.0e-4  # penalty * sum |tau * qd|, watts
+    joint_limits: float = 1.0  # penalty * sum(clip((proximity - soft) / (1 - soft), 0, 1)^2)
+
+    upright_scale: float = 0.2  # |projected gravity xy| ~ sin(tilt): 0.2 ~ 11.5 degrees
+    base_height_scale_m: float = 0.05
+    stability_ang_vel_scale: float = 1.0  # rad/s
+    velocity_scale: float = 0.25  # m/s
+    yaw_rate_scale: float = 0.5  # rad/s
+    drift_scale_m: float = 0.5
+    soft_joint_limit: float = 0.9  # fraction of the half range from the middle at which the penalty starts
+
+    def __post_init__(self) -> None:
+        scales = ("upright_scale", "base_height_scale_m", "stability_ang_vel_scale", "velocity_scale",
+                  "yaw_rate_scale", "drift_scale_m")
+        for name in scales:
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0.0):
+                raise ValueError(f"RewardConfig.{name} = {value!r}: a shape parameter must be positive and finite")
+        weights = ("survival", "upright", "base_height", "balance", "stay_in_place", "velocity_tracking",
+                   "action_rate", "energy", "joint_limits")
+        for name in weights:
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0.0):
+                raise ValueError(
+                    f"RewardConfig.{name} = {value!r}: weights are magnitudes >= 0 (penalties are subtracted)"
+                )
+        if not 0.0 <= self.soft_joint_limit < 1.0:
+            raise ValueError(f"RewardConfig.soft_joint_limit = {self.soft_joint_limit!r}: use a fraction in [0, 1)")
+
+
+@dataclass
+class RewardInputs:
+    """Exact quantities one reward evaluation needs (training only: the deployed robot never computes rewards)."""
+
+    base_height: float  # m, base link origin above the ground
+    nominal_base_height: float
+    projected_gravity: np.ndarray  # (3,) body frame
+    ang_vel_body: np.ndarray  # (3,) rad/s
+    lin_vel_heading: np.ndarray  # (2,) m/s, horizontal base velocity in the yaw-only (heading) frame
+    yaw_rate: float  # rad/s, world z
+    drift_xy: np.ndarray  # (2,) m, base position minus where the episode started
+    feet_in_contact: np.ndarray  # (2,) bool
+    command: np.ndarray  # (3,) vx, vy (heading frame), yaw rate
+    action: np.ndarray  # (n,) this step's (clipped) action
+    last_action: np.ndarray  # (n,) the previous step's
+    torques: np.ndarray  # (n,) N*m the motors applied
+    joint_vel: np.ndarray  # (n,) rad/s, exact
+    joint_limit_proximity: np.ndarray  # (n,) 0 mid-range, 1 at a limit
+
+
+def stability_factor(inputs: RewardInputs, config: RewardConfig) -> float:
+    """1 when standing quietly on at least one foot, falling to 0 with base roll/pitch rate; 0 in the air."""
+    if not bool(np.any(inputs.feet_in_contact)):
+        return 0.0
+    rate_sq = float(inputs.ang_vel_body[0] ** 2 + inputs.ang_vel_body[1] ** 2)
+    return math.exp(-rate_sq / config.stability_ang_vel_scale**2)
+
+
+def reward_terms(inputs: RewardInputs, config: RewardConfig, walking: bool) -> dict[str, float]:
+    """Weighted value of every term this step (keys: ``WALK_TERMS`` or ``STAND_TERMS``)."""
+    stable = stability_factor(inputs, config)
+    gravity_xy_sq = float(inputs.projected_gravity[0] ** 2 + inputs.projected_gravity[1] ** 2)
+    height_error = (inputs.base_height - inputs.nominal_base_height) / config.base_height_scale_m
+    rate_sq = float(inputs.ang_vel_body[0] ** 2 + inputs.ang_vel_body[1] ** 2)
+    terms: dict[str, float] = {
+        "survival": config.survival,
+        "upright": config.upright * stable * math.exp(-gravity_xy_sq / config.upright_scale**2),
+        "base_height": config.base_height * stable * math.exp(-height_error**2),
+        "balance": -config.balance * rate_sq,
+    }
+    if walking:
+        velocity_error_sq = float(np.sum((inputs.lin_vel_heading - inputs.command[:2]) ** 2))
+        yaw_error_sq = (inputs.yaw_rate - float(inputs.command[2])) ** 2
+        terms["velocity_tracking"] = config.velocity_tracking * 0.5 * (
+            math.exp(-velocity_error_sq / config.velocity_scale**2) + math.exp(-yaw_error_sq / config.yaw_rate_scale**2)
+        )
+    else:
+        speed_sq = float(np.sum(inputs.lin_vel_heading**2))
+        drift_sq = float(np.sum(inputs.drift_xy**2))
+        terms["stay_in_place"] = config.stay_in_place * 0.5 * (
+            math.exp(-speed_sq / config.velocity_scale**2) + math.exp(-drift_sq / config.drift_scale_m**2)
+        )
+    action_change = inputs.action - inputs.last_action
+    soft = config.soft_joint_limit
+    beyond_soft = np.clip((inputs.joint_limit_proximity - soft) / (1.0 - soft), 0.0, 1.0)
+    terms["action_rate"] = -config.action_rate * float(action_change @ action_change)
+    terms["energy"] = -config.energy * float(np.abs(inputs.torques * inputs.joint_vel).sum())
+    terms["joint_limits"] = -config.joint_limits * float(beyond_soft @ beyond_soft)
+    return {name: terms[name] for name in (WALK_TERMS if walking else STAND_TERMS)}
