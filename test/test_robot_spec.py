@@ -411,3 +411,25 @@ def test_plain_pd_at_the_default_pose_keeps_the_robot_standing_for_5_s_in_pybull
     assert min(heights) > 0.8 * spec.nominal_base_height
     assert heights[-1] == pytest.approx(spec.nominal_base_height, abs=0.01)
     assert max(tilts[-1000:]) < 0.05  # settled upright, not slowly falling over
+
+
+def test_no_links_collide_with_each_other_in_the_default_pose(spec: RobotSpec) -> None:
+    """So that enabling PyBullet self-collision does not start the robot in contact with itself."""
+    import pybullet as pb
+
+    client = pb.connect(pb.DIRECT)
+    try:
+        robot = pb.loadURDF(
+            str(spec.urdf_path), [0.0, 0.0, 1.0], flags=pb.URDF_USE_SELF_COLLISION, physicsClientId=client
+        )
+        index = {
+            pb.getJointInfo(robot, i, physicsClientId=client)[1].decode(): i
+            for i in range(pb.getNumJoints(robot, physicsClientId=client))
+        }
+        for name, position in zip(spec.joint_names, spec.default_pose, strict=True):
+            pb.resetJointState(robot, index[name], position, physicsClientId=client)
+        pb.performCollisionDetection(physicsClientId=client)
+        contacts = pb.getContactPoints(robot, robot, physicsClientId=client)
+    finally:
+        pb.disconnect(client)
+    assert [(c[3], c[4], c[8]) for c in contacts] == []

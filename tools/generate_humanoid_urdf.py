@@ -137,7 +137,9 @@ def leg(side: str) -> tuple[list[Link], list[Joint]]:
     sign = 1.0 if side == "left" else -1.0  # mirrors y offsets and roll ranges
     p = f"{side}_"
     links = [
-        Link(p + "hip_yaw_link", (Cylinder(0.04, HIP_YAW_DROP, 0.8, (0.0, 0.0, -HIP_YAW_DROP / 2)),), "dark"),
+        # The hip yaw motor hangs under the pelvis, stopping 2 cm above the hip roll/pitch joint so
+        # that it stays clear of the thigh (PyBullet reports self-collisions between non-adjacent links).
+        Link(p + "hip_yaw_link", (Cylinder(0.04, HIP_YAW_DROP - 0.02, 0.8, (0.0, 0.0, -0.02)),), "dark"),
         Link(p + "hip_roll_link", (Box((0.08, 0.07, 0.08), 1.0),), "dark"),
         Link(p + "thigh", (Cylinder(0.055, THIGH_LENGTH, 3.0, (0.0, 0.0, -THIGH_LENGTH / 2)),), "grey"),
         Link(p + "shank", (Cylinder(0.045, SHANK_LENGTH, 2.0, (0.0, 0.0, -SHANK_LENGTH / 2)),), "grey"),
@@ -427,17 +429,13 @@ def build_urdf() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="where to write the URDF")
-    parser.add_argument(
-        "--check", action="store_true", help="exit 1 if the file differs from the generated text"
-    )
+    parser.add_argument("--check", action="store_true", help="exit 1 if the file differs from the generated text")
     args = parser.parse_args(argv)
     text = build_urdf()
     if args.check:
         current = args.output.read_text() if args.output.exists() else ""
         if current != text:
-            print(
-                f"{args.output} is out of date: run python tools/generate_humanoid_urdf.py", file=sys.stderr
-            )
+            print(f"{args.output} is out of date: run python tools/generate_humanoid_urdf.py", file=sys.stderr)
             return 1
         return 0
     args.output.parent.mkdir(parents=True, exist_ok=True)
