@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pybullet as pb
@@ -11,6 +13,7 @@ import pytest
 from humanoid_rl.core.kinematics import RobotKinematics
 from humanoid_rl.core.robot_spec import RobotSpec
 from humanoid_rl.sim import DomainRandomization, HumanoidSim, SensorNoise, SimConfig
+from humanoid_rl.sim.bench import format_results, run_sim_benchmark
 
 
 @pytest.fixture(scope="module")
@@ -294,3 +297,25 @@ def test_close_disconnects_the_physics_client_and_a_closed_sim_refuses_to_reset(
     sim.close()  # closing twice is harmless
     with pytest.raises(RuntimeError, match="closed"):
         sim.reset()
+
+
+def test_sim_benchmark_reports_every_case_and_writes_json(spec: RobotSpec, tmp_path: Path) -> None:
+    out = tmp_path / "bench" / "sim.json"
+    results = run_sim_benchmark(0.2, spec=spec, repeats=2, out=out)
+    assert json.loads(out.read_text()) == json.loads(json.dumps(results))
+    cases = results["cases"]
+    assert set(cases) == {
+        "core_policy_rate_sensors",
+        "core_sensors_every_step",
+        "bare_step_simulation",
+        "bare_step_simulation_builtin_motors",
+    }
+    for case in cases.values():
+        assert case["physics_steps_per_round"] == 100  # 0.2 s at 1 kHz over 2 rounds, whole policy steps
+        assert case["steps_per_s"] > 0 and case["cpu_us_per_step"] > 0
+        assert case["real_time_factor"] == pytest.approx(case["steps_per_s"] / 1000.0)
+    ratio = cases["core_policy_rate_sensors"]["steps_per_s"] / cases["bare_step_simulation"]["steps_per_s"]
+    assert results["core_to_bare_speed_ratio"] == pytest.approx(ratio)
+    assert "core:" in format_results(results)
+    with pytest.raises(ValueError, match="seconds"):
+        run_sim_benchmark(0.0, spec=spec)

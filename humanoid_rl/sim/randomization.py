@@ -71,9 +71,7 @@ class DomainRandomization:
                 f"DomainRandomization.gravity_z = {self.gravity_z!r}: gravity points down, use values <= 0"
             )
         if not (0.0 <= self.gravity_tilt_rad < math.pi / 2):
-            raise ValueError(
-                f"DomainRandomization.gravity_tilt_rad = {self.gravity_tilt_rad!r}: use [0, pi/2) rad"
-            )
+            raise ValueError(f"DomainRandomization.gravity_tilt_rad = {self.gravity_tilt_rad!r}: use [0, pi/2) rad")
         _check_range("actuator_strength", self.actuator_strength, minimum=0.0, strict=True)
         _check_range("imu_noise_scale", self.imu_noise_scale, minimum=0.0)
         _check_range("encoder_noise_scale", self.encoder_noise_scale, minimum=0.0)
@@ -114,9 +112,7 @@ class RandomizationSample:
         return out
 
 
-def _uniform(
-    rng: np.random.Generator, bounds: Range | None, nominal: float, size: int | None = None
-) -> np.ndarray:
+def _uniform(rng: np.random.Generator, bounds: Range | None, nominal: float, size: int | None = None) -> np.ndarray:
     if bounds is None:
         return np.full(size if size is not None else (), nominal, dtype=np.float64)
     return rng.uniform(bounds[0], bounds[1], size=size)
@@ -162,9 +158,7 @@ def draw_randomization(
     friction = (
         nominal_friction
         if config.friction is None
-        else streams["friction"].uniform(
-            config.friction[0], config.friction[1], size=len(friction_link_names)
-        )
+        else streams["friction"].uniform(config.friction[0], config.friction[1], size=len(friction_link_names))
     )
     gravity_z = float(_uniform(streams["gravity"], config.gravity_z, nominal_gravity_z))
     # The tilt keeps the vertical component as drawn and adds a horizontal one, as on a slope of that angle.

@@ -21,6 +21,12 @@ import pybullet as pb
 import pybullet_data
 
 from humanoid_rl.core.robot_spec import RobotSpec
+from humanoid_rl.core.rotations import (
+    projected_gravity,
+    quat_multiply,
+    quat_to_matrix,
+    tilt_angle,
+)
 from humanoid_rl.sim.randomization import DomainRandomization, RandomizationSample, draw_randomization
 
 __all__ = ["BaseState", "HumanoidSim", "SensorNoise", "SensorReadings", "SimConfig", "SimError"]
@@ -49,9 +55,7 @@ class SensorNoise:
     def __post_init__(self) -> None:
         for name, value in vars(self).items():
             if not (math.isfinite(value) and value >= 0.0):
-                raise ValueError(
-                    f"SensorNoise.{name} = {value!r}: a standard deviation must be finite and >= 0"
-                )
+                raise ValueError(f"SensorNoise.{name} = {value!r}: a standard deviation must be finite and >= 0")
 
     @classmethod
     def none(cls) -> SensorNoise:
@@ -77,12 +81,8 @@ class SimConfig:
     self_collision: bool = False
 
     def __post_init__(self) -> None:
-        if self.physics_rate_hz is not None and not (
-            math.isfinite(self.physics_rate_hz) and self.physics_rate_hz > 0
-        ):
-            raise ValueError(
-                f"SimConfig.physics_rate_hz = {self.physics_rate_hz!r}: use a positive rate or None"
-            )
+        if self.physics_rate_hz is not None and not (math.isfinite(self.physics_rate_hz) and self.physics_rate_hz > 0):
+            raise ValueError(f"SimConfig.physics_rate_hz = {self.physics_rate_hz!r}: use a positive rate or None")
         checks = {
             "control_latency_s": self.control_latency_s,
             "foot_friction": self.foot_friction,
@@ -129,11 +129,14 @@ class BaseState:
     @property
     def tilt_rad(self) -> float:
         """Angle between the base z axis and world up."""
-        return float(math.acos(max(-1.0, min(1.0, -float(self.projected_gravity[2])))))
+        return float(tilt_angle(self.quat))
 
 
-def _rotation(quat_xyzw: tuple[float, ...] | np.ndarray) -> np.ndarray:
-    return np.asarray(pb.getMatrixFromQuaternion(quat_xyzw), dtype=np.float64).reshape(3, 3)
+def _cross3(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cross product of two 3-vectors; np.cross costs ~10x more for one pair."""
+    ax, ay, az = a.tolist()
+    bx, by, bz = b.tolist()
+    return np.array([ay * bz - az * by, az * bx - ax * bz, ax * by - ay * bx])
 
 
 def _as_vector(name: str, value: object, size: int, what: str) -> np.ndarray:
@@ -184,9 +187,7 @@ class HumanoidSim:
             physicsClientId=client,
         )
         self.ground_id = pb.loadURDF(str(_GROUND_URDF), useFixedBase=True, physicsClientId=client)
-        pb.changeDynamics(
-            self.ground_id, -1, lateralFriction=self.config.ground_friction, physicsClientId=client
-        )
+        pb.changeDynamics(self.ground_id, -1, lateralFriction=self.config.ground_friction, physicsClientId=client)
         flags = pb.URDF_USE_INERTIA_FROM_FILE
         if self.config.self_collision:
             flags |= pb.URDF_USE_SELF_COLLISION
@@ -219,9 +220,7 @@ class HumanoidSim:
         missing = [name for name in self.spec.joint_names if name not in joint_index]
         if missing:
             raise SimError(f"{self.spec.urdf_path} has no joints named {missing}; the spec and URDF disagree")
-        self._joint_ids = [
-            joint_index[name] for name in self.spec.joint_names
-        ]  # policy order -> PyBullet index
+        self._joint_ids = [joint_index[name] for name in self.spec.joint_names]  # policy order -> PyBullet index
         self._link_index = link_index
         self.link_names: tuple[str, ...] = tuple(sorted(link_index, key=link_index.__getitem__))  # base first
         self._foot_ids = [link_index[name] for name in self.spec.foot_links]
@@ -231,15 +230,10 @@ class HumanoidSim:
             self.robot_id, movable, pb.VELOCITY_CONTROL, forces=[0.0] * len(movable), physicsClientId=client
         )
         for link in range(-1, n_bullet_joints):  # no invented air drag on the robot
-            pb.changeDynamics(
-                self.robot_id, link, linearDamping=0.0, angularDamping=0.0, physicsClientId=client
-            )
+            pb.changeDynamics(self.robot_id, link, linearDamping=0.0, angularDamping=0.0, physicsClientId=client)
 
         # Nominal dynamics, so each reset starts from them and randomization draws never compound.
-        infos = [
-            pb.getDynamicsInfo(self.robot_id, link, physicsClientId=client)
-            for link in range(-1, n_bullet_joints)
-        ]
+        infos = [pb.getDynamicsInfo(self.robot_id, link, physicsClientId=client) for link in range(-1, n_bullet_joints)]
         self._nominal_mass = np.array([info[0] for info in infos])
         self._nominal_inertia = np.array([info[2] for info in infos])
         self._link_masses = self._nominal_mass.copy()
@@ -249,9 +243,7 @@ class HumanoidSim:
         # PyBullet reports the base's inertial (centre-of-mass) frame; keep the base link frame in it.
         inertial = pb.getDynamicsInfo(self.robot_id, -1, physicsClientId=client)
         self._com_to_base = pb.invertTransform(inertial[3], inertial[4])
-        self._base_is_com_frame = bool(
-            np.allclose(inertial[3], 0.0) and np.allclose(inertial[4], (0, 0, 0, 1))
-        )
+        self._base_is_com_frame = bool(np.allclose(inertial[3], 0.0) and np.allclose(inertial[4], (0, 0, 0, 1)))
         # The IMU must ride rigidly on the base (fixed joints only) so its pose follows from the base pose.
         imu_link = link_index.get(self.spec.imu_link)
         if imu_link is None:
@@ -270,23 +262,19 @@ class HumanoidSim:
             com_to_imu = self._com_to_base
         else:
             com_pos, com_quat = pb.getBasePositionAndOrientation(self.robot_id, physicsClientId=client)
-            imu_state = pb.getLinkState(
-                self.robot_id, imu_link, computeForwardKinematics=1, physicsClientId=client
-            )
-            com_to_imu = pb.multiplyTransforms(
-                *pb.invertTransform(com_pos, com_quat), imu_state[4], imu_state[5]
-            )
+            imu_state = pb.getLinkState(self.robot_id, imu_link, computeForwardKinematics=1, physicsClientId=client)
+            com_to_imu = pb.multiplyTransforms(*pb.invertTransform(com_pos, com_quat), imu_state[4], imu_state[5])
         self._imu_offset = np.asarray(com_to_imu[0])  # IMU position in the base COM frame
-        self._imu_quat_in_com = tuple(com_to_imu[1])
-        self._imu_rotation_in_com = _rotation(com_to_imu[1])
+        self._imu_has_lever = bool(np.any(np.abs(self._imu_offset) > 1e-9))
+        # None when the IMU axes are the base COM frame's (the usual mounting): saves a product per reading.
+        imu_rotated = not np.allclose(com_to_imu[1], (0.0, 0.0, 0.0, 1.0), atol=1e-12)
+        self._imu_quat_in_com: np.ndarray | None = np.asarray(com_to_imu[1]) if imu_rotated else None
 
         self._all_link_ids = list(range(n_bullet_joints))
         # Preallocated per-step buffers.
         self._tau = np.zeros(self.n_joints)
         self._tau_scratch = np.zeros(self.n_joints)
-        self.last_applied_torques = np.zeros(
-            self.n_joints
-        )  # what the motors produced in the last physics step
+        self.last_applied_torques = np.zeros(self.n_joints)  # what the motors produced in the last physics step
 
     # ------------------------------------------------------------------------------------------ episodes
 
@@ -308,9 +296,7 @@ class HumanoidSim:
         )
         link_friction = self._nominal_link_friction.copy()
         link_friction[[link + 1 for link in self._foot_ids]] = self.config.foot_friction
-        friction_links = (
-            self.link_names if self.config.randomization.friction_all_links else self.spec.foot_links
-        )
+        friction_links = self.link_names if self.config.randomization.friction_all_links else self.spec.foot_links
         friction_rows = [self._link_index[name] + 1 for name in friction_links]
         self.randomization_sample = draw_randomization(
             self.config.randomization,
@@ -339,9 +325,7 @@ class HumanoidSim:
         self._velocity_history: list[tuple[tuple[float, ...], tuple[float, ...]]] = [zero] * (
             self._accel_window_steps + 1
         )
-        self._activate_targets(
-            pose, np.zeros(self.n_joints), np.zeros(self.n_joints), 1.0, 1.0, delay_steps=0
-        )
+        self._activate_targets(pose, np.zeros(self.n_joints), np.zeros(self.n_joints), 1.0, 1.0, delay_steps=0)
 
     def _apply_sample(self, sample: RandomizationSample, link_friction: np.ndarray) -> None:
         client = self._client
@@ -375,6 +359,17 @@ class HumanoidSim:
         self._orientation_std = noise.orientation_std * imu_scale
         self._joint_pos_std = noise.joint_pos_std * encoder_scale
         self._joint_vel_std = noise.joint_vel_std * encoder_scale
+        # One draw per reading, scaled per channel: gyro (3), accel (3), joint pos (n), joint vel (n), orientation (3).
+        n = self.n_joints
+        self._noise_std = np.concatenate(
+            [
+                np.full(3, self._gyro_std),
+                np.full(3, self._accel_std),
+                np.full(n, self._joint_pos_std),
+                np.full(n, self._joint_vel_std),
+                np.full(3, self._orientation_std),
+            ]
+        )
 
     def _draw_sensor_biases(self) -> None:
         noise, scale = self.config.noise, self.randomization_sample.imu_noise_scale
@@ -396,14 +391,10 @@ class HumanoidSim:
             raise SimError("could not measure the robot's height above the ground (no closest points)")
         gap = min(point[8] for point in closest)
         if gap <= 0.0:
-            raise SimError(
-                f"in the requested pose the robot reaches {-gap:.2f} m below its base at spawn height"
-            )
+            raise SimError(f"in the requested pose the robot reaches {-gap:.2f} m below its base at spawn height")
         lowered = (upright_com[0][0], upright_com[0][1], upright_com[0][2] - gap)
         pb.resetBasePositionAndOrientation(robot, lowered, upright_com[1], physicsClientId=client)
-        self.standing_base_height = (
-            _SPAWN_HEIGHT_M - gap
-        )  # base link frame height with the soles on the ground
+        self.standing_base_height = _SPAWN_HEIGHT_M - gap  # base link frame height with the soles on the ground
 
     # ------------------------------------------------------------------------------------------ commands
 
@@ -424,9 +415,7 @@ class HumanoidSim:
         kp_scale = _as_vector("stiffness_scale", stiffness_scale, n, "a scalar or one per joint")
         kd_scale = _as_vector("damping_scale", damping_scale, n, "a scalar or one per joint")
         if np.any(kp_scale < 0.0) or np.any(kd_scale < 0.0):
-            raise ValueError(
-                "stiffness_scale and damping_scale must be >= 0 (a negative gain destabilizes the joint)"
-            )
+            raise ValueError("stiffness_scale and damping_scale must be >= 0 (a negative gain destabilizes the joint)")
         self._activate_targets(q, qd, ff, kp_scale, kd_scale, delay_steps=self.latency_steps)
 
     def _activate_targets(
@@ -476,9 +465,7 @@ class HumanoidSim:
             _, kp, kd, offset = self._active
             if self._push_steps_left > 0:
                 com = pb.getBasePositionAndOrientation(robot, physicsClientId=client)[0]
-                pb.applyExternalForce(
-                    robot, -1, self._push_force, com, pb.WORLD_FRAME, physicsClientId=client
-                )
+                pb.applyExternalForce(robot, -1, self._push_force, com, pb.WORLD_FRAME, physicsClientId=client)
                 self._push_steps_left -= 1
             columns = tuple(zip(*get_joint_states(robot, joint_ids, physicsClientId=client), strict=True))
             np.multiply(kp, columns[0], out=tau)
@@ -513,39 +500,39 @@ class HumanoidSim:
 
     def read_sensors(self) -> SensorReadings:
         """The IMU, encoders and foot force sensors, with this episode's noise and bias."""
-        client, robot, rng = self._client, self.robot_id, self._noise_rng
+        client, robot, n = self._client, self.robot_id, self.n_joints
         q, qd = self.joint_state()
-        com_pos, com_quat = pb.getBasePositionAndOrientation(robot, physicsClientId=client)
-        rotation = _rotation(com_quat)  # base COM frame -> world
-        imu_rotation = rotation @ self._imu_rotation_in_com  # IMU frame -> world
+        com_quat = pb.getBasePositionAndOrientation(robot, physicsClientId=client)[1]
         # Accelerometer: mean acceleration of the IMU point over the window, minus gravity (specific force).
         history, length = self._velocity_history, len(self._velocity_history)
         newest, oldest = history[self.step_count % length], history[(self.step_count + 1) % length]
-        window = (length - 1) * self.dt
-        lin_acc = (np.asarray(newest[0]) - np.asarray(oldest[0])) / window
-        ang_acc = (np.asarray(newest[1]) - np.asarray(oldest[1])) / window
-        omega = np.asarray(newest[1])
-        lever = rotation @ self._imu_offset
-        imu_acc = lin_acc + np.cross(ang_acc, lever) + np.cross(omega, np.cross(omega, lever))
-        specific_force = imu_rotation.T @ (imu_acc - self.gravity)
-        gyro = imu_rotation.T @ omega
-
-        imu_quat = pb.multiplyTransforms((0, 0, 0), com_quat, (0, 0, 0), self._imu_quat_in_com)[1]
-        if self._orientation_std > 0.0:
-            rotvec = rng.normal(0.0, self._orientation_std, 3)
-            angle = float(np.linalg.norm(rotvec))
+        rate = 1.0 / ((length - 1) * self.dt)
+        omega = np.array(newest[1])
+        acceleration = (np.array(newest[0]) - oldest[0]) * rate
+        if self._imu_has_lever:  # the IMU point also moves by the base's rotation
+            lever = quat_to_matrix(com_quat) @ self._imu_offset
+            angular_acceleration = (omega - oldest[1]) * rate
+            acceleration += _cross3(angular_acceleration, lever) + _cross3(omega, _cross3(omega, lever))
+        imu_quat = (
+            np.array(com_quat) if self._imu_quat_in_com is None else quat_multiply(com_quat, self._imu_quat_in_com)
+        )
+        imu_to_world = quat_to_matrix(imu_quat)
+        noise = self._noise_rng.standard_normal(self._noise_std.size) * self._noise_std
+        if self._orientation_std > 0.0:  # a small random rotation of the reported orientation, in the IMU frame
+            x, y, z = noise[6 + 2 * n :].tolist()
+            angle = math.sqrt(x * x + y * y + z * z)
             if angle > 0.0:
-                error = pb.getQuaternionFromAxisAngle((rotvec / angle).tolist(), angle)
-                imu_quat = pb.multiplyTransforms((0, 0, 0), imu_quat, (0, 0, 0), error)[1]
-        n = self.n_joints
+                factor = math.sin(0.5 * angle) / angle
+                error = np.array([x * factor, y * factor, z * factor, math.cos(0.5 * angle)])
+                imu_quat = quat_multiply(imu_quat, error)
         forces, contacts, wrenches = self._foot_contacts()
         return SensorReadings(
             time_s=self.time_s,
-            imu_quat=np.asarray(imu_quat),
-            imu_gyro=gyro + self.gyro_bias + rng.normal(0.0, self._gyro_std, 3),
-            imu_accel=specific_force + self.accel_bias + rng.normal(0.0, self._accel_std, 3),
-            joint_pos=q + rng.normal(0.0, self._joint_pos_std, n),
-            joint_vel=qd + rng.normal(0.0, self._joint_vel_std, n),
+            imu_quat=imu_quat,
+            imu_gyro=omega @ imu_to_world + self.gyro_bias + noise[0:3],
+            imu_accel=(acceleration - self.gravity) @ imu_to_world + self.accel_bias + noise[3:6],
+            joint_pos=q + noise[6 : 6 + n],
+            joint_vel=qd + noise[6 + n : 6 + 2 * n],
             foot_forces=forces,
             foot_contacts=contacts,
             foot_wrenches=wrenches,
@@ -557,22 +544,30 @@ class HumanoidSim:
         wrenches = np.zeros((2, 6))
         foot_states = pb.getLinkStates(robot, self._foot_ids, physicsClientId=client)
         for side, foot in enumerate(self._foot_ids):
-            points = [
-                point
-                for point in pb.getContactPoints(bodyA=robot, linkIndexA=foot, physicsClientId=client)
-                if point[2] != robot  # contacts with the world, not self-collisions
-            ]
-            if not points:
-                continue
-            # Per point: the normal points from the ground to the foot (A), and PyBullet reports the friction
-            # impulses as acting on the ground (they do not flip with A/B as the normal does; checked by
-            # test_foot_wrench_balances_a_steady_push), hence the minus signs for the force on the foot.
-            data = np.array([(*pt[5], *pt[7], pt[9], pt[10], *pt[11], pt[12], *pt[13]) for pt in points])
-            position, normal = data[:, 0:3], data[:, 3:6]
-            force = data[:, 6:7] * normal - data[:, 7:8] * data[:, 8:11] - data[:, 11:12] * data[:, 12:15]
-            forces[side] = float(data[:, 6].sum())
-            wrenches[side, :3] = force.sum(axis=0)
-            wrenches[side, 3:] = np.cross(position - np.asarray(foot_states[side][4]), force).sum(axis=0)
+            ox, oy, oz = foot_states[side][4]  # torques are taken about the foot link origin
+            normal_sum = fx_sum = fy_sum = fz_sum = tx_sum = ty_sum = tz_sum = 0.0
+            # A handful of points per foot: plain float arithmetic is several times faster than numpy here.
+            for point in pb.getContactPoints(bodyA=robot, linkIndexA=foot, physicsClientId=client):
+                if point[2] == robot:  # a self-collision, not a ground reaction
+                    continue
+                (px, py, pz), (nx, ny, nz), normal = point[5], point[7], point[9]
+                friction1, (ax, ay, az), friction2, (bx, by, bz) = point[10], point[11], point[12], point[13]
+                # The normal points from the ground to the foot (A); PyBullet reports the friction impulses as
+                # acting on the ground (they do not flip with A/B as the normal does; checked by
+                # test_foot_wrench_balances_a_steady_push), hence the minus signs for the force on the foot.
+                fx = normal * nx - friction1 * ax - friction2 * bx
+                fy = normal * ny - friction1 * ay - friction2 * by
+                fz = normal * nz - friction1 * az - friction2 * bz
+                rx, ry, rz = px - ox, py - oy, pz - oz
+                normal_sum += normal
+                fx_sum += fx
+                fy_sum += fy
+                fz_sum += fz
+                tx_sum += ry * fz - rz * fy
+                ty_sum += rz * fx - rx * fz
+                tz_sum += rx * fy - ry * fx
+            forces[side] = normal_sum
+            wrenches[side] = (fx_sum, fy_sum, fz_sum, tx_sum, ty_sum, tz_sum)
         return forces, forces > self.config.contact_force_threshold_n, wrenches
 
     def ground_truth(self) -> BaseState:
@@ -587,7 +582,7 @@ class HumanoidSim:
         else:
             pos, quat = pb.multiplyTransforms(com_pos, com_quat, *self._com_to_base)
             velocity = velocity + np.cross(omega, np.asarray(pos) - np.asarray(com_pos))
-        rotation = _rotation(quat)
+        rotation = quat_to_matrix(quat)
         link_coms = pb.getLinkStates(robot, self._all_link_ids, physicsClientId=client)
         positions = np.array([com_pos] + [state[0] for state in link_coms])
         whole_body_com = self._link_masses @ positions / self._link_masses.sum()
@@ -600,7 +595,7 @@ class HumanoidSim:
             ang_vel_body=rotation.T @ omega,
             lin_vel_body=rotation.T @ velocity,
             com=whole_body_com,
-            projected_gravity=-rotation[2, :].copy(),
+            projected_gravity=projected_gravity(quat),
         )
 
     # ------------------------------------------------------------------------------------------ limits
@@ -621,7 +616,13 @@ class HumanoidSim:
 
     @property
     def client_id(self) -> int:
+        """This simulation's PyBullet physics client (pass it as physicsClientId to direct PyBullet calls)."""
         return self._client
+
+    @property
+    def bullet_joint_indices(self) -> tuple[int, ...]:
+        """PyBullet joint index of each joint, in policy order."""
+        return tuple(self._joint_ids)
 
     def close(self) -> None:
         if not getattr(self, "_closed", True):
