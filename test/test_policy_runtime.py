@@ -234,6 +234,7 @@ def _thread_count() -> int:
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads through /proc")
 def test_sessions_use_the_thread_counts_we_set(model_file) -> None:
+    OnnxPolicy.load(model_file[0])  # the first session of a process also starts ONNX Runtime's one global thread
     before = _thread_count()
     one = OnnxPolicy.load(model_file[0])
     assert _thread_count() == before  # one intra-op thread = the caller's: no pool started
@@ -265,3 +266,17 @@ def test_benchmark_reports_act_and_bare_session_latencies(model_file) -> None:
         assert 0.0 < result[key] < 100_000.0
     assert result["act_p50_us"] <= result["act_p99_us"]
     assert result["ratio_p50"] == pytest.approx(result["act_p50_us"] / result["bare_p50_us"])
+
+
+def test_a_relative_model_name_is_found_in_the_share_directorys_models(tmp_path, contract, monkeypatch) -> None:
+    share = tmp_path / "share"
+    (share / "models").mkdir(parents=True)
+    (share / "package.xml").write_text("<package/>")
+    write_mlp_policy(share / "models" / "shared_stand.onnx", contract)
+    monkeypatch.setenv("HUMANOID_RL_SHARE", str(share))
+    monkeypatch.chdir(tmp_path)  # not in the working directory
+    policy = load_policy("shared_stand.onnx", contract)
+    assert isinstance(policy, OnnxPolicy) and policy.path == share / "models" / "shared_stand.onnx"
+    with pytest.raises(ModelNotFoundError) as caught:
+        load_policy("other.onnx", contract)
+    assert str(share / "models" / "other.onnx") in str(caught.value)
