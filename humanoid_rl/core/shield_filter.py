@@ -269,38 +269,67 @@ def tilt_from_imu(
     return tilt, rate
 
 
-_DIRECTIONS = np.stack([np.cos(np.arange(16) * np.pi / 8), np.sin(np.arange(16) * np.pi / 8)], axis=1)
-_CORNER_SIGNS = np.array([[1.0, 1.0], [1.0, -1.0], [-1.0, 1.0], [-1.0, -1.0]])
+# Support-function directions in the feet's (yaw) frame: the rectangles' edge normals and 12 more, so that the
+# distance of a point outside the polygon is underestimated by at most 1 − cos(π/16) ≈ 2 %. Plain floats:
+# for 16 directions a Python loop is faster than numpy's per-call overhead.
+_DIRECTIONS = tuple(
+    (
+        math.cos(k * math.pi / 8),
+        math.sin(k * math.pi / 8),
+        abs(math.cos(k * math.pi / 8)),
+        abs(math.sin(k * math.pi / 8)),
+    )
+    for k in range(16)
+)
+_PLAUSIBLE_COORDINATE = 1e6  # m or m/s: beyond this, balance data is garbage (and products could overflow)
 
 
 def support_polygon_distance(
-    point_xy: np.ndarray,
-    feet_xy: np.ndarray,
-    contacts: np.ndarray,
+    point_xy: Sequence[float] | np.ndarray,
+    feet_xy: Sequence[Sequence[float]] | np.ndarray,
+    contacts: Sequence[bool] | np.ndarray,
     foot_size: tuple[float, float],
     yaw: float,
 ) -> float:
     """Signed distance from ``point_xy`` to the edge of the support polygon (positive inside, metres).
 
-    The polygon is the convex hull of the sole rectangles of the feet in contact (both feet when none is: a
-    flight phase or a robot on a gantry is not a fall), aligned with ``yaw``. Computed with the support
-    function over the hull's edge normals plus 16 directions: exact inside; outside it is a lower bound
-    within 2 % of the distance.
+    The polygon is the convex hull of the sole rectangles (``foot_size`` = length x, width y, centred on each
+    foot's xy, aligned with ``yaw``) of the feet in contact; of both feet when none is in contact (a flight
+    phase or a robot on a gantry is not a fall). Computed with the support function h(n) = max over the hull
+    of n·x, as min over directions n of h(n) − n·point: exact inside (all hull edge normals are among the
+    directions); outside, a lower bound within 2 % of the true distance.
     """
     c, s = math.cos(yaw), math.sin(yaw)
-    rot_t = np.array([[c, s], [-s, c]])
-    feet = feet_xy[contacts] if contacts.any() else feet_xy
-    offsets = (_CORNER_SIGNS * (0.5 * foot_size[0], 0.5 * foot_size[1])) @ rot_t
-    corners = (feet[:, None, :] + offsets[None, :, :]).reshape(-1, 2)
-    directions = _DIRECTIONS @ rot_t
+    px, py = float(point_xy[0]), float(point_xy[1])
+    feet = [(float(f[0]), float(f[1])) for f, touching in zip(feet_xy, contacts, strict=True) if touching]
+    if not feet:
+        feet = [(float(f[0]), float(f[1])) for f in feet_xy]
+    # First foot centre relative to the point, and the second relative to the first, in the feet's frame.
+    ex, ey = feet[0][0] - px, feet[0][1] - py
+    ex, ey = c * ex + s * ey, -s * ex + c * ey
+    dx = dy = 0.0
     if len(feet) == 2:
-        span = feet[1] - feet[0]
-        length = math.hypot(span[0], span[1])
-        if length > 1e-9:
-            normal = np.array([[-span[1], span[0]], [span[1], -span[0]]]) / length
-            directions = np.concatenate((directions, normal))
-    reach = (directions @ corners.T).max(axis=1)
-    return float((reach - directions @ point_xy).min())
+        dx, dy = feet[1][0] - feet[0][0], feet[1][1] - feet[0][1]
+        dx, dy = c * dx + s * dy, -s * dx + c * dy
+    half_length, half_width = 0.5 * foot_size[0], 0.5 * foot_size[1]
+    # h(n) − n·p = n·e + max(0, n·d) + (corner reach of one sole along n).
+    distance = min(
+        ux * ex + uy * ey + max(0.0, ux * dx + uy * dy) + half_length * ax + half_width * ay
+        for ux, uy, ax, ay in _DIRECTIONS
+    )
+    length = math.hypot(dx, dy)
+    if length > 1e-9:
+        # Normals of the two hull edges that bridge the feet (both centres have the same n·c there).
+        nx, ny = -dy / length, dx / length
+        along = nx * ex + ny * ey
+        reach = half_length * abs(nx) + half_width * abs(ny)
+        distance = min(distance, along + reach, -along + reach)
+    return distance
+
+
+def _all_finite(values: np.ndarray) -> bool:
+    # count_nonzero is the cheapest reduction on small arrays (ndarray.all() costs several times more).
+    return np.count_nonzero(np.isfinite(values)) == values.size
 
 
 def _reconcile(
@@ -387,7 +416,7 @@ class SafetyFilter:
         prev = np.asarray(previous_output, dtype=np.float64)
         if prev.shape != (self.limits.n_joints,):
             raise ValueError(f"previous_output has shape {prev.shape}, expected ({self.limits.n_joints},)")
-        if not np.isfinite(prev).all():
+        if not _all_finite(prev):
             fallback = self.limits.default_pose
             if measured is not None:
                 measured = np.asarray(measured, dtype=np.float64)
@@ -488,22 +517,22 @@ class SafetyFilter:
 
     # ---------------------------------------------------------------- internals
     def _capture_point(self, balance: BalanceState) -> tuple[np.ndarray, float]:
-        com_xy = np.asarray(balance.com_xy, dtype=np.float64).reshape(2)
-        com_vel_xy = np.asarray(balance.com_vel_xy, dtype=np.float64).reshape(2)
-        feet = np.asarray(balance.feet, dtype=np.float64).reshape(2, 3)
-        contacts = np.asarray(balance.contacts, dtype=bool).reshape(2)
-        height = float(balance.com_height)
-        if not height > 0.0 or not math.isfinite(height):
-            raise ValueError(f"CoM height {height} m must be positive and finite")
-        capture_point = com_xy + com_vel_xy * math.sqrt(height / self._params.gravity)
-        if not (
-            np.isfinite(capture_point).all() and np.isfinite(feet[:, :2]).all() and math.isfinite(balance.yaw)
-        ):
-            raise ValueError("CoM, CoM velocity, feet or yaw not finite")
-        distance = support_polygon_distance(
-            capture_point, feet[:, :2], contacts, balance.foot_size, balance.yaw
-        )
-        return capture_point, distance
+        cx, cy = (float(v) for v in balance.com_xy)  # type: ignore[union-attr]
+        vx, vy = (float(v) for v in balance.com_vel_xy)  # type: ignore[union-attr]
+        feet = [(float(f[0]), float(f[1])) for f in balance.feet]  # type: ignore[union-attr]
+        contacts = [bool(v) for v in balance.contacts]  # type: ignore[union-attr]
+        height, yaw = float(balance.com_height), float(balance.yaw)
+        if len(feet) != 2 or len(contacts) != 2:
+            raise ValueError("feet must be (2, 3) and contacts (2,): left, right")
+        values = (cx, cy, vx, vy, height, yaw, *feet[0], *feet[1])
+        if not all(abs(v) <= _PLAUSIBLE_COORDINATE for v in values):  # also false for NaN
+            raise ValueError("CoM, CoM velocity, CoM height, feet or yaw not finite or implausible")
+        if not height > 0.0:
+            raise ValueError(f"CoM height {height} m must be positive")
+        time_constant = math.sqrt(height / self._params.gravity)
+        point = (cx + vx * time_constant, cy + vy * time_constant)
+        distance = support_polygon_distance(point, feet, contacts, balance.foot_size, yaw)
+        return np.array(point), distance
 
     def _command_in_policy_order(
         self, command: JointCommand, state: FilterState
@@ -519,7 +548,7 @@ class SafetyFilter:
                 RejectReason.LENGTH_MISMATCH,
                 f"{len(names)} joint names but positions of shape {positions.shape}",
             )
-        if not np.isfinite(positions).all() or not math.isfinite(stamp):
+        if not (math.isfinite(stamp) and _all_finite(positions)):
             bad = [str(names[i]) for i in np.flatnonzero(~np.isfinite(positions))]
             return RejectReason.NON_FINITE, f"non-finite target for {bad} or stamp {stamp}"
         if names != self._names:
@@ -573,20 +602,20 @@ class SafetyFilter:
     def _invalid_state(self, state: FilterState) -> str:
         n = self.limits.n_joints
         q, qd = state.positions, state.velocities
-        if np.shape(q) != (n,) or np.shape(qd) != (n,):
+        if getattr(q, "shape", None) != (n,) or getattr(qd, "shape", None) != (n,):
             raise ValueError(
-                f"FilterState positions/velocities must have shape ({n},) in policy order, got "
+                f"FilterState positions/velocities must be arrays of shape ({n},) in policy order, got "
                 f"{np.shape(q)} and {np.shape(qd)}"
             )
-        # "not <=" also catches NaN. Beyond these magnitudes a reading is a sensor fault, not a robot.
+        # "<=" is False for NaN. Beyond these magnitudes a reading is a sensor fault, not a robot.
         if not (
-            np.abs(q).max() <= MAX_PLAUSIBLE_POSITION
-            and np.abs(qd).max() <= MAX_PLAUSIBLE_VELOCITY
+            np.count_nonzero(np.abs(q) <= MAX_PLAUSIBLE_POSITION) == n
+            and np.count_nonzero(np.abs(qd) <= MAX_PLAUSIBLE_VELOCITY) == n
             and math.isfinite(state.stamp)
         ):
             return (
                 f"measured joint positions or velocities are not finite or implausible (|q| > "
-                f"{MAX_PLAUSIBLE_POSITION} rad, |q̇| > {MAX_PLAUSIBLE_VELOCITY} rad/s), or the state stamp"
+                f"{MAX_PLAUSIBLE_POSITION} rad or |q̇| > {MAX_PLAUSIBLE_VELOCITY} rad/s), or the state stamp"
                 f" {state.stamp} is not finite"
             )
         return ""
@@ -594,63 +623,67 @@ class SafetyFilter:
     def _bounds(
         self, q: np.ndarray, qd: np.ndarray, prev: np.ndarray, warning_level: float
     ) -> tuple[np.ndarray, np.ndarray]:
+        lo, hi, _ = self._bounds_and_stages(q, qd, prev, warning_level)
+        return lo, hi
+
+    def _bounds_and_stages(
+        self, q: np.ndarray, qd: np.ndarray, prev: np.ndarray, warning_level: float
+    ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
+        """Clip interval after priorities, and the raw stage intervals (soft lo/hi, effort lo/hi, band lo/hi)."""
         # 1 + 2: hard limits ∩ velocity/rate from the previous output (prev is within the hard limits).
         lo = np.maximum(prev - self._step, self.limits.lower)
         hi = np.minimum(prev + self._step, self.limits.upper)
         # 3: soft-limit law, toward each soft limit at most a fraction of the remaining distance per period.
+        # Written as prev + f·(soft − prev) so that a prev inside the soft range is exactly inside the interval.
         f = self._soft_fraction
-        lo, hi = _reconcile(
-            prev + f * (self._soft_lower - prev), prev + f * (self._soft_upper - prev), lo, hi
-        )
+        soft_lo = prev + f * (self._soft_lower - prev)
+        soft_hi = prev + f * (self._soft_upper - prev)
+        lo, hi = _reconcile(soft_lo, soft_hi, lo, hi)
         # 4: effort, kp·(t − q) − kd·q̇ ∈ ±effort  ⇔  t ∈ q + kd/kp·q̇ ± effort/kp.
         effort_centre = q + self._kd_over_kp * qd
-        lo, hi = _reconcile(effort_centre - self._effort_reach, effort_centre + self._effort_reach, lo, hi)
+        effort_lo = effort_centre - self._effort_reach
+        effort_hi = effort_centre + self._effort_reach
+        lo, hi = _reconcile(effort_lo, effort_hi, lo, hi)
         # 5: balance band around the default pose.
         if warning_level > 0.0:
             half_width = self._range * (1.0 - warning_level)
-            default = self.limits.default_pose
-            lo, hi = _reconcile(default - half_width, default + half_width, lo, hi)
-        return lo, hi
+            band_lo = self.limits.default_pose - half_width
+            band_hi = self.limits.default_pose + half_width
+            lo, hi = _reconcile(band_lo, band_hi, lo, hi)
+            return lo, hi, (soft_lo, soft_hi, effort_lo, effort_hi, band_lo, band_hi)
+        return lo, hi, (soft_lo, soft_hi, effort_lo, effort_hi)
 
     def _clip(
         self, target: np.ndarray, state: FilterState, prev: np.ndarray, balance: BalanceAssessment
     ) -> FilterResult:
-        lo, hi = self._bounds(state.positions, state.velocities, prev, balance.warning_level)
+        lo, hi, stages = self._bounds_and_stages(
+            state.positions, state.velocities, prev, balance.warning_level
+        )
         output = np.minimum(np.maximum(target, lo), hi)
         result = FilterResult(output, True, balance=balance)
-        if not np.array_equal(output, target):
-            result.intervened = self._violated_stages(target, state, prev, balance.warning_level)
+        if np.count_nonzero(output != target):
+            result.intervened = self._violated_stages(target, prev, stages)
         return result
 
     def _violated_stages(
-        self, target: np.ndarray, state: FilterState, prev: np.ndarray, warning_level: float
+        self, target: np.ndarray, prev: np.ndarray, stages: tuple[np.ndarray, ...]
     ) -> np.ndarray:
-        # Comparisons only, no arithmetic on the (possibly huge) target: nothing can overflow here.
-        lim, f = self.limits, self._soft_fraction
-        effort_centre = state.positions + self._kd_over_kp * state.velocities
+        """Which stage intervals the command lies outside of (diagnostics; only called when it was clipped)."""
+        count = np.count_nonzero
+        lim = self.limits
         intervened = np.zeros(len(STAGES), dtype=bool)
         intervened[Stage.POSITION.value] = bool(
-            (
-                (target < lim.lower)
-                | (target > lim.upper)
-                | (target < prev + f * (self._soft_lower - prev))
-                | (target > prev + f * (self._soft_upper - prev))
-            ).any()
+            count(target < np.maximum(lim.lower, stages[0]))
+            or count(target > np.minimum(lim.upper, stages[1]))
         )
+        # The same float expressions as the bounds, so that "clipped" and "violated" always agree.
         intervened[Stage.VELOCITY.value] = bool(
-            ((target < prev - self._velocity_step) | (target > prev + self._velocity_step)).any()
+            count(target < prev - self._velocity_step) or count(target > prev + self._velocity_step)
         )
         intervened[Stage.RATE.value] = bool(
-            ((target < prev - self._rate_step) | (target > prev + self._rate_step)).any()
+            count(target < prev - self._rate_step) or count(target > prev + self._rate_step)
         )
-        intervened[Stage.EFFORT.value] = bool(
-            (
-                (target < effort_centre - self._effort_reach) | (target > effort_centre + self._effort_reach)
-            ).any()
-        )
-        if warning_level > 0.0:
-            half_width = self._range * (1.0 - warning_level)
-            intervened[Stage.BALANCE.value] = bool(
-                ((target < lim.default_pose - half_width) | (target > lim.default_pose + half_width)).any()
-            )
+        intervened[Stage.EFFORT.value] = bool(count(target < stages[2]) or count(target > stages[3]))
+        if len(stages) > 4:
+            intervened[Stage.BALANCE.value] = bool(count(target < stages[4]) or count(target > stages[5]))
         return intervened

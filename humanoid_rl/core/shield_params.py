@@ -160,7 +160,7 @@ SHIELD_PARAMETERS: tuple[ParamSpec, ...] = (
         9.81,
         "gravity magnitude for the capture point ξ = c + ċ·√(z/g)",
         "m/s²",
-        0.0,
+        1.0,
         100.0,
         read_only=True,
     ),
