@@ -450,6 +450,8 @@ class HumanoidSim:
 
     def step(self, n_steps: int = 1) -> None:
         """Advance ``n_steps`` physics steps, running the joint PD before each."""
+        if n_steps < 0:
+            raise ValueError(f"n_steps = {n_steps!r}: the simulation only steps forward (use 0 or more)")
         client, robot, joint_ids = self._client, self.robot_id, self._joint_ids
         get_joint_states = pb.getJointStates
         set_motors = pb.setJointMotorControlArray
@@ -641,4 +643,7 @@ class HumanoidSim:
         self.close()
 
     def __del__(self) -> None:
-        self.close()
+        try:
+            self.close()
+        except Exception:  # at interpreter exit pybullet may already be torn down
+            pass
