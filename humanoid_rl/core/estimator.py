@@ -3,8 +3,9 @@
 The filter follows the usual legged-robot design (Bloesch et al., RSS 2012; the MIT Cheetah estimator):
 
 * state ``x = [p (3), v (3), p_left_foot (3), p_right_foot (3)]``, all in the world frame;
-* orientation ``R`` is not a filter state: it comes from the IMU's own fused quaternion (see
-  ``EstimatorParams.orientation_time_constant_s`` for the optional gyro complementary filter);
+* orientation ``R`` is not a filter state: it comes from the IMU's own fused quaternion. A Mahony-style
+  complementary filter on gyro and quaternion estimates the gyro bias (which would otherwise bias the leg
+  velocity measurement) and can optionally smooth the orientation (``EstimatorParams``);
 * predict with the IMU specific force as the input: ``a = R f + g``, ``p += v dt + a dt²/2``, ``v += a dt``;
   feet are constant, with process noise that is small while a foot is in stance and huge while it swings, so
   a swinging foot simply follows its kinematic measurement and a stance foot anchors the base;
@@ -25,6 +26,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+
+from humanoid_rl.core.rotations import quat_to_matrix
 
 if TYPE_CHECKING:
     from humanoid_rl.core.kinematics import RobotKinematics
@@ -65,7 +68,7 @@ class EstimatorParams:
     """
 
     # --- process noise (continuous-time densities, σ² · dt per step) ---
-    accel_noise_density: float = 0.5
+    accel_noise_density: float = 0.25
     """m/s²·√s: white noise on the world acceleration (accelerometer noise, bias, vibration, lever arm)."""
     position_noise_density: float = 0.002
     """m/√s: small extra freedom on the base position beyond v·dt."""
@@ -102,11 +105,17 @@ class EstimatorParams:
     contact_off_weight_fraction: float = 0.05
     """... and leaves contact when it falls below this fraction."""
 
-    # --- orientation ---
+    # --- orientation and gyro bias ---
+    gyro_bias_time_constant_s: float = 1.0
+    """s: time constant of the gyro bias estimate (0 switches it off). The bias is what makes the gyro
+    disagree with the IMU quaternion over time; uncorrected it biases the leg-velocity measurement by
+    bias x leg length (5 mm/s for 0.005 rad/s on a 0.75 m leg) and the base position drifts with it."""
+    max_gyro_bias: float = 0.1
+    """rad/s: the bias estimate is clamped to this."""
     orientation_time_constant_s: float = 0.0
-    """s: 0 uses the IMU quaternion as is (an IMU's on-board AHRS already fuses gyro and accelerometer at a
-    higher rate). > 0 runs a complementary filter: integrate the gyro, pull towards the IMU quaternion with
-    this time constant; use it when the quaternion is noisy sample to sample but the gyro is clean."""
+    """s: 0 outputs the IMU quaternion as is (an IMU's on-board AHRS already fuses gyro and accelerometer at
+    a higher rate, and a second filter would add lag). > 0 outputs the gyro integrated and pulled towards the
+    IMU quaternion with this time constant: for an IMU whose quaternion is noisy sample to sample."""
 
     # --- timing and initialisation ---
     max_dt_s: float = 0.05
@@ -152,13 +161,10 @@ class ContactDetector:
 
     def __init__(self, on_threshold_n: float, off_threshold_n: float, n_feet: int = 2) -> None:
         if not (math.isfinite(on_threshold_n) and math.isfinite(off_threshold_n)):
-            raise ValueError(
-                f"contact thresholds must be finite, got on={on_threshold_n}, off={off_threshold_n}"
-            )
+            raise ValueError(f"contact thresholds must be finite, got on={on_threshold_n}, off={off_threshold_n}")
         if off_threshold_n >= on_threshold_n:
             raise ValueError(
-                f"contact off threshold ({off_threshold_n} N) must be below "
-                f"the on threshold ({on_threshold_n} N)"
+                f"contact off threshold ({off_threshold_n} N) must be below the on threshold ({on_threshold_n} N)"
             )
         self.on_threshold_n = float(on_threshold_n)
         self.off_threshold_n = float(off_threshold_n)
@@ -211,49 +217,69 @@ class EstimatorOutput:
     contacts: NDArray[np.bool_]  # (2,) left, right
     covariance_diag: FloatArray  # (12,) variances of [p, v, p_left_foot, p_right_foot]
     foot_positions: FloatArray  # world (2, 3), left, right
+    gyro_bias: FloatArray  # (3,) rad/s, the estimate subtracted from the gyro
 
 
-def _quat_xyzw_to_matrix(x: float, y: float, z: float, w: float, out: FloatArray) -> None:
-    """Rotation matrix of a unit quaternion, written into ``out`` (scalar maths: faster than numpy at 3x3)."""
-    xx, yy, zz = x * x, y * y, z * z
-    xy, xz, yz = x * y, x * z, y * z
-    wx, wy, wz = w * x, w * y, w * z
-    out[0, 0] = 1.0 - 2.0 * (yy + zz)
-    out[0, 1] = 2.0 * (xy - wz)
-    out[0, 2] = 2.0 * (xz + wy)
-    out[1, 0] = 2.0 * (xy + wz)
-    out[1, 1] = 1.0 - 2.0 * (xx + zz)
-    out[1, 2] = 2.0 * (yz - wx)
-    out[2, 0] = 2.0 * (xz - wy)
-    out[2, 1] = 2.0 * (yz + wx)
-    out[2, 2] = 1.0 - 2.0 * (xx + yy)
+Quat = tuple[float, float, float, float]
+Vec3 = tuple[float, float, float]
 
 
-def _complementary_quat(
-    previous: FloatArray, gyro_body: FloatArray, dt: float, measured: FloatArray, alpha: float
-) -> FloatArray:
-    """Integrate the body rate over dt from ``previous``, then move a fraction ``alpha`` towards ``measured``
-    (normalised linear interpolation on the same hemisphere; exact enough for the small angles involved)."""
-    angle = float(np.linalg.norm(gyro_body)) * dt
-    if angle > 1e-12:
-        axis = gyro_body / (angle / dt)
-        s = math.sin(0.5 * angle)
-        dx, dy, dz, dw = axis[0] * s, axis[1] * s, axis[2] * s, math.cos(0.5 * angle)
-    else:
-        dx, dy, dz, dw = 0.5 * gyro_body[0] * dt, 0.5 * gyro_body[1] * dt, 0.5 * gyro_body[2] * dt, 1.0
-    x, y, z, w = previous
-    predicted = np.array(
-        [
-            w * dx + x * dw + y * dz - z * dy,
-            w * dy - x * dz + y * dw + z * dx,
-            w * dz + x * dy - y * dx + z * dw,
-            w * dw - x * dx - y * dy - z * dz,
-        ]
+def _quat_mul(a: Quat, b: Quat) -> Quat:
+    # Plain floats: this runs a few times per update, where numpy's per-call cost would dominate
+    # (humanoid_rl.core.rotations.quat_multiply is the array version).
+    ax, ay, az, aw = a
+    bx, by, bz, bw = b
+    return (
+        aw * bx + ax * bw + ay * bz - az * by,
+        aw * by - ax * bz + ay * bw + az * bx,
+        aw * bz + ax * by - ay * bx + az * bw,
+        aw * bw - ax * bx - ay * by - az * bz,
     )
-    if float(predicted @ measured) < 0.0:
-        predicted = -predicted
-    blended = (1.0 - alpha) * predicted + alpha * measured
-    return blended / np.linalg.norm(blended)
+
+
+def _quat_exp(vx: float, vy: float, vz: float) -> Quat:
+    """Unit quaternion of the rotation vector (vx, vy, vz)."""
+    angle = math.sqrt(vx * vx + vy * vy + vz * vz)
+    if angle < 1e-9:
+        return (0.5 * vx, 0.5 * vy, 0.5 * vz, 1.0)
+    s = math.sin(0.5 * angle) / angle
+    return (vx * s, vy * s, vz * s, math.cos(0.5 * angle))
+
+
+def _normalised(q: Quat) -> Quat:
+    n = 1.0 / math.sqrt(q[0] * q[0] + q[1] * q[1] + q[2] * q[2] + q[3] * q[3])
+    return (q[0] * n, q[1] * n, q[2] * n, q[3] * n)
+
+
+def _orientation_filter_step(
+    reference: Quat,
+    bias: Vec3,
+    measured: Quat,
+    gyro: Vec3,
+    dt: float,
+    correction_gain: float,
+    bias_gain: float,
+    max_bias: float,
+) -> tuple[Quat, Vec3]:
+    """One step of a Mahony-style PI complementary filter: integrate the bias-corrected gyro from
+    ``reference``, then pull the result towards the ``measured`` quaternion (proportional, ``correction_gain``
+    1/s) and the bias against the remaining error (integral, ``bias_gain`` 1/s²). All body frame."""
+    wx, wy, wz = gyro[0] - bias[0], gyro[1] - bias[1], gyro[2] - bias[2]
+    predicted = _quat_mul(reference, _quat_exp(wx * dt, wy * dt, wz * dt))
+    # Error rotation predicted -> measured in the body frame (small angle: twice the vector part).
+    px, py, pz, pw = predicted
+    ex, ey, ez, ew = _quat_mul((-px, -py, -pz, pw), measured)
+    sign = 2.0 if ew >= 0.0 else -2.0
+    ex, ey, ez = sign * ex, sign * ey, sign * ez
+    half_gain = 0.5 * min(1.0, correction_gain * dt)
+    corrected = _normalised(_quat_mul(predicted, (half_gain * ex, half_gain * ey, half_gain * ez, 1.0)))
+    k = bias_gain * dt
+    new_bias = (
+        min(max_bias, max(-max_bias, bias[0] - k * ex)),
+        min(max_bias, max(-max_bias, bias[1] - k * ey)),
+        min(max_bias, max(-max_bias, bias[2] - k * ez)),
+    )
+    return corrected, new_bias
 
 
 class LeggedStateEstimator:
@@ -267,9 +293,7 @@ class LeggedStateEstimator:
     identity transform at the pelvis origin).
     """
 
-    def __init__(
-        self, spec: RobotSpec, kinematics: RobotKinematics, params: EstimatorParams | None = None
-    ) -> None:
+    def __init__(self, spec: RobotSpec, kinematics: RobotKinematics, params: EstimatorParams | None = None) -> None:
         self.spec = spec
         self.kinematics = kinematics
         self.params = params if params is not None else EstimatorParams()
@@ -284,9 +308,7 @@ class LeggedStateEstimator:
         if p.foot_frame_height is not None:
             self.foot_frame_height = float(p.foot_frame_height)
         else:
-            feet_default = np.asarray(
-                kinematics.foot_positions_in_base(np.asarray(spec.default_pose)), dtype=float
-            )
+            feet_default = np.asarray(kinematics.foot_positions_in_base(np.asarray(spec.default_pose)), dtype=float)
             self.foot_frame_height = float(spec.nominal_base_height + feet_default[:, 2].mean())
         self._gravity_world = np.array([0.0, 0.0, -p.gravity])
 
@@ -318,9 +340,7 @@ class LeggedStateEstimator:
             for i, in_contact in enumerate(contacts):
                 density = p.stance_foot_noise_density if in_contact else p.swing_foot_noise_density
                 q_rate[FOOT_SLICES[i]] = density**2
-                r_diag[_REL_ROWS[i]] = (
-                    p.stance_foot_position_std if in_contact else p.swing_foot_position_std
-                ) ** 2
+                r_diag[_REL_ROWS[i]] = (p.stance_foot_position_std if in_contact else p.swing_foot_position_std) ** 2
                 if in_contact and p.use_foot_height_measurement:
                     r_diag[_HEIGHT_ROWS[i]] = p.foot_height_std**2
                 else:
@@ -354,7 +374,14 @@ class LeggedStateEstimator:
         self._leg_vectors = np.zeros((4, 3))  # r_l, r_r, -(J_l q̇ + ω × r_l), -(J_r q̇ + ω × r_r), base frame
         self._omega_skew_t = np.zeros((3, 3))
         self._rot = np.eye(3)
-        self._rot_work = np.eye(3)
+
+        # Orientation filter gains (see EstimatorParams): with the output taken from the IMU quaternion, the
+        # filter only serves the bias estimate and runs critically damped with bias_time_constant / 2.
+        bias_tau = p.gyro_bias_time_constant_s
+        reference_tau = p.orientation_time_constant_s if p.orientation_time_constant_s > 0.0 else bias_tau / 4.0
+        self._run_orientation_filter = reference_tau > 0.0
+        self._correction_gain = 1.0 / reference_tau if reference_tau > 0.0 else 0.0
+        self._bias_gain = 1.0 / (reference_tau * bias_tau) if bias_tau > 0.0 else 0.0
         self._input_buffer = np.empty(4 + 3 + 3 + 2 * self.n_joints + 2 + 1)  # + time
 
         self.samples_rejected = 0
@@ -385,18 +412,16 @@ class LeggedStateEstimator:
         it the base starts at x = y = 0 with its height from the stance-leg kinematics. ``velocity`` defaults
         to 0.
         """
-        self._init_position = (
-            None if position is None else self._checked_vector("position", position, 3).copy()
-        )
-        self._init_velocity = (
-            np.zeros(3) if velocity is None else self._checked_vector("velocity", velocity, 3).copy()
-        )
+        self._init_position = None if position is None else self._checked_vector("position", position, 3).copy()
+        self._init_velocity = np.zeros(3) if velocity is None else self._checked_vector("velocity", velocity, 3).copy()
         self._initialised = False
         self._time_s = -math.inf
         self._x[:] = 0.0
         self._cov[:] = 0.0
         self._quat = np.array([0.0, 0.0, 0.0, 1.0])
-        self._gyro = np.zeros(3)
+        self._gyro = np.zeros(3)  # bias-corrected
+        self._reference_quat: Quat = (0.0, 0.0, 0.0, 1.0)
+        self._gyro_bias: Vec3 = (0.0, 0.0, 0.0)
         self.contact_detector.reset()
         self._last_output: EstimatorOutput | None = None
 
@@ -431,10 +456,12 @@ class LeggedStateEstimator:
         feet_in_base = np.asarray(self.kinematics.foot_positions_in_base(q), dtype=np.float64)
 
         if not self._initialised:
-            _quat_xyzw_to_matrix(*quat.tolist(), out=self._rot)
+            self._rot = quat_to_matrix(quat)
             self._initialise(feet_in_base, contacts)
             self.contact_detector.commit(contacts)
             self._quat = quat
+            self._reference_quat = tuple(quat.tolist())
+            self._gyro_bias = (0.0, 0.0, 0.0)
             self._gyro = gyro.copy()
             self._time_s = time_s
             self._last_output = self._make_output()
@@ -446,25 +473,30 @@ class LeggedStateEstimator:
             dt = self.params.max_dt_s
             self.gaps_clamped += 1
 
-        if self.params.orientation_time_constant_s > 0.0:
-            alpha = dt / (self.params.orientation_time_constant_s + dt)
-            quat = _complementary_quat(self._quat, 0.5 * (gyro + self._gyro), dt, quat, alpha)
-        rot = self._rot_work
-        _quat_xyzw_to_matrix(*quat.tolist(), out=rot)
+        reference, bias = self._reference_quat, self._gyro_bias
+        if self._run_orientation_filter:
+            reference, bias = _orientation_filter_step(
+                reference, bias, tuple(quat.tolist()), tuple(gyro.tolist()), dt,
+                self._correction_gain, self._bias_gain, self.params.max_gyro_bias,
+            )  # fmt: skip
+            gyro = gyro - np.array(bias)
+            if self.params.orientation_time_constant_s > 0.0:
+                quat = np.array(reference)
+        rot = quat_to_matrix(quat)
 
         x, cov = self._filter_step(dt, rot, gyro, accel, qd, feet_in_base, jacobians, contacts)
         if not (np.isfinite(x).all() and np.isfinite(cov).all()):
             self.samples_rejected += 1
             raise EstimatorInputError(
-                "the filter update went non-finite (inputs too large?); "
-                "the sample was dropped, state unchanged"
+                "the filter update went non-finite (inputs too large?); the sample was dropped, state unchanged"
             )
         # Commit: swap the work buffers in.
         self._x, self._x_work = x, self._x
         self._cov, self._cov_work = cov, self._cov
-        self._rot, self._rot_work = rot, self._rot
+        self._rot = rot
         self.contact_detector.commit(contacts)
         self._quat = quat
+        self._reference_quat, self._gyro_bias = reference, bias
         self._gyro = gyro.copy()
         self._time_s = time_s
         self._last_output = self._make_output()
@@ -571,6 +603,7 @@ class LeggedStateEstimator:
             linear_velocity_world=velocity,
             linear_velocity_body=self._rot.T @ velocity,
             angular_velocity_body=self._gyro.copy(),
+            gyro_bias=np.array(self._gyro_bias),
             height=float(x[2]) - self.params.ground_height,
             contacts=self.contact_detector.contacts,
             covariance_diag=self._cov.diagonal().copy(),
@@ -636,15 +669,11 @@ class LeggedStateEstimator:
                 raise EstimatorInputError(f"time_s is not finite: {time_s!r}")
             for (name, _, _), arr in zip(named, arrays, strict=True):
                 if not np.isfinite(arr).all():
-                    raise EstimatorInputError(
-                        f"{name} contains NaN or inf: {arr}; sample dropped, state unchanged"
-                    )
+                    raise EstimatorInputError(f"{name} contains NaN or inf: {arr}; sample dropped, state unchanged")
         quat = arrays[0]
         norm = math.sqrt(float(quat @ quat))
         if not 0.5 < norm < 1.5:
             self.samples_rejected += 1
-            raise EstimatorInputError(
-                f"imu_quat {quat} has norm {norm:.3g}; expected a unit quaternion (xyzw)"
-            )
+            raise EstimatorInputError(f"imu_quat {quat} has norm {norm:.3g}; expected a unit quaternion (xyzw)")
         arrays[0] = quat / norm
         return arrays[0], arrays[1], arrays[2], arrays[3], arrays[4], arrays[5]
