@@ -31,6 +31,7 @@ NODE_EXECUTABLES: dict[str, str] = {
     "safety_shield": "humanoid_rl.nodes.safety_shield:main",
     "hardware_interface": "humanoid_rl.nodes.hardware_interface:main",
     "hardware_emulator": "humanoid_rl.nodes.hardware_emulator:main",
+    "sim_stack": "humanoid_rl.apps.sim:stack_main",  # the whole simulated graph in one process
 }
 COMMAND_LINE_TOOLS: dict[str, str] = {"humanoid-rl": "humanoid_rl.cli:main"}
 

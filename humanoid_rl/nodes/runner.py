@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from enum import Enum
 
 import rclpy
+from rclpy.context import Context
 from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode
 from rclpy.node import Node
@@ -25,18 +26,18 @@ class ExecutorKind(Enum):
     SINGLE = "single"
 
 
-def make_executor(kind: ExecutorKind | str = ExecutorKind.AUTO) -> Executor:
+def make_executor(kind: ExecutorKind | str = ExecutorKind.AUTO, context: Context | None = None) -> Executor:
     """EventsExecutor where available (about 2× the rate of SingleThreadedExecutor here), else single-threaded."""
     kind = ExecutorKind(kind)
     if kind in (ExecutorKind.AUTO, ExecutorKind.EVENTS):
         try:
             from rclpy.experimental import EventsExecutor
 
-            return EventsExecutor()
+            return EventsExecutor(context=context)
         except ImportError:
             if kind is ExecutorKind.EVENTS:
                 raise
-    return SingleThreadedExecutor()
+    return SingleThreadedExecutor(context=context)
 
 
 def spin_until(

@@ -1,0 +1,248 @@
+"""`humanoid-rl sim`: the simulated stack (bridge, estimator, shield, policy) in one process, headless by default.
+
+Prints a live status line, and at the end writes ``runs/sim-<timestamp>/report.json`` and plots. The graph is the
+one ``launch/sim.launch.py`` starts (both read :mod:`humanoid_rl.graph` and ``config/sim.yaml``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from humanoid_rl.graph import POLICY, SAFETY_SHIELD, SIM_BRIDGE, STATE_ESTIMATOR, StackMode, Topics, sim_graph
+from humanoid_rl.nodes.runner import ExecutorKind
+
+
+@dataclass(frozen=True)
+class Push:
+    time_s: float
+    force_xy: tuple[float, float]
+
+
+def parse_push_schedule(text: str, duration_s: float, seed: int) -> list[Push]:
+    """``"EVERY:FORCE"`` (e.g. ``4:60``: every 4 s, 60 N in a random horizontal direction) or explicit
+    ``"T@FX,FY;T@FX,FY"`` (e.g. ``3@80,0;7@0,-60``). Empty → no pushes."""
+    text = text.strip()
+    if not text:
+        return []
+    try:
+        if "@" in text:
+            pushes = []
+            for item in text.split(";"):
+                t, force = item.split("@")
+                fx, fy = (float(v) for v in force.split(","))
+                pushes.append(Push(float(t), (fx, fy)))
+            return sorted(pushes, key=lambda p: p.time_s)
+        every, force = (float(v) for v in text.split(":"))
+    except ValueError as exc:
+        raise ValueError(f"--push {text!r}: expected EVERY:FORCE like '4:60' or 'T@FX,FY;...' like '3@80,0'") from exc
+    if every <= 0 or force < 0:
+        raise ValueError(f"--push {text!r}: the interval must be positive and the force non-negative")
+    rng = np.random.default_rng(seed)
+    pushes = []
+    t = every
+    while t < duration_s:
+        angle = rng.uniform(0.0, 2.0 * math.pi)
+        pushes.append(Push(t, (force * math.cos(angle), force * math.sin(angle))))
+        t += every
+    return pushes
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--duration", type=float, default=20.0, help="simulated seconds to run (default 20)")
+    parser.add_argument("--model", default="", help="ONNX policy (models/NAME.onnx); '' = hold the default pose (PD)")
+    parser.add_argument("--rate", type=float, default=50.0, help="policy rate in Hz, 50–1000 (default 50)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--sync", dest="sync", action="store_true", default=True,
+                      help="lock-step: the sim advances when the command for the current state arrives (default)")
+    mode.add_argument("--realtime", dest="sync", action="store_false", help="pace the simulation by the wall clock")
+    parser.add_argument("--push", default="4:60", help="push schedule: EVERY:FORCE ('4:60') or 'T@FX,FY;...'; '' = none")
+    parser.add_argument("--push-duration", type=float, default=0.2, help="seconds each push lasts (default 0.2)")
+    parser.add_argument("--config", action="append", default=[], type=Path,
+                        help="extra parameter YAML applied after config/sim.yaml (repeatable)")
+    parser.add_argument("--robot-config", default="", help="robot YAML; '' = shipped humanoid")
+    parser.add_argument("--gui", action="store_true", help="open the PyBullet window")
+    parser.add_argument("--no-gui", dest="gui", action="store_false", help="headless (the default)")
+    parser.add_argument("--seed", type=int, default=0, help="simulation and push seed")
+    parser.add_argument("--out", type=Path, default=None, help="report directory (default runs/sim-<timestamp>)")
+    parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    parser.add_argument("--executor", choices=[k.value for k in ExecutorKind], default="auto")
+
+
+def stack_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    trigger = "state" if args.sync else "timer"
+    common = {"robot_config": args.robot_config}
+    return {
+        SIM_BRIDGE.name: {**common, "sync": bool(args.sync), "gui": bool(args.gui), "seed": int(args.seed),
+                          "state_rate_hz": float(args.rate), "push_duration": float(args.push_duration)},
+        STATE_ESTIMATOR.name: dict(common),
+        SAFETY_SHIELD.name: {**common, "trigger": trigger, "rate_hz": float(args.rate),
+                             "control_period": 1.0 / float(args.rate)},
+        POLICY.name: {**common, "model": str(args.model), "rate_hz": float(args.rate), "trigger": trigger},
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    from geometry_msgs.msg import WrenchStamped
+
+    from humanoid_rl.apps.stack import InProcessStack, StackOptions
+
+    pushes = parse_push_schedule(args.push, args.duration, args.seed)
+    out_dir = args.out or Path("runs") / f"sim-{datetime.now():%Y%m%d-%H%M%S}"
+    options = StackOptions(nodes=sim_graph(), mode=StackMode.SIM, parameter_files=args.config,
+                           overrides=stack_overrides(args), executor=ExecutorKind(args.executor))
+    wall_start = time.monotonic()
+    with InProcessStack(options) as stack:
+        bridge = stack.node(SIM_BRIDGE.name)
+        policy_node = stack.node(POLICY.name)
+        if getattr(policy_node, "configure_error", ""):
+            print(f"error: the policy refused to start: {policy_node.configure_error}", file=sys.stderr)
+            return 2
+        push_pub = bridge.create_publisher(WrenchStamped, Topics.SIM_PUSH, 10)
+        pending = list(pushes)
+        last_status = 0.0
+
+        def on_tick() -> None:
+            nonlocal last_status
+            now_sim = bridge.sim_time_s
+            while pending and pending[0].time_s <= now_sim:
+                push = pending.pop(0)
+                msg = WrenchStamped()
+                msg.header.stamp = bridge.get_clock().now().to_msg()
+                msg.wrench.force.x, msg.wrench.force.y = push.force_xy
+                push_pub.publish(msg)
+            now = time.monotonic()
+            if now - last_status >= 1.0:
+                last_status = now
+                print("\r" + status_line(stack), end="", flush=True)
+
+        finished = stack.spin_until(lambda: bridge.sim_time_s >= args.duration, on_tick=on_tick,
+                                    wall_timeout_s=max(120.0, 20.0 * args.duration))
+        print("\r" + status_line(stack))
+        report = collect_report(stack, args, wall_time_s=time.monotonic() - wall_start, pushes=pushes)
+        report["completed"] = finished
+        plots = {} if args.no_plots else stack_plot_data(stack)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "report.json").write_text(json.dumps(report, indent=2))
+    if plots:
+        write_plots(plots, out_dir)
+    print(summary_text(report, out_dir))
+    return 0 if finished and not report["fell"] else 1
+
+
+def status_line(stack: Any) -> str:
+    bridge = stack.node(SIM_BRIDGE.name)
+    shield = stack.node(SAFETY_SHIELD.name)
+    policy = stack.node(POLICY.name)
+    s = bridge.status()
+    rate = policy.timing_summary().achieved_rate_hz
+    return (f"t_sim={s['sim_time_s']:6.2f}s  rate={rate:6.1f}Hz  latency_p50={s['latency_p50_us'] / 1000:5.2f}ms  "
+            f"height={s['base_height_m']:.3f}m  shield={shield.mode_name}   ")
+
+
+def collect_report(stack: Any, args: argparse.Namespace, wall_time_s: float, pushes: list[Push]) -> dict[str, Any]:
+    bridge = stack.node(SIM_BRIDGE.name)
+    estimator = stack.node(STATE_ESTIMATOR.name)
+    shield = stack.node(SAFETY_SHIELD.name)
+    policy = stack.node(POLICY.name)
+    b = bridge.report()
+    timing = policy.timing_summary()
+    shield_report = shield.report()
+    return {
+        "sim_time_s": b["sim_time_s"],
+        "wall_time_s": wall_time_s,
+        "real_time_factor": b["sim_time_s"] / wall_time_s if wall_time_s > 0 else 0.0,
+        "fell": b["fell"],
+        "upright_time_s": b["upright_time_s"],
+        "base_height_min_m": b["base_height_min_m"],
+        "policy_rate_hz": {"target": float(args.rate), "achieved": timing.achieved_rate_hz},
+        "latency_us": {"p50": b["latency_p50_us"], "p99": b["latency_p99_us"], "max": b["latency_max_us"]},
+        "deadline_misses": timing.deadline_misses,
+        "estimator": estimator.report(),
+        "shield": {"mode_counts": shield_report["mode_counts"], "interventions": shield_report["interventions"],
+                   "rejected": shield_report.get("rejected", {}), "final_mode": shield.mode_name},
+        "policy": {"model": args.model or "(hold default pose)", "published": policy.published,
+                   "skipped": dict(policy.skips), "inference_us_p50": timing.latency_p50_us,
+                   "inference_us_p99": timing.latency_p99_us},
+        "mode": "sync" if args.sync else "realtime",
+        "pushes": [{"time_s": p.time_s, "force_xy_n": list(p.force_xy)} for p in pushes],
+        "seed": args.seed,
+    }
+
+
+def stack_plot_data(stack: Any) -> dict[str, Any]:
+    return stack.node(SIM_BRIDGE.name).traces()
+
+
+def write_plots(traces: dict[str, Any], out_dir: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = np.asarray(traces["time_s"])
+    fig, ax = plt.subplots(figsize=(8, 3))
+    ax.plot(t, traces["base_height_m"])
+    ax.set(xlabel="sim time [s]", ylabel="base height [m]", title="Base height")
+    fig.tight_layout()
+    fig.savefig(out_dir / "base_height.png", dpi=100)
+    plt.close(fig)
+
+    targets, positions = np.asarray(traces["joint_targets"]), np.asarray(traces["joint_positions"])
+    names = traces["joint_names"]
+    if targets.size and positions.size:
+        legs = [i for i, n in enumerate(names) if any(k in n for k in ("hip_pitch", "knee", "ankle_pitch"))][:6]
+        fig, axes = plt.subplots(len(legs), 1, figsize=(8, 1.6 * len(legs)), sharex=True)
+        for ax, i in zip(np.atleast_1d(axes), legs, strict=False):
+            ax.plot(t[: len(targets)], targets[:, i], label="target")
+            ax.plot(t[: len(positions)], positions[:, i], label="position")
+            ax.set_ylabel(names[i].replace("_joint", ""), fontsize=7)
+        np.atleast_1d(axes)[0].legend(fontsize=7)
+        np.atleast_1d(axes)[-1].set_xlabel("sim time [s]")
+        fig.tight_layout()
+        fig.savefig(out_dir / "joint_targets.png", dpi=100)
+        plt.close(fig)
+
+    latencies = np.asarray(traces["latency_us"])
+    if latencies.size:
+        fig, ax = plt.subplots(figsize=(6, 3))
+        ax.hist(latencies / 1000.0, bins=50)
+        ax.set(xlabel="state → shielded command latency [ms]", ylabel="count", title="Loop latency")
+        fig.tight_layout()
+        fig.savefig(out_dir / "latency_hist.png", dpi=100)
+        plt.close(fig)
+
+
+def summary_text(report: dict[str, Any], out_dir: Path) -> str:
+    lat = report["latency_us"]
+    est = report["estimator"]
+    return (
+        f"{'FELL' if report['fell'] else 'stayed up'}: {report['upright_time_s']:.1f} s upright of "
+        f"{report['sim_time_s']:.1f} s simulated in {report['wall_time_s']:.1f} s wall "
+        f"(x{report['real_time_factor']:.2f} real time); min base height {report['base_height_min_m']:.3f} m\n"
+        f"policy {report['policy_rate_hz']['achieved']:.1f}/{report['policy_rate_hz']['target']:.0f} Hz, "
+        f"latency p50 {lat['p50']:.0f} µs p99 {lat['p99']:.0f} µs max {lat['max']:.0f} µs, "
+        f"deadline misses {report['deadline_misses']}\n"
+        f"estimator velocity RMSE {est.get('velocity_rmse_mps', float('nan')):.3f} m/s, orientation error "
+        f"{est.get('orientation_error_deg', float('nan')):.2f}°; shield modes {report['shield']['mode_counts']}\n"
+        f"report: {out_dir / 'report.json'}"
+    )
+
+
+def stack_main() -> int:
+    """Entry point ``lib/humanoid_rl/sim_stack`` for ``sim.launch.py single_process:=true``."""
+    parser = argparse.ArgumentParser(prog="sim_stack", description=__doc__)
+    add_arguments(parser)
+    argv = sys.argv[1:]
+    if "--ros-args" in argv:  # launch_ros appends remapping/parameter arguments meant for rclpy
+        argv = argv[: argv.index("--ros-args")]
+    return run(parser.parse_args(argv))
