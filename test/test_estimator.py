@@ -250,6 +250,23 @@ def test_a_tilted_standing_robot_has_zero_velocity_because_gravity_is_removed_in
     )
 
 
+def test_a_constant_gyro_bias_is_learned_from_the_imu_quaternion_and_kept_out_of_the_leg_velocity(spec, kinematics):
+    bias = np.array([0.01, -0.02, 0.005])  # rad/s
+    stream = standing_stream(spec, kinematics, duration_s=4.0).with_noise(seed=9)
+    stream = replace(stream, gyro=stream.gyro + bias)
+    outputs = run(LeggedStateEstimator(spec, kinematics), stream)
+    np.testing.assert_allclose(outputs[-1].gyro_bias, bias, atol=5e-4)
+    last_second = np.array([o.linear_velocity_world for o in outputs[-1000:]])
+    assert np.abs(last_second.mean(axis=0)).max() < 0.002
+    assert np.abs(outputs[-1].angular_velocity_body).max() < 0.02  # bias removed, only gyro noise left
+
+    # Without the bias estimate, ω × r with ω = bias reads as base velocity: 0.02 rad/s x 0.73 m leg.
+    no_bias_estimate = EstimatorParams(gyro_bias_time_constant_s=0.0)
+    outputs = run(LeggedStateEstimator(spec, kinematics, no_bias_estimate), stream)
+    last_second = np.array([o.linear_velocity_world for o in outputs[-1000:]])
+    assert np.abs(last_second.mean(axis=0)[0]) > 0.01
+
+
 # --------------------------------------------------------------------------- moving base
 
 

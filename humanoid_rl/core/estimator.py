@@ -321,7 +321,6 @@ class LeggedStateEstimator:
         h[_HEIGHT_ROWS[1], RIGHT_FOOT.start + 2] = 1.0
         for rows in _VEL_ROWS:
             h[rows, VELOCITY] = np.eye(3)
-        self._h_full = h
 
         # Everything that depends only on the contact pattern, tabulated for the 4 patterns (2*left + right):
         # process noise per second, measurement variances, and H with the unused rows zeroed. A zeroed row
