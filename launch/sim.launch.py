@@ -9,7 +9,6 @@ The node graph (names, executables, parameter file) comes from ``humanoid_rl.gra
 
 from __future__ import annotations
 
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
 from launch.conditions import IfCondition, UnlessCondition
 from launch.substitutions import LaunchConfiguration, PythonExpression
@@ -17,6 +16,7 @@ from launch_ros.actions import Node
 
 from humanoid_rl.graph import PARAMETER_FILES, POLICY, SAFETY_SHIELD, SIM_BRIDGE, StackMode, sim_graph
 from humanoid_rl.paths import config_path
+from launch import LaunchDescription
 
 LAUNCH_ARGUMENTS: tuple[tuple[str, str, str], ...] = (
     ("model", "", "ONNX policy (a path, or a file name in the package's models/); '' holds the default pose"),
@@ -35,39 +35,70 @@ def _per_node_overrides() -> dict[str, dict[str, object]]:
     trigger = PythonExpression(["'state' if '", sync, "'.lower() == 'true' else 'timer'"])
     robot = LaunchConfiguration("robot_config")
     return {
-        SIM_BRIDGE.name: {"sync": sync, "gui": LaunchConfiguration("gui"), "state_rate_hz": rate, "robot_config": robot},
-        SAFETY_SHIELD.name: {"trigger": trigger, "rate_hz": rate, "robot_config": robot,
-                             "control_period": PythonExpression(["1.0 / float(", rate, ")"])},
-        POLICY.name: {"model": LaunchConfiguration("model"), "rate_hz": rate, "trigger": trigger,
-                      "robot_config": robot},
+        SIM_BRIDGE.name: {
+            "sync": sync,
+            "gui": LaunchConfiguration("gui"),
+            "state_rate_hz": rate,
+            "robot_config": robot,
+        },
+        SAFETY_SHIELD.name: {
+            "trigger": trigger,
+            "rate_hz": rate,
+            "robot_config": robot,
+            "control_period": PythonExpression(["1.0 / float(", rate, ")"]),
+        },
+        POLICY.name: {
+            "model": LaunchConfiguration("model"),
+            "rate_hz": rate,
+            "trigger": trigger,
+            "robot_config": robot,
+        },
     }
 
 
 def generate_launch_description() -> LaunchDescription:
-    actions: list = [DeclareLaunchArgument(name, default_value=default, description=doc)
-                     for name, default, doc in LAUNCH_ARGUMENTS]
+    actions: list = [
+        DeclareLaunchArgument(name, default_value=default, description=doc) for name, default, doc in LAUNCH_ARGUMENTS
+    ]
     params_file = LaunchConfiguration("params_file")
     overrides = _per_node_overrides()
     multi = UnlessCondition(LaunchConfiguration("single_process"))
     for description in sim_graph():
-        actions.append(Node(
+        actions.append(
+            Node(
+                package="humanoid_rl",
+                executable=description.executable,
+                name=description.name,
+                parameters=[params_file, {"use_sim_time": True, **overrides.get(description.name, {})}],
+                output="screen",
+                condition=multi,
+            )
+        )
+    actions.append(
+        Node(
             package="humanoid_rl",
-            executable=description.executable,
-            name=description.name,
-            parameters=[params_file, {"use_sim_time": True, **overrides.get(description.name, {})}],
+            executable="sim_stack",
+            name="sim_stack",
+            arguments=[
+                "--model",
+                LaunchConfiguration("model"),
+                "--rate",
+                LaunchConfiguration("policy_rate"),
+                "--robot-config",
+                LaunchConfiguration("robot_config"),
+                "--duration",
+                "1e9",
+                "--push",
+                "",
+                "--config",
+                params_file,
+                PythonExpression(
+                    ["'--sync' if '", LaunchConfiguration("sync"), "'.lower() == 'true' else '--realtime'"]
+                ),
+                PythonExpression(["'--gui' if '", LaunchConfiguration("gui"), "'.lower() == 'true' else '--no-gui'"]),
+            ],
             output="screen",
-            condition=multi,
-        ))
-    actions.append(Node(
-        package="humanoid_rl",
-        executable="sim_stack",
-        name="sim_stack",
-        arguments=["--model", LaunchConfiguration("model"), "--rate", LaunchConfiguration("policy_rate"),
-                   "--robot-config", LaunchConfiguration("robot_config"), "--duration", "1e9", "--push", "",
-                   "--config", params_file,
-                   PythonExpression(["'--sync' if '", LaunchConfiguration("sync"), "'.lower() == 'true' else '--realtime'"]),
-                   PythonExpression(["'--gui' if '", LaunchConfiguration("gui"), "'.lower() == 'true' else '--no-gui'"])],
-        output="screen",
-        condition=IfCondition(LaunchConfiguration("single_process")),
-    ))
+            condition=IfCondition(LaunchConfiguration("single_process")),
+        )
+    )
     return LaunchDescription(actions)

@@ -11,6 +11,7 @@ import random
 
 # The PyPI ROS wheels ship Fast DDS; name it so rclpy does not look for another middleware.
 os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
-# A random domain per session unless the caller chose one; 100..199 stays clear of the common 0.
+# A random domain per session unless the caller chose one: 10..99 stays clear of the common 0 and of the
+# ephemeral port range (Fast DDS ports grow with the domain id).
 os.environ.setdefault("ROS_DOMAIN_ID", str(random.SystemRandom().randint(10, 99)))
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"

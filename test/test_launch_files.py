@@ -11,19 +11,21 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from test_packaging import SETUP
 
 from humanoid_rl import graph
 from humanoid_rl.paths import config_path
-
-from test_packaging import SETUP
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LAUNCH_FILES = sorted((REPO_ROOT / "launch").glob("*.launch.py"))
 
 
 def string_constants(path: Path) -> set[str]:
-    return {n.value for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.Constant) and isinstance(
-        n.value, str)}
+    return {
+        n.value
+        for n in ast.walk(ast.parse(path.read_text()))
+        if isinstance(n, ast.Constant) and isinstance(n.value, str)
+    }
 
 
 def test_there_is_a_sim_launch_file() -> None:
@@ -72,8 +74,9 @@ def load_launch_module(path: Path) -> ModuleType:
 @pytest.mark.parametrize("path", LAUNCH_FILES, ids=lambda p: p.name)
 def test_launch_files_generate_a_description_whose_nodes_and_arguments_are_documented(path: Path) -> None:
     pytest.importorskip("launch_ros", reason="launch_ros is not installed (it is not on PyPI); runs on a ROS install")
-    from launch import LaunchContext
     from launch.actions import DeclareLaunchArgument
+
+    from launch import LaunchContext
 
     description = load_launch_module(path).generate_launch_description()
     context = LaunchContext()

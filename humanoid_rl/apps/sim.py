@@ -62,13 +62,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="", help="ONNX policy (models/NAME.onnx); '' = hold the default pose (PD)")
     parser.add_argument("--rate", type=float, default=50.0, help="policy rate in Hz, 50–1000 (default 50)")
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--sync", dest="sync", action="store_true", default=True,
-                      help="lock-step: the sim advances when the command for the current state arrives (default)")
+    mode.add_argument(
+        "--sync",
+        dest="sync",
+        action="store_true",
+        default=True,
+        help="lock-step: the sim advances when the command for the current state arrives (default)",
+    )
     mode.add_argument("--realtime", dest="sync", action="store_false", help="pace the simulation by the wall clock")
-    parser.add_argument("--push", default="4:60", help="push schedule: EVERY:FORCE ('4:60') or 'T@FX,FY;...'; '' = none")
+    parser.add_argument(
+        "--push", default="4:60", help="push schedule: EVERY:FORCE ('4:60') or 'T@FX,FY;...'; '' = none"
+    )
     parser.add_argument("--push-duration", type=float, default=0.2, help="seconds each push lasts (default 0.2)")
-    parser.add_argument("--config", action="append", default=[], type=Path,
-                        help="extra parameter YAML applied after config/sim.yaml (repeatable)")
+    parser.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        type=Path,
+        help="extra parameter YAML applied after config/sim.yaml (repeatable)",
+    )
     parser.add_argument("--robot-config", default="", help="robot YAML; '' = shipped humanoid")
     parser.add_argument("--gui", action="store_true", help="open the PyBullet window")
     parser.add_argument("--no-gui", dest="gui", action="store_false", help="headless (the default)")
@@ -82,11 +94,21 @@ def stack_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     trigger = "state" if args.sync else "timer"
     common = {"robot_config": args.robot_config}
     return {
-        SIM_BRIDGE.name: {**common, "sync": bool(args.sync), "gui": bool(args.gui), "seed": int(args.seed),
-                          "state_rate_hz": float(args.rate), "push_duration": float(args.push_duration)},
+        SIM_BRIDGE.name: {
+            **common,
+            "sync": bool(args.sync),
+            "gui": bool(args.gui),
+            "seed": int(args.seed),
+            "state_rate_hz": float(args.rate),
+            "push_duration": float(args.push_duration),
+        },
         STATE_ESTIMATOR.name: dict(common),
-        SAFETY_SHIELD.name: {**common, "trigger": trigger, "rate_hz": float(args.rate),
-                             "control_period": 1.0 / float(args.rate)},
+        SAFETY_SHIELD.name: {
+            **common,
+            "trigger": trigger,
+            "rate_hz": float(args.rate),
+            "control_period": 1.0 / float(args.rate),
+        },
         POLICY.name: {**common, "model": str(args.model), "rate_hz": float(args.rate), "trigger": trigger},
     }
 
@@ -98,8 +120,13 @@ def run(args: argparse.Namespace) -> int:
 
     pushes = parse_push_schedule(args.push, args.duration, args.seed)
     out_dir = args.out or Path("runs") / f"sim-{datetime.now():%Y%m%d-%H%M%S}"
-    options = StackOptions(nodes=sim_graph(), mode=StackMode.SIM, parameter_files=args.config,
-                           overrides=stack_overrides(args), executor=ExecutorKind(args.executor))
+    options = StackOptions(
+        nodes=sim_graph(),
+        mode=StackMode.SIM,
+        parameter_files=args.config,
+        overrides=stack_overrides(args),
+        executor=ExecutorKind(args.executor),
+    )
     wall_start = time.monotonic()
     with InProcessStack(options) as stack:
         bridge = stack.node(SIM_BRIDGE.name)
@@ -125,8 +152,9 @@ def run(args: argparse.Namespace) -> int:
                 last_status = now
                 print("\r" + status_line(stack), end="", flush=True)
 
-        finished = stack.spin_until(lambda: bridge.sim_time_s >= args.duration, on_tick=on_tick,
-                                    wall_timeout_s=max(120.0, 20.0 * args.duration))
+        finished = stack.spin_until(
+            lambda: bridge.sim_time_s >= args.duration, on_tick=on_tick, wall_timeout_s=max(120.0, 20.0 * args.duration)
+        )
         print("\r" + status_line(stack))
         report = collect_report(stack, args, wall_time_s=time.monotonic() - wall_start, pushes=pushes)
         report["completed"] = finished
@@ -145,8 +173,10 @@ def status_line(stack: Any) -> str:
     policy = stack.node(POLICY.name)
     s = bridge.status()
     rate = policy.timing_summary().achieved_rate_hz
-    return (f"t_sim={s['sim_time_s']:6.2f}s  rate={rate:6.1f}Hz  latency_p50={s['latency_p50_us'] / 1000:5.2f}ms  "
-            f"height={s['base_height_m']:.3f}m  shield={shield.mode_name}   ")
+    return (
+        f"t_sim={s['sim_time_s']:6.2f}s  rate={rate:6.1f}Hz  latency_p50={s['latency_p50_us'] / 1000:5.2f}ms  "
+        f"height={s['base_height_m']:.3f}m  shield={shield.mode_name}   "
+    )
 
 
 def collect_report(stack: Any, args: argparse.Namespace, wall_time_s: float, pushes: list[Push]) -> dict[str, Any]:
@@ -168,11 +198,19 @@ def collect_report(stack: Any, args: argparse.Namespace, wall_time_s: float, pus
         "latency_us": {"p50": b["latency_p50_us"], "p99": b["latency_p99_us"], "max": b["latency_max_us"]},
         "deadline_misses": timing.deadline_misses,
         "estimator": estimator.report(),
-        "shield": {"mode_counts": shield_report["mode_counts"], "interventions": shield_report["interventions"],
-                   "rejected": shield_report.get("rejected", {}), "final_mode": shield.mode_name},
-        "policy": {"model": args.model or "(hold default pose)", "published": policy.published,
-                   "skipped": dict(policy.skips), "inference_us_p50": timing.latency_p50_us,
-                   "inference_us_p99": timing.latency_p99_us},
+        "shield": {
+            "mode_counts": shield_report["mode_counts"],
+            "interventions": shield_report["interventions"],
+            "rejected": shield_report.get("rejected", {}),
+            "final_mode": shield.mode_name,
+        },
+        "policy": {
+            "model": args.model or "(hold default pose)",
+            "published": policy.published,
+            "skipped": dict(policy.skips),
+            "inference_us_p50": timing.latency_p50_us,
+            "inference_us_p99": timing.latency_p99_us,
+        },
         "mode": "sync" if args.sync else "realtime",
         "pushes": [{"time_s": p.time_s, "force_xy_n": list(p.force_xy)} for p in pushes],
         "seed": args.seed,

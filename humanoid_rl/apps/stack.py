@@ -31,7 +31,7 @@ class StackOptions:
 
     nodes: Sequence[NodeDescription]
     mode: StackMode = StackMode.SIM
-    parameter_files: Sequence[Path] = ()          # extra files after the default one (later files win)
+    parameter_files: Sequence[Path] = ()  # extra files after the default one (later files win)
     overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # node name → {param: value}
     use_sim_time: bool = True
     executor: ExecutorKind = ExecutorKind.AUTO
@@ -72,8 +72,9 @@ class InProcessStack:
         overrides = [Parameter(name, value=value) for name, value in params.items()]
         return node_class(context=self.context, parameter_overrides=overrides)
 
-    def spin_until(self, done: Callable[[], bool], wall_timeout_s: float | None = None,
-                   on_tick: Callable[[], None] | None = None) -> bool:
+    def spin_until(
+        self, done: Callable[[], bool], wall_timeout_s: float | None = None, on_tick: Callable[[], None] | None = None
+    ) -> bool:
         """spin_once until ``done()``; ``on_tick`` runs between callbacks (status line, pushes)."""
         assert self.executor is not None
         deadline = None if wall_timeout_s is None else time.monotonic() + wall_timeout_s
