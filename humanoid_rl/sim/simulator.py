@@ -74,8 +74,8 @@ class SimConfig:
     foot_friction: float = 1.0  # nominal lateral friction of the feet (the ground's is ground_friction)
     ground_friction: float = 1.0
     contact_force_threshold_n: float = 5.0  # normal force above which a foot counts as in contact
-    # The IMU's accelerometer reports the mean acceleration over this window (its anti-aliasing filter);
-    # one physics step alone carries the contact solver's step-to-step jitter.
+    # The accelerometer reports the mean acceleration over this window, like an IMU's anti-aliasing filter;
+    # a single physics step would pass every contact impulse on at full size.
     imu_accel_window_s: float = 0.005
     solver_iterations: int = 50
     self_collision: bool = False
@@ -158,9 +158,8 @@ class HumanoidSim:
         self.config = config if config is not None else SimConfig()
         self.physics_rate_hz = float(self.config.physics_rate_hz or spec.physics_rate_hz)
         self.dt = 1.0 / self.physics_rate_hz
-        self.decimation = max(
-            1, int(round(self.physics_rate_hz / spec.policy_rate_hz))
-        )  # physics steps per policy step
+        # Physics steps per policy step.
+        self.decimation = max(1, int(round(self.physics_rate_hz / spec.policy_rate_hz)))
         self.n_joints = spec.n_joints
         self.joint_names = spec.joint_names
         self._client = pb.connect(pb.GUI if self.config.gui else pb.DIRECT)
