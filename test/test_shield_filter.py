@@ -54,10 +54,15 @@ PARAMS = ShieldParams()
 FILTER = SafetyFilter(LIMITS, PARAMS)
 
 
-def state(q: np.ndarray | None = None, qd: np.ndarray | None = None, balance: BalanceState | None = None,
-          stamp: float = NOW) -> FilterState:
-    return FilterState(stamp, LIMITS.default_pose.copy() if q is None else q,
-                       np.zeros(N) if qd is None else qd, balance)
+def state(
+    q: np.ndarray | None = None,
+    qd: np.ndarray | None = None,
+    balance: BalanceState | None = None,
+    stamp: float = NOW,
+) -> FilterState:
+    return FilterState(
+        stamp, LIMITS.default_pose.copy() if q is None else q, np.zeros(N) if qd is None else qd, balance
+    )
 
 
 def command(positions: np.ndarray, stamp: float = NOW, names: tuple[str, ...] = NAMES) -> JointCommand:
@@ -65,7 +70,9 @@ def command(positions: np.ndarray, stamp: float = NOW, names: tuple[str, ...] = 
 
 
 # ------------------------------------------------------------------ reference semantics (the documented spec)
-def project(stage_lo: np.ndarray, stage_hi: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, ...]:
+def project(
+    stage_lo: np.ndarray, stage_hi: np.ndarray, lo: np.ndarray, hi: np.ndarray
+) -> tuple[np.ndarray, ...]:
     """Documented priority rule: intersect; where disjoint, the point of [lo, hi] nearest the stage interval."""
     new_lo = np.where(stage_lo > hi, hi, np.where(stage_hi < lo, lo, np.maximum(stage_lo, lo)))
     new_hi = np.where(stage_lo > hi, hi, np.where(stage_hi < lo, lo, np.minimum(stage_hi, hi)))
@@ -104,7 +111,9 @@ def position_vector(profile: str, rng: np.random.Generator, centre: np.ndarray |
     if profile == "huge":
         return rng.choice([-1.0, 1.0], N) * 10.0 ** rng.uniform(3, 308, N)
     if profile == "near_soft":
-        return np.where(rng.random(N) < 0.5, lo + m * rng.uniform(-0.5, 1.5, N), hi - m * rng.uniform(-0.5, 1.5, N))
+        return np.where(
+            rng.random(N) < 0.5, lo + m * rng.uniform(-0.5, 1.5, N), hi - m * rng.uniform(-0.5, 1.5, N)
+        )
     # specials: a mixture of ordinary values and special floats
     values = rng.uniform(lo, hi)
     special = rng.random(N) < 0.3
@@ -115,25 +124,67 @@ def weighted(*pairs: tuple[object, int]) -> st.SearchStrategy:
     return st.sampled_from([value for value, weight in pairs for _ in range(weight)])
 
 
+PREV_PROFILES = weighted(
+    ("central", 4), ("inside", 2), ("at_limits", 1), ("beyond", 1), ("near_soft", 1), ("specials", 1)
+)
+STATE_PROFILES = weighted(
+    ("tracking", 5),
+    ("inside", 1),
+    ("at_limits", 1),
+    ("beyond", 1),
+    ("near_soft", 1),
+    ("specials", 1),
+    ("huge", 1),
+)
+VELOCITY_PROFILES = weighted(("zero", 1), ("slow", 3), ("fast", 1), ("specials", 1))
+TARGET_PROFILES = weighted(
+    ("near", 5),
+    ("inside", 1),
+    ("at_limits", 1),
+    ("beyond", 1),
+    ("huge", 1),
+    ("specials", 1),
+    ("near_soft", 1),
+)
+NAME_CASES = weighted(
+    ("policy", 8), ("shuffled", 2), ("duplicate", 1), ("missing", 1), ("unknown", 1), ("extra", 1)
+)
+STAMPS = weighted(
+    (NOW, 6),
+    (NOW - 0.05, 2),
+    (NOW - PARAMS.command_timeout, 1),
+    (NOW + 0.5 * PARAMS.future_tolerance, 1),
+    (0.0, 1),
+    (-1.0, 1),
+    (NOW + 1.0, 1),
+    (NOW - 1.0, 1),
+    (math.nan, 1),
+    (math.inf, 1),
+    (1e300, 1),
+    (-1e300, 1),
+)
+BALANCE_CASES = weighted(("none", 2), ("tilt", 1), ("full", 2), ("garbage", 1))
+STATE_STAMPS = weighted((NOW, 9), (math.nan, 1))
+
+
 @st.composite
 def triples(draw: st.DrawFn) -> tuple[JointCommand, FilterState, np.ndarray]:
     """(command, state, previous output): mostly well-formed, with every kind of garbage mixed in."""
     rng = np.random.default_rng(draw(st.integers(0, 2**63 - 1)))
-    prev = position_vector(draw(weighted(("central", 4), ("inside", 2), ("at_limits", 1), ("beyond", 1), ("near_soft", 1),
-                                         ("specials", 1))), rng)
+    prev = position_vector(draw(PREV_PROFILES), rng)
     centre = np.where(np.isfinite(prev), np.clip(prev, LIMITS.lower, LIMITS.upper), LIMITS.default_pose)
-    q_profile = draw(weighted(("tracking", 5), ("inside", 1), ("at_limits", 1), ("beyond", 1), ("near_soft", 1),
-                              ("specials", 1), ("huge", 1)))
+    q_profile = draw(STATE_PROFILES)
     q = centre + rng.normal(0.0, 0.02, N) if q_profile == "tracking" else position_vector(q_profile, rng)
-    qd = {"zero": np.zeros(N), "slow": rng.normal(0.0, 0.5, N), "fast": rng.normal(0.0, 50.0, N),
-          "specials": np.where(rng.random(N) < 0.2, rng.choice(SPECIALS, N), rng.normal(0.0, 2.0, N))}[
-        draw(weighted(("zero", 1), ("slow", 3), ("fast", 1), ("specials", 1)))]
-    target_profile = draw(weighted(("near", 5), ("inside", 1), ("at_limits", 1), ("beyond", 1), ("huge", 1),
-                                   ("specials", 1), ("near_soft", 1)))
+    qd = {
+        "zero": np.zeros(N),
+        "slow": rng.normal(0.0, 0.5, N),
+        "fast": rng.normal(0.0, 50.0, N),
+        "specials": np.where(rng.random(N) < 0.2, rng.choice(SPECIALS, N), rng.normal(0.0, 2.0, N)),
+    }[draw(VELOCITY_PROFILES)]
+    target_profile = draw(TARGET_PROFILES)
     target = position_vector(target_profile, rng, centre)
     names: tuple[str, ...] = NAMES
-    name_case = draw(weighted(("policy", 8), ("shuffled", 2), ("duplicate", 1), ("missing", 1), ("unknown", 1),
-                              ("extra", 1)))
+    name_case = draw(NAME_CASES)
     if name_case == "shuffled":
         order = rng.permutation(N)
         names, target = tuple(NAMES[i] for i in order), target[order]
@@ -145,11 +196,9 @@ def triples(draw: st.DrawFn) -> tuple[JointCommand, FilterState, np.ndarray]:
         names = NAMES[:-1] + ("not_a_joint",)
     elif name_case == "extra":
         names, target = NAMES + ("not_a_joint",), np.append(target, 0.0)
-    stamp = draw(weighted((NOW, 6), (NOW - 0.05, 2), (NOW - PARAMS.command_timeout, 1),
-                          (NOW + 0.5 * PARAMS.future_tolerance, 1), (0.0, 1), (-1.0, 1), (NOW + 1.0, 1),
-                          (NOW - 1.0, 1), (math.nan, 1), (math.inf, 1), (1e300, 1), (-1e300, 1)))
+    stamp = draw(STAMPS)
     balance = None
-    balance_case = draw(weighted(("none", 2), ("tilt", 1), ("full", 2), ("garbage", 1)))
+    balance_case = draw(BALANCE_CASES)
     if balance_case != "none":
         tilt = float(rng.uniform(0.0, 1.0))
         tilt_rate = float(rng.normal(0.0, 1.0))
@@ -161,9 +210,18 @@ def triples(draw: st.DrawFn) -> tuple[JointCommand, FilterState, np.ndarray]:
             com_vel = rng.normal(0.0, 0.5, 2)
             if balance_case == "garbage":
                 com_vel[rng.integers(0, 2)] = rng.choice(SPECIALS)
-            balance = BalanceState(tilt, tilt_rate, com_xy, com_vel, 0.7, feet, rng.random(2) < 0.7,
-                                   (0.22, 0.1), float(rng.uniform(-np.pi, np.pi)))
-    state_stamp = draw(weighted((NOW, 9), (math.nan, 1)))
+            balance = BalanceState(
+                tilt,
+                tilt_rate,
+                com_xy,
+                com_vel,
+                0.7,
+                feet,
+                rng.random(2) < 0.7,
+                (0.22, 0.1),
+                float(rng.uniform(-np.pi, np.pi)),
+            )
+    state_stamp = draw(STATE_STAMPS)
     return command(target, stamp, names), state(q, qd, balance, state_stamp), prev
 
 
@@ -300,7 +358,9 @@ def test_a_command_in_another_joint_order_with_the_right_names_is_reordered_by_n
     result = FILTER.filter(shuffled, state(), LIMITS.default_pose)
     assert result.accepted
     assert np.array_equal(result.positions, GOOD)
-    assert np.array_equal(result.positions, FILTER.filter(command(GOOD), state(), LIMITS.default_pose).positions)
+    assert np.array_equal(
+        result.positions, FILTER.filter(command(GOOD), state(), LIMITS.default_pose).positions
+    )
 
 
 def test_an_invalid_measured_state_rejects_the_command_and_keeps_the_last_output() -> None:
@@ -416,12 +476,14 @@ def test_a_growing_tilt_is_predicted_over_the_horizon_and_a_shrinking_one_is_not
     assert FILTER.assess_balance(BalanceState(warn, tilt_rate=-1.0)).warning_level == 0.0
 
 
-def feet_balance(com_xy: tuple[float, float], com_vel: tuple[float, float], contacts=(True, True),
-                 yaw: float = 0.0) -> BalanceState:
+def feet_balance(
+    com_xy: tuple[float, float], com_vel: tuple[float, float], contacts=(True, True), yaw: float = 0.0
+) -> BalanceState:
     c, s = math.cos(yaw), math.sin(yaw)
     feet = np.array([[-s * 0.1, c * 0.1, 0.05], [s * 0.1, -c * 0.1, 0.05]])
-    return BalanceState(0.0, 0.0, np.array(com_xy), np.array(com_vel), 0.7, feet, np.array(contacts),
-                        (0.22, 0.10), yaw)
+    return BalanceState(
+        0.0, 0.0, np.array(com_xy), np.array(com_vel), 0.7, feet, np.array(contacts), (0.22, 0.10), yaw
+    )
 
 
 def test_the_capture_point_inside_the_feet_is_fine_and_far_outside_trips() -> None:
@@ -438,8 +500,12 @@ def test_the_capture_point_inside_the_feet_is_fine_and_far_outside_trips() -> No
 
 
 def test_garbage_balance_data_trips_rather_than_passing_silently() -> None:
-    for balance in (BalanceState(math.nan), BalanceState(0.1, math.inf),
-                    feet_balance((math.nan, 0.0), (0.0, 0.0)), feet_balance((0.0, 0.0), (1e300, 0.0))):
+    for balance in (
+        BalanceState(math.nan),
+        BalanceState(0.1, math.inf),
+        feet_balance((math.nan, 0.0), (0.0, 0.0)),
+        feet_balance((0.0, 0.0), (1e300, 0.0)),
+    ):
         assessment = FILTER.assess_balance(balance)
         assert assessment.trip and not assessment.data_valid
 
@@ -501,14 +567,22 @@ def test_tilt_from_imu_gives_the_angle_from_vertical_and_its_rate() -> None:
     quat = [math.sin(roll / 2), 0.0, 0.0, math.cos(roll / 2)]
     tilt, rate = tilt_from_imu(quat, [0.5, 0.0, 2.0])  # rolling further, yaw rate irrelevant
     assert tilt == pytest.approx(roll) and rate == pytest.approx(0.5)
+
     # A pitch then yaw rotation: the tilt is the pitch, whatever the yaw; compare the rate numerically.
     def quat_of(pitch: float, yaw: float) -> np.ndarray:
         qy = np.array([0.0, math.sin(pitch / 2), 0.0, math.cos(pitch / 2)])
         qz = np.array([0.0, 0.0, math.sin(yaw / 2), math.cos(yaw / 2)])
         x1, y1, z1, w1 = qz
         x2, y2, z2, w2 = qy
-        return np.array([w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2, w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2,
-                         w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2, w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2])
+        return np.array(
+            [
+                w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
+                w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2,
+                w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2,
+                w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2,
+            ]
+        )
+
     tilt, _ = tilt_from_imu(quat_of(0.3, 1.0), [0.0, 0.0, 0.0])
     assert tilt == pytest.approx(0.3)
     assert math.isnan(tilt_from_imu([0, 0, 0, 0], [0, 0, 0])[0])  # not a rotation: NaN, which trips
@@ -536,9 +610,12 @@ def test_joint_limits_refuse_inverted_ranges_and_a_default_pose_outside_them() -
 
 
 def test_a_soft_margin_that_leaves_a_joint_no_range_is_refused_for_these_limits() -> None:
-    narrow = dataclasses.replace(LIMITS, lower=np.where(np.arange(N) == 2, -0.1, LIMITS.lower),
-                                 upper=np.where(np.arange(N) == 2, 0.5, LIMITS.upper),
-                                 default_pose=np.where(np.arange(N) == 2, 0.0, LIMITS.default_pose))
+    narrow = dataclasses.replace(
+        LIMITS,
+        lower=np.where(np.arange(N) == 2, -0.1, LIMITS.lower),
+        upper=np.where(np.arange(N) == 2, 0.5, LIMITS.upper),
+        default_pose=np.where(np.arange(N) == 2, 0.0, LIMITS.default_pose),
+    )
     flt = SafetyFilter(narrow, PARAMS)
     reasons = flt.check_params(PARAMS.with_changes(soft_margin=0.35))
     assert any("leaves no range" in r and "joint_02" in r for r in reasons)
