@@ -69,7 +69,10 @@ class EnvConfig:
 
     robot_config: str | Path | None = None  # robot YAML; None: the shipped humanoid
     episode_length_s: float = 20.0  # truncation (time limit)
-    policy_rate_hz: float | None = None  # None: the robot spec's (50 Hz); physics runs at the spec's rate
+    policy_rate_hz: float | None = None  # None: the robot spec's (50 Hz)
+    # None: the spec's physics rate (1 kHz), what evaluation and the sim bridge run. A lower rate trains faster
+    # but is a different simulator: check a policy trained that way at the spec's rate before shipping it.
+    physics_rate_hz: float | None = None
     randomize: bool = True  # domain randomization on/off (ranges in `randomization`; its `enabled` is ignored)
     randomization: DomainRandomization = field(default_factory=DomainRandomization)
     sensor_noise: bool = True  # False: exact sensors (SensorNoise.none())
@@ -164,12 +167,13 @@ class HumanoidEnv(gym.Env[np.ndarray, np.ndarray]):
         self.robot_spec = RobotSpec.load(self.config.robot_config)
         self.contract = PolicyContract.from_robot(self.robot_spec, policy_rate_hz=self.config.policy_rate_hz)
         spec = self.robot_spec
-        ratio = spec.physics_rate_hz / self.contract.policy_rate_hz
+        physics_rate_hz = float(self.config.physics_rate_hz or spec.physics_rate_hz)
+        ratio = physics_rate_hz / self.contract.policy_rate_hz
         self.decimation = int(round(ratio))
         if self.decimation < 1 or abs(ratio - self.decimation) > 1e-9:
             raise ValueError(
                 f"policy rate {self.contract.policy_rate_hz:g} Hz does not divide the physics rate "
-                f"{spec.physics_rate_hz:g} Hz of {spec.config_path}: choose a policy rate such that "
+                f"{physics_rate_hz:g} Hz (robot {spec.config_path}): choose rates such that "
                 "physics_hz / policy_hz is a whole number"
             )
         self.policy_dt = 1.0 / self.contract.policy_rate_hz
@@ -186,6 +190,7 @@ class HumanoidEnv(gym.Env[np.ndarray, np.ndarray]):
             sim_kwargs["solver_iterations"] = self.config.solver_iterations
         self._randomization_ranges = dataclasses.replace(self.config.randomization, enabled=self.config.randomize)
         sim_config = SimConfig(
+            physics_rate_hz=physics_rate_hz,
             gui=render_mode == "human",
             noise=SensorNoise() if self.config.sensor_noise else SensorNoise.none(),
             randomization=self._randomization_ranges,
