@@ -1,0 +1,254 @@
+"""``humanoid-rl train``: train a stand or walk policy with stable-baselines3.
+
+A run lives in ``runs/<task>-<algo>-<timestamp>/``: ``config.yaml`` (every setting), ``tb/`` (TensorBoard:
+SB3's losses, ``reward_terms/*``, ``eval/*``, ``curriculum/level``), ``checkpoints/step_<N>/``, ``best/``
+(best periodic evaluation), ``final/`` (end of training, time budget, or Ctrl-C), ``metrics.json`` and
+``latest.json`` (the checkpoint ``--resume`` continues from). Export a run with ``humanoid-rl export RUN_DIR``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from humanoid_rl.train.config import Algorithm, TrainConfig, add_config_arguments, config_from_args
+
+__all__ = ["ENV_IDS", "add_arguments", "build_model", "env_config", "load_checkpoint", "make_vec_env", "run", "train"]
+
+ENV_IDS = {"stand": "HumanoidRL/Stand-v0", "walk": "HumanoidRL/Walk-v0"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="YAML file of training settings (command-line options win)")
+    parser.add_argument(
+        "--resume", type=Path, metavar="RUN_DIR",
+        help="continue the run in RUN_DIR from its latest checkpoint, with its config.yaml (options given here "
+        "override it, e.g. --time-budget-min or --total-timesteps)",
+    )
+    add_config_arguments(parser)
+
+
+def env_config(config: TrainConfig, *, episode_s: float | None = None, curriculum_level: float | None = None) -> Any:
+    """The ``EnvConfig`` of a training (or periodic-evaluation) environment."""
+    from humanoid_rl.envs.humanoid_env import EnvConfig
+    from humanoid_rl.envs.pushes import PushConfig
+
+    return EnvConfig(
+        robot_config=config.robot_config or None,
+        episode_length_s=episode_s if episode_s is not None else config.episode_s,
+        physics_rate_hz=config.physics_rate_hz or None,
+        randomize=config.randomize,
+        push=PushConfig(
+            interval_s=config.push_interval_s,
+            force_range_n=(config.push_force_min_n, config.push_force_max_n),
+            duration_s=config.push_duration_s,
+        ),
+        curriculum_level=config.curriculum_start if curriculum_level is None else curriculum_level,
+        initial_joint_noise_rad=config.initial_joint_noise_rad,
+    )
+
+
+def _make_env(env_id: str, env_cfg: Any) -> Any:
+    import gymnasium
+
+    import humanoid_rl.envs  # noqa: F401 - registers the ids (also in subprocesses)
+
+    return gymnasium.make(env_id, config=env_cfg)
+
+
+def make_vec_env(config: TrainConfig, n_envs: int, env_cfg: Any) -> Any:
+    """SubprocVecEnv (DummyVecEnv for one env) + VecMonitor + VecCheckNan (raises, naming the source)."""
+    from functools import partial
+
+    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecCheckNan, VecMonitor
+
+    factories = [partial(_make_env, ENV_IDS[config.task], env_cfg) for _ in range(n_envs)]
+    venv = DummyVecEnv(factories) if n_envs == 1 else SubprocVecEnv(factories, start_method="forkserver")
+    return VecCheckNan(VecMonitor(venv), raise_exception=True)
+
+
+def build_model(config: TrainConfig, env: Any, tensorboard_dir: Path | None) -> Any:
+    """A fresh SB3 model of ``config.algo`` with the configured hyper-parameters."""
+    import numpy as np
+    from stable_baselines3 import A2C, DDPG, PPO, SAC, TD3
+    from stable_baselines3.common.noise import NormalActionNoise
+
+    algo = config.algorithm
+    arch = [int(n) for n in config.net_arch]
+    common: dict[str, Any] = {
+        "learning_rate": config.learning_rate,
+        "gamma": config.gamma,
+        "seed": config.seed,
+        "device": "cpu",
+        "verbose": 0,
+        "tensorboard_log": str(tensorboard_dir) if tensorboard_dir else None,
+    }
+    if algo.on_policy:
+        on_policy: dict[str, Any] = {
+            "n_steps": config.n_steps,
+            "gae_lambda": config.gae_lambda,
+            "ent_coef": config.ent_coef,
+            "vf_coef": config.vf_coef,
+            "max_grad_norm": config.max_grad_norm,
+            "policy_kwargs": {"net_arch": {"pi": arch, "vf": arch}, "log_std_init": config.log_std_init},
+        }
+        if algo is Algorithm.PPO:
+            batch = min(config.batch_size, config.n_steps * env.num_envs)
+            return PPO("MlpPolicy", env, batch_size=batch, n_epochs=config.n_epochs, clip_range=config.clip_range,
+                       target_kl=config.target_kl or None, **on_policy, **common)
+        return A2C("MlpPolicy", env, **on_policy, **common)
+    off_policy: dict[str, Any] = {
+        "buffer_size": config.buffer_size,
+        "learning_starts": config.learning_starts,
+        "batch_size": config.batch_size,
+        "tau": config.tau,
+        "train_freq": config.train_freq,
+    }
+    if algo is Algorithm.SAC:
+        return SAC("MlpPolicy", env, policy_kwargs={"net_arch": arch, "log_std_init": config.log_std_init},
+                   **off_policy, **common)
+    n_actions = env.action_space.shape[0]
+    half_range = (env.action_space.high - env.action_space.low) / 2.0
+    noise = NormalActionNoise(np.zeros(n_actions), config.action_noise_std * half_range)
+    cls = TD3 if algo is Algorithm.TD3 else DDPG
+    return cls("MlpPolicy", env, action_noise=noise, policy_kwargs={"net_arch": arch}, **off_policy, **common)
+
+
+def algorithm_class(algo: str) -> Any:
+    import stable_baselines3
+
+    return getattr(stable_baselines3, Algorithm(algo).name)
+
+
+def load_checkpoint(directory: Path, algo: str, env: Any | None = None) -> Any:
+    from humanoid_rl.train.callbacks import MODEL_FILE
+
+    return algorithm_class(algo).load(directory / MODEL_FILE, env=env, device="cpu")
+
+
+def _new_run_dir(config: TrainConfig) -> Path:
+    name = config.run_name or f"{config.task}-{config.algo}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    run_dir = Path(config.run_root) / name
+    if run_dir.exists() and any(run_dir.iterdir()):
+        from humanoid_rl.cli import CommandError
+
+        raise CommandError(f"run directory {run_dir} exists and is not empty. Fix: choose another --run-name, "
+                           f"or continue it with --resume {run_dir}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def train(config: TrainConfig, resume: Path | None = None) -> dict[str, Any]:
+    """Train (or continue) a run; returns the final metrics. KeyboardInterrupt saves ``final/`` and re-raises."""
+    import torch
+    from stable_baselines3.common.callbacks import CallbackList
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    from humanoid_rl.train.callbacks import (
+        LATEST_FILE,
+        VECNORMALIZE_FILE,
+        CheckpointCallback,
+        EvalCurriculumCallback,
+        ProgressCallback,
+        RewardTermsCallback,
+        RunState,
+        TimeBudgetCallback,
+        save_checkpoint,
+    )
+
+    torch.set_num_threads(config.torch_threads)
+    if resume is not None:
+        run_dir = resume
+        latest = json.loads((run_dir / LATEST_FILE).read_text(encoding="utf-8"))
+        level = float(latest["curriculum_level"])
+        metrics_path = run_dir / "metrics.json"
+        previous = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.exists() else {}
+        state = RunState(run_dir, config.task, config.algo, config.seed, level,
+                         wall_time_before_s=float(latest.get("wall_time_s", 0.0)),
+                         evaluations=list(previous.get("evaluations", [])), best=previous.get("best"))
+    else:
+        run_dir = _new_run_dir(config)
+        state = RunState(run_dir, config.task, config.algo, config.seed, config.curriculum_start)
+    config.save_yaml(run_dir / "config.yaml")
+
+    env = make_vec_env(config, config.n_envs, env_config(config, curriculum_level=state.curriculum_level))
+    eval_env = make_vec_env(config, 1, env_config(config, episode_s=config.eval_episode_s,
+                                                  curriculum_level=state.curriculum_level))
+    eval_env = VecNormalize(eval_env, training=False, norm_obs=True, norm_reward=False, clip_obs=config.clip_obs)
+    if resume is not None:
+        checkpoint = run_dir / latest["checkpoint"]
+        env = VecNormalize.load(str(checkpoint / VECNORMALIZE_FILE), env)
+        env.training = True
+        model = load_checkpoint(checkpoint, config.algo, env)
+        print(f"resuming {run_dir} from {checkpoint} at {model.num_timesteps} steps, level {state.curriculum_level}",
+              flush=True)
+    else:
+        env = VecNormalize(env, norm_obs=True, norm_reward=config.normalize_reward, clip_obs=config.clip_obs,
+                           gamma=config.gamma)
+        model = build_model(config, env, run_dir / "tb")
+    model.tensorboard_log = str(run_dir / "tb")
+    state.start_steps = int(model.num_timesteps)
+
+    def set_level(level: float) -> None:
+        env.env_method("set_curriculum", level)
+
+    budget_s = config.time_budget_min * 60.0
+    budget = TimeBudgetCallback(budget_s)
+    callbacks = CallbackList([
+        RewardTermsCallback(min_steps_per_record=min(1000, config.n_steps * config.n_envs)),
+        EvalCurriculumCallback(eval_env, state, eval_freq=config.eval_freq, n_episodes=config.eval_episodes,
+                               seed=config.seed + 10_000, threshold=config.curriculum_threshold,
+                               level_step=config.curriculum_step, on_level_change=set_level),
+        CheckpointCallback(state, config.checkpoint_freq),
+        ProgressCallback(config.total_timesteps, budget_s, state),
+        budget,
+    ])
+    print(f"training {config.algo} on {ENV_IDS[config.task]} with {config.n_envs} envs into {run_dir}", flush=True)
+    remaining = max(0, config.total_timesteps - int(model.num_timesteps))
+    try:
+        model.learn(total_timesteps=remaining, callback=callbacks, reset_num_timesteps=resume is None,
+                    tb_log_name="run", progress_bar=False)
+        state.status = "time_budget" if budget.exhausted else "finished"
+    except KeyboardInterrupt:
+        state.status = "interrupted"
+        save_checkpoint(model, run_dir / "final", state, {"status": state.status})
+        state.write_metrics(int(model.num_timesteps))
+        print(f"\ninterrupted: saved {run_dir / 'final'} at {model.num_timesteps} steps", file=sys.stderr, flush=True)
+        raise
+    finally:
+        for vec in (env, eval_env):
+            try:
+                vec.close()
+            except Exception:  # noqa: BLE001 - subprocesses may already be gone after Ctrl-C
+                pass
+    save_checkpoint(model, run_dir / "final", state, {"status": state.status})
+    state.write_metrics(int(model.num_timesteps))
+    metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+    print(f"done ({state.status}): {model.num_timesteps} steps in {state.wall_time_s / 60:.1f} min; "
+          f"run {run_dir}; export with: humanoid-rl export {run_dir} -o models/<name>.onnx", flush=True)
+    return metrics
+
+
+def run(args: argparse.Namespace) -> int:
+    from humanoid_rl.train.config import TrainConfig as Config
+
+    if args.resume is not None:
+        config_path = args.resume / "config.yaml"
+        if not config_path.is_file():
+            raise FileNotFoundError(f"--resume {args.resume}: no config.yaml there; pass a run directory made by "
+                                    "`humanoid-rl train`")
+        base = Config.load_yaml(config_path)
+    elif args.config is not None:
+        base = Config.load_yaml(args.config)
+    else:
+        base = None
+    config = config_from_args(args, base)
+    started = time.monotonic()
+    train(config, resume=args.resume)
+    print(f"wall time {time.monotonic() - started:.0f} s", flush=True)
+    return 0

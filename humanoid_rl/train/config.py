@@ -1,0 +1,220 @@
+"""``TrainConfig``: every setting of a training run, with its help text, saved as YAML in the run directory.
+
+The command line is generated from the fields (``--field-name``, help from the field's metadata), so a setting
+is declared once; a run's ``config.yaml`` holds all of them, and ``--config FILE`` or ``--resume RUN_DIR``
+reads one back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = ["Algorithm", "TrainConfig", "TrainConfigError", "add_config_arguments", "config_from_args"]
+
+
+class TrainConfigError(ValueError):
+    """A training setting is invalid; the message names the setting and the fix."""
+
+
+class Algorithm(str, Enum):
+    PPO = "ppo"
+    SAC = "sac"
+    TD3 = "td3"
+    DDPG = "ddpg"
+    A2C = "a2c"
+
+    @property
+    def on_policy(self) -> bool:
+        return self in (Algorithm.PPO, Algorithm.A2C)
+
+
+def _setting(default: Any, help: str, **kwargs: Any) -> Any:  # noqa: A002 - "help" as argparse spells it
+    if isinstance(default, list | dict | tuple) and not isinstance(default, str):
+        return field(default_factory=lambda: default, metadata={"help": help, **kwargs})
+    return field(default=default, metadata={"help": help, **kwargs})
+
+
+@dataclass
+class TrainConfig:
+    """All settings of one training run. Defaults are the shipped stand policy's."""
+
+    # ---- task and run
+    task: str = _setting("stand", "task to train: 'stand' (HumanoidRL/Stand-v0) or 'walk' (HumanoidRL/Walk-v0)")
+    algo: str = _setting("ppo", "stable-baselines3 algorithm: ppo, sac, td3, ddpg or a2c")
+    total_timesteps: int = _setting(3_000_000, "environment steps (all envs together) to train for at most")
+    time_budget_min: float = _setting(
+        0.0, "wall-clock budget in minutes; training stops cleanly and saves when it is spent (0: no limit)"
+    )
+    n_envs: int = _setting(os.cpu_count() or 1, "parallel environments (SubprocVecEnv; 1: DummyVecEnv in-process)")
+    seed: int = _setting(0, "seed for the environments, the network initialisation and the evaluation episodes")
+    run_root: str = _setting("runs", "directory under which the run directory <task>-<algo>-<timestamp> is made")
+    run_name: str = _setting("", "run directory name (empty: <task>-<algo>-<timestamp>)")
+    torch_threads: int = _setting(1, "torch CPU threads in the learner (1 leaves the cores to the simulators)")
+    robot_config: str = _setting("", "robot YAML (empty: the shipped humanoid)")
+
+    # ---- environment
+    episode_s: float = _setting(20.0, "training episode length in seconds (truncation)")
+    physics_rate_hz: float = _setting(
+        0.0, "physics rate for training (0: the robot's, 1 kHz, which evaluation and deployment use)"
+    )
+    randomize: bool = _setting(True, "domain randomization (masses, friction, gains, latency, noise)")
+    push_force_min_n: float = _setting(60.0, "smallest push force at full curriculum, newtons")
+    push_force_max_n: float = _setting(120.0, "largest push force at full curriculum, newtons")
+    push_interval_s: float = _setting(4.0, "seconds between pushes")
+    push_duration_s: float = _setting(0.2, "seconds each push lasts")
+    initial_joint_noise_rad: float = _setting(0.05, "uniform noise on the initial joint positions, radians")
+
+    # ---- curriculum
+    curriculum_start: float = _setting(
+        0.4, "initial curriculum level in [0, 1]: scales push forces and randomization ranges"
+    )
+    curriculum_step: float = _setting(0.15, "how much the level rises when the evaluation success rate passes")
+    curriculum_threshold: float = _setting(
+        0.8, "evaluation success rate (fraction of episodes without a fall) that raises the curriculum level"
+    )
+
+    # ---- evaluation and checkpoints
+    eval_freq: int = _setting(20_000, "evaluate every this many environment steps (all envs together)")
+    eval_episodes: int = _setting(4, "episodes per periodic evaluation (seeded, deterministic actions)")
+    eval_episode_s: float = _setting(10.0, "length of a periodic-evaluation episode, seconds")
+    checkpoint_freq: int = _setting(50_000, "save model + normalization stats every this many steps")
+
+    # ---- normalization
+    normalize_reward: bool = _setting(True, "VecNormalize also scales rewards (observations always are)")
+    clip_obs: float = _setting(10.0, "clip normalized observations to +- this (also inside the exported graph)")
+
+    # ---- algorithm hyper-parameters (those that do not apply to the chosen algorithm are ignored)
+    learning_rate: float = _setting(3e-4, "optimizer learning rate")
+    net_arch: list[int] = _setting([256, 128], "hidden layer sizes of the actor and the critic")
+    gamma: float = _setting(0.99, "discount factor")
+    n_steps: int = _setting(1024, "PPO/A2C: steps per environment per rollout")
+    batch_size: int = _setting(512, "PPO/SAC/TD3/DDPG: minibatch size")
+    n_epochs: int = _setting(5, "PPO: optimisation epochs per rollout")
+    gae_lambda: float = _setting(0.95, "PPO/A2C: GAE lambda")
+    clip_range: float = _setting(0.2, "PPO: policy clip range")
+    ent_coef: float = _setting(0.0, "PPO/A2C: entropy bonus coefficient")
+    vf_coef: float = _setting(0.5, "PPO/A2C: value loss coefficient")
+    max_grad_norm: float = _setting(0.5, "PPO/A2C: gradient norm clip")
+    target_kl: float = _setting(0.0, "PPO: stop an update's epochs early above this KL (0: never)")
+    log_std_init: float = _setting(-1.0, "PPO/A2C/SAC: initial log standard deviation of the action noise")
+    buffer_size: int = _setting(300_000, "SAC/TD3/DDPG: replay buffer size")
+    learning_starts: int = _setting(5_000, "SAC/TD3/DDPG: random steps before learning starts")
+    tau: float = _setting(0.005, "SAC/TD3/DDPG: target network soft-update rate")
+    train_freq: int = _setting(1, "SAC/TD3/DDPG: steps between gradient updates")
+    action_noise_std: float = _setting(0.1, "TD3/DDPG: Gaussian exploration noise (fraction of the action range)")
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        problems: list[str] = []
+        if self.task not in ("stand", "walk"):
+            problems.append(f"task = {self.task!r}: use 'stand' or 'walk'")
+        if self.algo not in {a.value for a in Algorithm}:
+            problems.append(f"algo = {self.algo!r}: use one of {[a.value for a in Algorithm]}")
+        for name in ("total_timesteps", "n_envs", "eval_freq", "eval_episodes", "checkpoint_freq", "n_steps",
+                     "batch_size", "n_epochs", "torch_threads", "buffer_size", "train_freq"):
+            if int(getattr(self, name)) < 1:
+                problems.append(f"{name} = {getattr(self, name)!r}: use a positive integer")
+        for name in ("curriculum_start", "curriculum_threshold"):
+            if not 0.0 <= float(getattr(self, name)) <= 1.0:
+                problems.append(f"{name} = {getattr(self, name)!r}: use a fraction in [0, 1]")
+        if self.time_budget_min < 0:
+            problems.append(f"time_budget_min = {self.time_budget_min!r}: use minutes >= 0 (0: no limit)")
+        if not 0.0 <= self.push_force_min_n <= self.push_force_max_n:
+            problems.append(
+                f"push_force_min_n/max_n = {self.push_force_min_n}/{self.push_force_max_n}: use 0 <= min <= max"
+            )
+        if not self.net_arch or any(int(n) < 1 for n in self.net_arch):
+            problems.append(f"net_arch = {self.net_arch!r}: use one or more positive layer sizes")
+        if problems:
+            raise TrainConfigError("invalid training configuration: " + "; ".join(problems))
+
+    @property
+    def algorithm(self) -> Algorithm:
+        return Algorithm(self.algo)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def save_yaml(self, path: str | Path) -> None:
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False), encoding="utf-8")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "config") -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise TrainConfigError(
+                f"{source}: unknown training settings {unknown}. Fix: remove them; known settings are "
+                f"listed by `humanoid-rl train --help`"
+            )
+        return cls(**data)
+
+    @classmethod
+    def load_yaml(cls, path: str | Path) -> TrainConfig:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"training config {path} does not exist")
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if not isinstance(data, dict):
+            raise TrainConfigError(f"{path}: expected a mapping of setting: value, got {type(data).__name__}")
+        return cls.from_dict(data, source=str(path))
+
+
+def _option_name(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _field_type(cls: type, name: str) -> Any:
+    return typing.get_type_hints(cls)[name]
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, cls: type = TrainConfig) -> None:
+    """One option per dataclass field; every default is None so that only what the user typed overrides."""
+    group = parser.add_argument_group("training settings (also in the run's config.yaml)")
+    defaults = cls.__new__(cls)  # the defaults without validation side effects
+    for f in dataclasses.fields(cls):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        setattr(defaults, f.name, default)
+        hint = _field_type(cls, f.name)
+        help_text = f"{f.metadata['help']} (default: {default})"
+        kwargs: dict[str, Any] = {"dest": f.name, "default": None, "help": help_text}
+        if hint is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif typing.get_origin(hint) in (list, tuple) or isinstance(hint, types.GenericAlias):
+            (item_type, *_) = typing.get_args(hint)
+            kwargs.update(nargs="+", type=item_type, metavar="N")
+        else:
+            kwargs["type"] = hint
+            if f.name == "algo":
+                kwargs["choices"] = [a.value for a in Algorithm]
+            elif f.name == "task":
+                kwargs["choices"] = ["stand", "walk"]
+        group.add_argument(_option_name(f.name), **kwargs)
+
+
+def config_overrides(args: argparse.Namespace, cls: type = TrainConfig) -> dict[str, Any]:
+    """The settings the user gave on the command line."""
+    return {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(cls)
+        if getattr(args, f.name, None) is not None
+    }
+
+
+def config_from_args(args: argparse.Namespace, base: TrainConfig | None = None) -> TrainConfig:
+    """``base`` (or the defaults) with the command-line settings applied, validated."""
+    data = (base or TrainConfig()).to_dict()
+    data.update(config_overrides(args))
+    return TrainConfig.from_dict(data, source="command line")

@@ -1,0 +1,253 @@
+"""``humanoid-rl eval``: run an exported ONNX policy in simulation, next to the PD-only baseline.
+
+The policy runs through ``load_policy`` / ``OnnxPolicy`` — the code path of the policy node, checks included
+(contract against the environment's robot, recorded pairs replayed) — not through the training checkpoint. The
+baseline is ``HoldPosePolicy`` (action zero: the joint PD holds the default pose) on the SAME seeds, so both
+meet the same randomized robot, sensor noise and pushes. Results: ``eval.json`` and ``eval.png`` in ``--out``
+(default ``runs/eval-<timestamp>/``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["EvalSetting", "add_arguments", "evaluate", "run", "run_episode", "summarize"]
+
+BASELINE = "baseline"
+POLICY = "policy"
+
+
+@dataclass(frozen=True)
+class EvalSetting:
+    """What every evaluated episode shares; episode i uses seed ``seed + i`` for both policies."""
+
+    task: str = "stand"
+    episodes: int = 50
+    episode_s: float = 20.0
+    push_force_n: float = 60.0
+    push_force_max_n: float | None = None  # None: every push is exactly push_force_n
+    push_interval_s: float = 4.0
+    push_duration_s: float = 0.2
+    randomize: bool = True
+    seed: int = 0
+    robot_config: str | None = None
+
+    def env_config(self) -> Any:
+        from humanoid_rl.envs.humanoid_env import EnvConfig
+        from humanoid_rl.envs.pushes import PushConfig
+
+        high = self.push_force_n if self.push_force_max_n is None else self.push_force_max_n
+        return EnvConfig(
+            robot_config=self.robot_config,
+            episode_length_s=self.episode_s,
+            randomize=self.randomize,
+            push=PushConfig(interval_s=self.push_interval_s, force_range_n=(self.push_force_n, high),
+                            duration_s=self.push_duration_s),
+        )
+
+
+def _make_env(setting: EvalSetting) -> Any:
+    import gymnasium
+
+    from humanoid_rl.envs import STAND_ID, WALK_ID
+
+    return gymnasium.make(STAND_ID if setting.task == "stand" else WALK_ID, config=setting.env_config())
+
+
+def _make_policy(which: str, model: str | None, contract: Any) -> Any:
+    from humanoid_rl.policy import HoldPosePolicy, load_policy
+
+    if which == BASELINE:
+        return HoldPosePolicy(contract)
+    return load_policy(model, contract)
+
+
+def run_episode(env: Any, policy: Any, seed: int) -> dict[str, Any]:
+    """One seeded episode; the summary the environment reports plus joint-limit distances and time of a fall."""
+    sim = env.unwrapped.sim
+    spec = env.unwrapped.robot_spec
+    obs, _ = env.reset(seed=seed)
+    min_distance = np.full(spec.n_joints, np.inf)
+    while True:
+        obs, _, terminated, truncated, info = env.step(policy.act(obs))
+        joint_pos, _ = sim.joint_state()
+        min_distance = np.minimum(min_distance, np.minimum(joint_pos - spec.lower, spec.upper - joint_pos))
+        if terminated or truncated:
+            break
+    summary = dict(info["episode_summary"])
+    worst = int(np.argmin(min_distance))
+    summary.update(
+        seed=seed,
+        min_joint_limit_distance_rad=float(min_distance[worst]),
+        closest_joint=spec.joint_names[worst],
+    )
+    summary.pop("command", None)
+    return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in summary.items()}
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _worker_init(setting: EvalSetting, model: str | None) -> None:
+    import humanoid_rl.envs  # noqa: F401 - registers the ids
+
+    env = _make_env(setting)
+    contract = env.unwrapped.contract
+    _WORKER.update(env=env, policies={BASELINE: _make_policy(BASELINE, model, contract),
+                                      **({POLICY: _make_policy(POLICY, model, contract)} if model else {})})
+
+
+def _worker_run(job: tuple[str, int]) -> tuple[str, dict[str, Any]]:
+    which, seed = job
+    return which, run_episode(_WORKER["env"], _WORKER["policies"][which], seed)
+
+
+def summarize(episodes: list[dict[str, Any]]) -> dict[str, Any]:
+    """Success/fall rates, lengths, per-term returns and joint-limit proximity over episodes."""
+    fell = np.array([e["fell"] for e in episodes], dtype=bool)
+    terms = episodes[0]["reward_terms"].keys()
+    return {
+        "episodes": len(episodes),
+        "success_rate": float(1.0 - fell.mean()),
+        "fall_rate": float(fell.mean()),
+        "mean_length_s": float(np.mean([e["length_s"] for e in episodes])),
+        "mean_return": float(np.mean([e["return"] for e in episodes])),
+        "reward_term_returns": {t: float(np.mean([e["reward_terms"][t] for e in episodes])) for t in terms},
+        "min_joint_limit_distance_rad": float(min(e["min_joint_limit_distance_rad"] for e in episodes)),
+        "mean_min_joint_limit_distance_rad": float(np.mean([e["min_joint_limit_distance_rad"] for e in episodes])),
+        "mean_max_tilt_rad": float(np.mean([e["max_tilt_rad"] for e in episodes])),
+        "mean_drift_m": float(np.mean([e["drift_m"] for e in episodes])),
+        "per_episode": episodes,
+    }
+
+
+def evaluate(model: str | None, setting: EvalSetting, jobs: int = 1, baseline: bool = True) -> dict[str, Any]:
+    """Policy (if ``model``) and baseline over the same seeds; ``{"policy": ..., "baseline": ...}``."""
+    started = time.monotonic()
+    which = ([POLICY] if model else []) + ([BASELINE] if baseline else [])
+    job_list = [(w, setting.seed + i) for i in range(setting.episodes) for w in which]
+    if jobs <= 1:
+        _worker_init(setting, model)
+        results = [_worker_run(job) for job in job_list]
+        _WORKER["env"].close()
+        _WORKER.clear()
+    else:
+        import multiprocessing
+
+        context = multiprocessing.get_context("forkserver")
+        with context.Pool(jobs, initializer=_worker_init, initargs=(setting, model)) as pool:
+            results = pool.map(_worker_run, job_list, chunksize=1)
+    out: dict[str, Any] = {"setting": asdict(setting)}
+    for w in which:
+        episodes = sorted((e for k, e in results if k == w), key=lambda e: e["seed"])
+        out[w] = summarize(episodes)
+    out["eval_seconds"] = round(time.monotonic() - started, 1)
+    return out
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [w for w in (POLICY, BASELINE) if w in result]
+    setting = result["setting"]
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
+    times = np.linspace(0.0, setting["episode_s"], 200)
+    for name in names:
+        lengths = np.array([e["length_s"] if e["fell"] else np.inf for e in result[name]["per_episode"]])
+        axes[0].plot(times, [(lengths > t).mean() for t in times], label=f"{name} ({result[name]['success_rate']:.0%})")
+    axes[0].set(xlabel="time (s)", ylabel="fraction still standing", ylim=(-0.02, 1.02),
+                title=f"survival, push {setting['push_force_n']} N every {setting['push_interval_s']} s")
+    axes[0].legend()
+    terms = list(result[names[0]]["reward_term_returns"])
+    width = 0.8 / len(names)
+    for k, name in enumerate(names):
+        values = [result[name]["reward_term_returns"][t] for t in terms]
+        axes[1].bar(np.arange(len(terms)) + k * width, values, width, label=name)
+    axes[1].set_xticks(np.arange(len(terms)) + 0.4 - width / 2, terms, rotation=35, ha="right")
+    axes[1].set(title="mean return per reward term")
+    axes[1].legend()
+    for name in names:
+        distances = [e["min_joint_limit_distance_rad"] for e in result[name]["per_episode"]]
+        axes[2].hist(distances, bins=20, alpha=0.6, label=name)
+    axes[2].set(xlabel="min distance to a joint limit per episode (rad)", ylabel="episodes",
+                title="joint-limit proximity")
+    axes[2].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", nargs="?", default="",
+                        help="exported ONNX policy (empty: evaluate only the PD-only baseline)")
+    parser.add_argument("--task", choices=("stand", "walk"), default="stand", help="environment (default stand)")
+    parser.add_argument("--episodes", type=int, default=50, help="seeded episodes per policy (default 50)")
+    parser.add_argument("--episode-s", type=float, default=20.0, help="episode length, seconds (default 20)")
+    parser.add_argument("--push-force", type=float, default=60.0,
+                        help="push force in newtons, horizontal, random direction (default 60; 0: no pushes)")
+    parser.add_argument("--push-force-max", type=float, default=None,
+                        help="draw each push uniformly in [--push-force, this] (default: always --push-force)")
+    parser.add_argument("--push-interval", type=float, default=4.0, help="seconds between pushes (default 4)")
+    parser.add_argument("--push-duration", type=float, default=0.2, help="seconds each push lasts (default 0.2)")
+    parser.add_argument("--randomize", action=argparse.BooleanOptionalAction, default=True,
+                        help="domain randomization (default on)")
+    parser.add_argument("--seed", type=int, default=0, help="episode i uses seed SEED+i for both policies")
+    parser.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the PD-only baseline")
+    parser.add_argument("--robot-config", default=None, help="robot YAML (default: the shipped humanoid)")
+    parser.add_argument("--out", type=Path, default=None, help="output directory (default runs/eval-<timestamp>)")
+
+
+def _describe(name: str, r: dict[str, Any]) -> str:
+    return (f"  {name:8s} success {r['success_rate']:6.1%}  fall {r['fall_rate']:6.1%}  mean length "
+            f"{r['mean_length_s']:5.1f} s  return {r['mean_return']:8.1f}  min joint-limit distance "
+            f"{r['min_joint_limit_distance_rad']:.3f} rad  mean max tilt {r['mean_max_tilt_rad']:.2f} rad")
+
+
+def run(args: argparse.Namespace) -> int:
+    from humanoid_rl.cli import CommandError
+
+    if args.episodes < 1 or args.episode_s <= 0 or args.jobs < 1:
+        raise CommandError("--episodes and --jobs must be >= 1 and --episode-s > 0")
+    model = str(args.model).strip() or None
+    if model is not None:
+        from humanoid_rl.policy.runtime import resolve_model_path
+
+        model = str(resolve_model_path(model))
+    if model is None and args.no_baseline:
+        raise CommandError("nothing to evaluate: give a model, or drop --no-baseline")
+    setting = EvalSetting(task=args.task, episodes=args.episodes, episode_s=args.episode_s,
+                          push_force_n=args.push_force, push_force_max_n=args.push_force_max,
+                          push_interval_s=args.push_interval, push_duration_s=args.push_duration,
+                          randomize=args.randomize, seed=args.seed, robot_config=args.robot_config)
+    out = args.out or Path("runs") / f"eval-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    out.mkdir(parents=True, exist_ok=True)
+    result = evaluate(model, setting, jobs=args.jobs, baseline=not args.no_baseline)
+    result["command"] = ["humanoid-rl", *sys.argv[1:]] if "eval" in sys.argv else None
+    result["model"] = model
+    if model is not None:
+        result["model_sha256"] = hashlib.sha256(Path(model).read_bytes()).hexdigest()
+    (out / "eval.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    plot(result, out / "eval.png")
+    push = f"{setting.push_force_n:g}" + (f"-{setting.push_force_max_n:g}" if setting.push_force_max_n else "")
+    print(f"{setting.episodes} episodes x {setting.episode_s:g} s, push {push} N for {setting.push_duration_s:g} s "
+          f"every {setting.push_interval_s:g} s, randomize {'on' if setting.randomize else 'off'}, seeds "
+          f"{setting.seed}..{setting.seed + setting.episodes - 1} ({result['eval_seconds']} s)")
+    for name in (POLICY, BASELINE):
+        if name in result:
+            print(_describe(name, result[name]))
+    print(f"  results: {out / 'eval.json'}, {out / 'eval.png'}")
+    return 0
