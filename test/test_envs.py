@@ -45,10 +45,22 @@ def test_registered_env_is_made_by_id_and_passes_gymnasiums_env_checker(env_id: 
         assert inner.action_space.shape == (inner.contract.n_actions,) == (21,)
         assert inner.observation_space.dtype == np.float32 and inner.action_space.dtype == np.float32
         assert inner.decimation == 20 and inner.max_episode_steps == 1000
-        # The render check would open a PyBullet window (there is no display here); everything else runs.
+        # The render check would also open a PyBullet window (no display here); rgb_array is checked below.
         check_env(inner, skip_render_check=True)
     finally:
         env.close()
+
+
+def test_rgb_array_rendering_passes_the_env_checker_and_shows_the_robot() -> None:
+    env = HumanoidEnv("stand", EnvConfig(push=NO_PUSHES, render_size=(160, 120)), render_mode="rgb_array")
+    try:
+        check_env(env)  # constructed directly (no EnvSpec), so only this render mode is exercised
+        env.reset(seed=0)
+        frame = env.render()
+    finally:
+        env.close()
+    assert frame.shape == (120, 160, 3) and frame.dtype == np.uint8
+    assert frame.std() > 10.0  # not a blank image: robot and ground differ
 
 
 def test_the_same_seed_gives_bit_identical_observations_for_the_same_actions() -> None:
@@ -189,10 +201,20 @@ def test_the_walk_env_reports_velocity_tracking_instead_of_staying_in_place() ->
 
 def _quiet_stance(**changes: object) -> RewardInputs:
     inputs = RewardInputs(
-        base_height=0.80, nominal_base_height=0.80, projected_gravity=np.array([0.0, 0.0, -1.0]),
-        ang_vel_body=np.zeros(3), lin_vel_heading=np.zeros(2), yaw_rate=0.0, drift_xy=np.zeros(2),
-        feet_in_contact=np.array([True, True]), command=np.zeros(3), action=np.zeros(21), last_action=np.zeros(21),
-        torques=np.zeros(21), joint_vel=np.zeros(21), joint_limit_proximity=np.zeros(21),
+        base_height=0.80,
+        nominal_base_height=0.80,
+        projected_gravity=np.array([0.0, 0.0, -1.0]),
+        ang_vel_body=np.zeros(3),
+        lin_vel_heading=np.zeros(2),
+        yaw_rate=0.0,
+        drift_xy=np.zeros(2),
+        feet_in_contact=np.array([True, True]),
+        command=np.zeros(3),
+        action=np.zeros(21),
+        last_action=np.zeros(21),
+        torques=np.zeros(21),
+        joint_vel=np.zeros(21),
+        joint_limit_proximity=np.zeros(21),
     )
     for name, value in changes.items():
         setattr(inputs, name, value)
@@ -237,8 +259,12 @@ def test_the_observation_is_the_contracts_observation_of_the_noisy_sensor_readin
     assert len(readings) == 2
     clipped = np.clip(action.astype(np.float64), -contract.action_clip, contract.action_clip)
     for observation, reading, last_action in ((obs, readings[0], np.zeros(21)), (obs_after, readings[1], clipped)):
-        state = RobotState(base_ang_vel=reading.imu_gyro, base_quat=reading.imu_quat,
-                           joint_pos=reading.joint_pos, joint_vel=reading.joint_vel)
+        state = RobotState(
+            base_ang_vel=reading.imu_gyro,
+            base_quat=reading.imu_quat,
+            joint_pos=reading.joint_pos,
+            joint_vel=reading.joint_vel,
+        )
         assert np.array_equal(observation, contract.build_observation(state, np.zeros(3), last_action))
     slices = contract.term_slices()
     assert obs_after[slices["last_action"]][0] == pytest.approx(contract.action_clip)

@@ -87,6 +87,7 @@ class EnvConfig:
     initial_joint_noise_rad: float = 0.0  # uniform +- noise on the default pose at reset
     solver_iterations: int | None = None  # PyBullet solver iterations; None: the simulator's default
     real_time: bool = False  # with render_mode="human": sleep so the GUI plays at wall-clock speed
+    render_size: tuple[int, int] = (320, 240)  # width, height of render_mode="rgb_array" frames
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.episode_length_s) and self.episode_length_s > 0.0):
@@ -143,7 +144,7 @@ class HumanoidEnv(gym.Env[np.ndarray, np.ndarray]):
     ``contract.action_to_joint_targets``. ``info["reward_terms"]`` holds each weighted reward term of the step.
     """
 
-    metadata = {"render_modes": ["human"], "render_fps": 50}
+    metadata = {"render_modes": ["human", "rgb_array"], "render_fps": 50}
 
     def __init__(
         self, task: Task | str = Task.STAND, config: EnvConfig | None = None, render_mode: str | None = None
@@ -154,7 +155,7 @@ class HumanoidEnv(gym.Env[np.ndarray, np.ndarray]):
         except ValueError:
             raise ValueError(f"task {task!r} is not known: use one of {[t.value for t in Task]}") from None
         if render_mode not in (None, *self.metadata["render_modes"]):
-            raise ValueError(f"render_mode {render_mode!r} is not supported: use None or 'human'")
+            raise ValueError(f"render_mode {render_mode!r} is not supported: use None, 'human' or 'rgb_array'")
         if render_mode == "human" and sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
             # PyBullet's GUI terminates the whole process when it cannot open a window; fail politely instead.
             raise RuntimeError(
@@ -428,9 +429,23 @@ class HumanoidEnv(gym.Env[np.ndarray, np.ndarray]):
         scale = self.contract.observation_scale[self._command_slice]
         return np.asarray(obs, dtype=np.float64)[self._command_slice] / scale
 
-    def render(self) -> None:
-        """The PyBullet GUI draws itself in ``render_mode="human"``; nothing else is rendered."""
-        return None
+    def render(self) -> np.ndarray | None:
+        """``rgb_array``: a (height, width, 3) uint8 frame from a camera that follows the base (software
+        renderer, works without a display; costs milliseconds, so only when asked). ``human``: the PyBullet
+        window draws itself; None."""
+        if self.render_mode != "rgb_array":
+            return None
+        width, height = self.config.render_size
+        client = self.sim.client_id
+        target = pybullet.getBasePositionAndOrientation(self.sim.robot_id, physicsClientId=client)[0]
+        view = pybullet.computeViewMatrixFromYawPitchRoll(
+            cameraTargetPosition=target, distance=2.5, yaw=45.0, pitch=-15.0, roll=0.0, upAxisIndex=2
+        )
+        projection = pybullet.computeProjectionMatrixFOV(fov=60.0, aspect=width / height, nearVal=0.05, farVal=20.0)
+        _, _, rgba, _, _ = pybullet.getCameraImage(
+            width, height, view, projection, renderer=pybullet.ER_TINY_RENDERER, physicsClientId=client
+        )
+        return np.asarray(rgba, dtype=np.uint8).reshape(height, width, 4)[:, :, :3].copy()
 
     def close(self) -> None:
         sim = getattr(self, "sim", None)
