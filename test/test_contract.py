@@ -120,9 +120,7 @@ def test_mismatches_name_every_difference() -> None:
 
 
 def test_gain_and_pose_differences_are_named_per_joint() -> None:
-    problems = make_contract().mismatches(
-        make_contract(kp=(100.0, 90.0, 50.0), default_pose=(0.1, -0.2, 0.0))
-    )
+    problems = make_contract().mismatches(make_contract(kp=(100.0, 90.0, 50.0), default_pose=(0.1, -0.2, 0.0)))
     assert problems == ["default_pose of c_joint: model 0.3, robot 0", "kp of b_joint: model 100, robot 90"]
 
 
@@ -171,3 +169,19 @@ def test_the_shipped_robot_gives_the_72_value_observation() -> None:
     assert contract.joint_names == spec.joint_names
     assert contract.policy_rate_hz == spec.policy_rate_hz
     np.testing.assert_array_equal(contract.default_pose, spec.default_pose)
+
+
+def test_clip_action_is_what_the_targets_use_so_last_action_can_repeat_it() -> None:
+    contract = make_contract()
+    action = np.array([3.0, -0.2, -7.0])
+    np.testing.assert_array_equal(contract.clip_action(action), [1.0, -0.2, -1.0])
+    targets = contract.action_to_joint_targets(action, -np.full(3, 9.0), np.full(3, 9.0))
+    np.testing.assert_allclose(targets, np.asarray(contract.default_pose) + 0.5 * contract.clip_action(action))
+
+
+def test_observations_are_independent_arrays_even_though_one_buffer_is_reused() -> None:
+    contract = make_contract()
+    first = contract.build_observation(standing_state(), np.zeros(3), np.zeros(3))
+    second = contract.build_observation(standing_state(), np.ones(3), np.ones(3))
+    assert not np.array_equal(first, second)
+    np.testing.assert_array_equal(first[contract.term_slices()["last_action"]], 0.0)

@@ -129,6 +129,9 @@ class PolicyContract:
     # Derived; kept out of equality and serialisation.
     _default_pose_array: np.ndarray = field(init=False, repr=False, compare=False)
     _scale_array: np.ndarray = field(init=False, repr=False, compare=False)
+    _obs_buffer: np.ndarray = field(init=False, repr=False, compare=False)
+    _term_plan: tuple[tuple[str, slice], ...] = field(init=False, repr=False, compare=False)
+    _input_shapes: tuple[tuple[int, ...], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         n = len(self.joint_names)
@@ -157,6 +160,11 @@ class PolicyContract:
         object.__setattr__(
             self, "_scale_array", np.concatenate([np.asarray(t.scale, dtype=np.float64) for t in self.terms])
         )
+        # Hot-path plan for build_observation: where each term goes, the expected input shapes, one buffer.
+        slices = self.term_slices()
+        object.__setattr__(self, "_term_plan", tuple((t.name, slices[t.name]) for t in self.terms))
+        object.__setattr__(self, "_input_shapes", ((3,), (4,), (n,), (n,), (3,), (n,)))
+        object.__setattr__(self, "_obs_buffer", np.empty(self.n_obs))
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -206,48 +214,49 @@ class PolicyContract:
         return slices
 
     # ------------------------------------------------------------------ observation and action
-    def build_observation(
-        self, state: RobotState, command: np.ndarray, last_action: np.ndarray
-    ) -> np.ndarray:
+    def build_observation(self, state: RobotState, command: np.ndarray, last_action: np.ndarray) -> np.ndarray:
         """The float32 observation vector, in the contract's term order, scaled.
 
         Raises ObservationError on a wrong shape or any non-finite value: a policy must never see NaN.
+        This runs every control tick (up to 1 kHz): one buffer, one finiteness check over the result, and the
+        detailed diagnosis only when something is wrong.
         """
-        n = self.n_actions
-        command = np.asarray(command, dtype=np.float64)
-        last_action = np.asarray(last_action, dtype=np.float64)
-        expected = {"base_ang_vel": (3,), "base_quat": (4,), "joint_pos": (n,), "joint_vel": (n,)}
-        for name, shape in expected.items():
-            got = np.shape(getattr(state, name))
-            if got != shape:
-                raise ObservationError(
-                    f"state.{name} has shape {got}, expected {shape} (joints in policy order)"
-                )
-        if command.shape != (3,):
-            raise ObservationError(
-                f"velocity command has shape {command.shape}, expected (3,) = (vx, vy, yaw rate)"
-            )
-        if last_action.shape != (n,):
-            raise ObservationError(f"last_action has shape {last_action.shape}, expected ({n},)")
-        inputs = {
-            "state.base_ang_vel": state.base_ang_vel,
-            "state.base_quat": state.base_quat,
-            "state.joint_pos": state.joint_pos,
-            "state.joint_vel": state.joint_vel,
-            "velocity command": command,
-            "last_action": last_action,
-        }
-        bad = [name for name, value in inputs.items() if not np.all(np.isfinite(value))]
-        if bad:
-            raise ObservationError(f"non-finite values in {bad}: refusing to build an observation")
+        inputs = (state.base_ang_vel, state.base_quat, state.joint_pos, state.joint_vel, command, last_action)
+        if tuple(np.shape(x) for x in inputs) != self._input_shapes:
+            raise ObservationError(self._describe_bad_inputs(inputs))
+        out = self._obs_buffer
         try:
-            parts = [
-                TERM_SOURCES[t.name](state, command, last_action, self._default_pose_array)
-                for t in self.terms
-            ]
+            for name, where in self._term_plan:
+                out[where] = TERM_SOURCES[name](state, command, last_action, self._default_pose_array)
         except ValueError as exc:  # e.g. a zero-length orientation quaternion
             raise ObservationError(f"cannot build an observation: {exc}") from exc
-        return (np.concatenate(parts) * self._scale_array).astype(np.float32)
+        out *= self._scale_array
+        if not np.isfinite(out).all():
+            raise ObservationError(self._describe_bad_inputs(inputs))
+        return out.astype(np.float32)
+
+    def _describe_bad_inputs(self, inputs: tuple[Any, ...]) -> str:
+        labels = (
+            "state.base_ang_vel",
+            "state.base_quat",
+            "state.joint_pos",
+            "state.joint_vel",
+            "velocity command (vx, vy, yaw rate)",
+            "last_action",
+        )
+        wrong = [
+            f"{label} has shape {np.shape(x)}, expected {shape}"
+            for label, x, shape in zip(labels, inputs, self._input_shapes, strict=True)
+            if np.shape(x) != shape
+        ]
+        if wrong:
+            return "; ".join(wrong) + " (joint arrays in policy order)"
+        bad = [label for label, x in zip(labels, inputs, strict=True) if not np.all(np.isfinite(x))]
+        return f"non-finite values in {bad}: refusing to build an observation"
+
+    def clip_action(self, action: np.ndarray) -> np.ndarray:
+        """The action as the policy's joint targets use it (and as ``last_action`` in the next observation)."""
+        return np.clip(np.asarray(action, dtype=np.float64), -self.action_clip, self.action_clip)
 
     def action_to_joint_targets(self, action: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
         """Joint position targets (policy order): default pose + scale × clipped action, within [lower, upper]."""
@@ -256,8 +265,7 @@ class PolicyContract:
             raise ObservationError(f"action has shape {action.shape}, expected ({self.n_actions},)")
         if not np.all(np.isfinite(action)):
             raise ObservationError("non-finite action from the policy: refusing to map it to joint targets")
-        clipped = np.clip(action, -self.action_clip, self.action_clip)
-        return np.clip(self._default_pose_array + self.action_scale * clipped, lower, upper)
+        return np.clip(self._default_pose_array + self.action_scale * self.clip_action(action), lower, upper)
 
     # ------------------------------------------------------------------ description and comparison
     def to_dict(self) -> dict[str, Any]:
@@ -297,9 +305,7 @@ class PolicyContract:
         )
         missing = [k for k in required if k not in data]
         if missing:
-            raise ContractError(
-                f"contract description lacks {missing}; was the model exported by humanoid-rl export?"
-            )
+            raise ContractError(f"contract description lacks {missing}; was the model exported by humanoid-rl export?")
         if int(data["version"]) != CONTRACT_VERSION:
             raise ContractError(
                 f"contract version {data['version']} is not supported by this runtime (version {CONTRACT_VERSION}): "
@@ -334,9 +340,7 @@ class PolicyContract:
             raise ContractError(f"contract metadata is not valid JSON: {exc}") from exc
         return cls.from_dict(data)
 
-    def mismatches(
-        self, other: PolicyContract, *, self_label: str = "model", other_label: str = "robot"
-    ) -> list[str]:
+    def mismatches(self, other: PolicyContract, *, self_label: str = "model", other_label: str = "robot") -> list[str]:
         """Every difference that makes a policy built for ``self`` unsafe to run against ``other``.
 
         The config hash is not compared here (an edited comment changes it); see :meth:`hash_differs`.
@@ -353,9 +357,7 @@ class PolicyContract:
         else:
             for t1, t2 in zip(self.terms, other.terms, strict=True):
                 if not np.allclose(t1.scale, t2.scale, rtol=0, atol=FLOAT_TOLERANCE):
-                    out.append(
-                        f"observation scale of {t1.name!r}: {a} {list(t1.scale)}, {b} {list(t2.scale)}"
-                    )
+                    out.append(f"observation scale of {t1.name!r}: {a} {list(t1.scale)}, {b} {list(t2.scale)}")
         for name in ("action_scale", "action_clip", "policy_rate_hz"):
             x, y = getattr(self, name), getattr(other, name)
             if abs(x - y) > FLOAT_TOLERANCE:
@@ -393,8 +395,6 @@ def _joint_order_mismatches(mine: Sequence[str], theirs: Sequence[str], a: str, 
     if extra:
         out.append(f"joints in {b} but not in {a}: {extra}")
     if not missing and not extra:
-        moved = [
-            f"{n} ({a} #{i}, {b} #{list(theirs).index(n)})" for i, n in enumerate(mine) if theirs[i] != n
-        ]
+        moved = [f"{n} ({a} #{i}, {b} #{list(theirs).index(n)})" for i, n in enumerate(mine) if theirs[i] != n]
         out.append(f"joint order differs: {', '.join(moved)}")
     return out
