@@ -1,0 +1,164 @@
+"""``humanoid-rl train``: every algorithm runs, the run directory holds what export and resume need, the
+time budget and Ctrl-C stop cleanly with a checkpoint, reward terms reach TensorBoard, NaNs stop the run."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from train_fixtures import tiny_config
+
+from humanoid_rl.train.cli import env_config, make_vec_env, train
+from humanoid_rl.train.config import TrainConfig, TrainConfigError, add_config_arguments, config_from_args
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("algo", ["ppo", "a2c", "sac", "td3", "ddpg"])
+def test_each_algorithm_trains_a_few_hundred_steps_and_leaves_an_exportable_checkpoint(
+    tmp_path: Path, algo: str
+) -> None:
+    metrics = train(
+        tiny_config(tmp_path, algo, total_timesteps=200, n_steps=100, eval_freq=100, checkpoint_freq=100)
+    )
+    run_dir = tmp_path / f"tiny-{algo}"
+    assert metrics["status"] == "finished"
+    assert metrics["steps"] >= 256
+    assert metrics["algo"] == algo
+    for checkpoint in ("final", "best", "checkpoints/step_128"):
+        assert (run_dir / checkpoint / "model.zip").is_file(), checkpoint
+        assert (run_dir / checkpoint / "vecnormalize.pkl").is_file(), checkpoint
+    assert len(metrics["evaluations"]) >= 1
+    assert 0.0 <= metrics["evaluations"][0]["success_rate"] <= 1.0
+    assert TrainConfig.load_yaml(run_dir / "config.yaml").algo == algo
+
+
+def test_every_training_setting_has_help_text_on_the_command_line() -> None:
+    parser = argparse.ArgumentParser()
+    add_config_arguments(parser)
+    help_text = parser.format_help().replace("\n", " ")
+    for f in dataclasses.fields(TrainConfig):
+        assert f.metadata.get("help"), f.name
+        assert "--" + f.name.replace("_", "-") in help_text, f.name
+    args = parser.parse_args(["--n-envs", "3", "--no-randomize", "--net-arch", "64", "32", "--algo", "sac"])
+    config = config_from_args(args)
+    assert (config.n_envs, config.randomize, config.net_arch, config.algo) == (3, False, [64, 32], "sac")
+    assert config.learning_rate == TrainConfig().learning_rate  # untouched options keep their defaults
+
+
+def test_config_round_trips_through_yaml_and_unknown_or_bad_settings_are_named(tmp_path: Path) -> None:
+    config = TrainConfig(algo="td3", net_arch=[32], time_budget_min=1.5, seed=9)
+    config.save_yaml(tmp_path / "config.yaml")
+    assert TrainConfig.load_yaml(tmp_path / "config.yaml") == config
+    (tmp_path / "bad.yaml").write_text("algo: ppo\nlearnig_rate: 0.1\n")
+    with pytest.raises(TrainConfigError, match="learnig_rate"):
+        TrainConfig.load_yaml(tmp_path / "bad.yaml")
+    with pytest.raises(TrainConfigError, match="algo = 'trpo'"):
+        TrainConfig(algo="trpo")
+    with pytest.raises(TrainConfigError, match="curriculum_threshold"):
+        TrainConfig(curriculum_threshold=1.5)
+
+
+def test_time_budget_stops_training_with_a_checkpoint_that_resume_continues_from(tmp_path: Path) -> None:
+    config = tiny_config(
+        tmp_path, total_timesteps=100_000, time_budget_min=0.1, eval_freq=10**6, checkpoint_freq=10**6
+    )
+    started = time.monotonic()
+    metrics = train(config)
+    assert time.monotonic() - started < 60
+    run_dir = tmp_path / "tiny-ppo"
+    assert metrics["status"] == "time_budget"
+    first_steps = metrics["steps"]
+    assert 0 < first_steps < 100_000
+    latest = json.loads((run_dir / "latest.json").read_text())
+    assert latest["checkpoint"] == "final" and latest["steps"] == first_steps
+
+    resumed = train(
+        dataclasses.replace(config, total_timesteps=first_steps + 128, time_budget_min=0.0), resume=run_dir
+    )
+    assert resumed["status"] == "finished"
+    assert resumed["steps"] >= first_steps + 128
+    assert resumed["wall_time_s"] > metrics["wall_time_s"]  # wall time accumulates over invocations
+
+
+def test_reward_terms_are_logged_to_tensorboard_one_scalar_each(tmp_path: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    train(tiny_config(tmp_path, total_timesteps=256, eval_freq=128))
+    (events_dir,) = (tmp_path / "tiny-ppo" / "tb").iterdir()
+    accumulator = EventAccumulator(str(events_dir))
+    accumulator.Reload()
+    tags = set(accumulator.Tags()["scalars"])
+    from humanoid_rl.envs.rewards import STAND_TERMS
+
+    assert {f"reward_terms/{name}" for name in STAND_TERMS} <= tags
+    assert {"eval/success_rate", "curriculum/level", "train/episode_fall_rate"} <= tags
+    survival = accumulator.Scalars("reward_terms/survival")
+    assert all(0.0 < s.value <= 1.0 for s in survival)  # survival pays at most its weight (1) per step
+
+
+def test_a_nan_action_stops_the_run_with_an_error_naming_the_source() -> None:
+    config = TrainConfig(n_envs=1, episode_s=1.0)
+    venv = make_vec_env(config, 1, env_config(config))
+    try:
+        venv.reset()
+        with pytest.raises(ValueError, match="actions"):
+            venv.step(np.full((1, venv.action_space.shape[0]), np.nan, dtype=np.float32))
+    finally:
+        venv.close()
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_a_usable_checkpoint(tmp_path: Path) -> None:
+    command = [
+        sys.executable,
+        "-m",
+        "humanoid_rl.cli",
+        "train",
+        "--n-envs",
+        "1",
+        "--total-timesteps",
+        "100000",
+        "--n-steps",
+        "64",
+        "--batch-size",
+        "64",
+        "--eval-freq",
+        "1000000",
+        "--run-root",
+        str(tmp_path),
+        "--run-name",
+        "interrupted",
+    ]
+    process = subprocess.Popen(
+        command,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert process.stdout is not None
+    for line in process.stdout:
+        if line.startswith("training ppo"):
+            break
+    time.sleep(5.0)
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 130, output
+    final = tmp_path / "interrupted" / "final"
+    info = json.loads((final / "info.json").read_text())
+    assert info["status"] == "interrupted" and info["steps"] > 0
+    from humanoid_rl.train.cli import load_checkpoint
+
+    model = load_checkpoint(final, "ppo")
+    assert model.num_timesteps == info["steps"]
