@@ -336,17 +336,21 @@ def test_a_valid_parameter_change_takes_effect_on_the_next_step() -> None:
     assert rig.shield.counters.param_changes == 1
 
 
-def test_a_joint_state_keyed_by_name_in_another_order_is_reordered_and_a_bad_one_refused() -> None:
+def test_a_joint_state_keyed_by_name_is_reordered_extras_ignored_and_a_bad_one_refused() -> None:
     shield = SafetyShield(LIMITS, PARAMS)
     order = np.arange(N)[::-1]
     q = DEFAULT + 0.01 * np.arange(N)
     assert shield.on_joint_state(q[order], np.zeros(N), 0.0, names=[NAMES[i] for i in order])
     assert shield.on_balance(BalanceState(0.0), 0.0)
     np.testing.assert_array_equal(shield.step(0.0).positions, q)
-    assert not shield.on_joint_state(q[:-1], np.zeros(N - 1), 0.0, names=NAMES[:-1])
+    # A passive joint the policy does not drive, and no velocities at all: accepted.
+    assert shield.on_joint_state(np.append(q + 0.001, 9.0), [], DT, names=(*NAMES, "gripper_joint"))
+    np.testing.assert_array_equal(shield.measured_positions, q + 0.001)
+    assert not shield.on_joint_state(q[:-1], np.zeros(N - 1), 0.0, names=NAMES[:-1])  # one missing
+    assert not shield.on_joint_state(np.append(q, 0.0), np.zeros(N + 1), 0.0, names=(*NAMES, NAMES[0]))
     assert not shield.on_joint_state(np.full(N, np.nan), np.zeros(N), 0.0)
     assert not shield.on_balance(BalanceState(math.nan), 0.0)
-    assert shield.counters.state_samples_rejected == 2 and shield.counters.balance_samples_rejected == 1
+    assert shield.counters.state_samples_rejected == 3 and shield.counters.balance_samples_rejected == 1
 
 
 EVENTS = st.lists(

@@ -213,11 +213,14 @@ class BalanceAssessment:
     warning_level: float  # 0: fine … 1: trip
     trip: bool
     predicted_tilt: float  # rad
-    capture_point: np.ndarray | None  # world xy, when evaluated
+    capture_point: tuple[float, float] | None  # world xy, when evaluated
     capture_point_distance: float  # to the support polygon edge, positive inside; nan when not evaluated
     reason: str  # empty when warning_level == 0
     data_valid: bool = True  # False: the balance data was not finite/plausible (counts as a trip)
 
+
+_NO_INTERVENTIONS = np.zeros(len(STAGES), dtype=bool)
+_NO_INTERVENTIONS.setflags(write=False)
 
 NO_BALANCE = BalanceAssessment(0.0, False, 0.0, None, math.nan, "")
 
@@ -230,7 +233,8 @@ class FilterResult:
     accepted: bool
     reject_reason: RejectReason | None = None
     reject_detail: str = ""
-    intervened: np.ndarray = field(default_factory=lambda: np.zeros(len(STAGES), dtype=bool))
+    # bool per Stage; the default is one shared read-only "none" (no allocation per call)
+    intervened: np.ndarray = field(default_factory=lambda: _NO_INTERVENTIONS)
     balance: BalanceAssessment = NO_BALANCE
 
     @property
@@ -312,33 +316,39 @@ def support_polygon_distance(
         dx, dy = feet[1][0] - feet[0][0], feet[1][1] - feet[0][1]
         dx, dy = c * dx + s * dy, -s * dx + c * dy
     half_length, half_width = 0.5 * foot_size[0], 0.5 * foot_size[1]
-    # h(n) − n·p = n·e + max(0, n·d) + (corner reach of one sole along n).
+    # h(n) − n·p = n·e + max(0, n·d) + (corner reach of one sole along n). First the hull's own edge normals
+    # (±x, ±y of the soles, ± the normal of the edges bridging the feet): exact when the point is inside.
     distance = min(
-        ux * ex + uy * ey + max(0.0, ux * dx + uy * dy) + half_length * ax + half_width * ay
-        for ux, uy, ax, ay in _DIRECTIONS
+        ex + max(0.0, dx) + half_length,
+        -ex + max(0.0, -dx) + half_length,
+        ey + max(0.0, dy) + half_width,
+        -ey + max(0.0, -dy) + half_width,
     )
     length = math.hypot(dx, dy)
     if length > 1e-9:
-        # Normals of the two hull edges that bridge the feet (both centres have the same n·c there).
-        nx, ny = -dy / length, dx / length
+        nx, ny = -dy / length, dx / length  # both centres have the same n·c along the bridging edges
         along = nx * ex + ny * ey
         reach = half_length * abs(nx) + half_width * abs(ny)
         distance = min(distance, along + reach, -along + reach)
+    if distance < 0.0:
+        # Outside: more directions tighten the lower bound on the distance to within 2 %.
+        distance = min(
+            distance,
+            min(
+                ux * ex + uy * ey + max(0.0, ux * dx + uy * dy) + half_length * ax + half_width * ay
+                for ux, uy, ax, ay in _DIRECTIONS
+            ),
+        )
     return distance
+
+
+def _floats(values: Sequence[float] | np.ndarray | None) -> list[float]:
+    return values.tolist() if isinstance(values, np.ndarray) else [float(v) for v in values]  # type: ignore[union-attr]
 
 
 def _all_finite(values: np.ndarray) -> bool:
     # count_nonzero is the cheapest reduction on small arrays (ndarray.all() costs several times more).
     return np.count_nonzero(np.isfinite(values)) == values.size
-
-
-def _reconcile(
-    stage_lo: np.ndarray, stage_hi: np.ndarray, lo: np.ndarray, hi: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Intersect [stage_lo, stage_hi] with the higher-priority [lo, hi]; where they do not overlap, the point
-    of [lo, hi] nearest to the stage interval. Requires stage_lo <= stage_hi and lo <= hi; keeps new_lo <=
-    new_hi."""
-    return np.minimum(np.maximum(stage_lo, lo), hi), np.maximum(np.minimum(stage_hi, hi), lo)
 
 
 class SafetyFilter:
@@ -407,6 +417,11 @@ class SafetyFilter:
         self._kd_over_kp = np.where(positive_kp, lim.kd / safe_kp, 0.0)
         self._effort_reach = np.where(positive_kp, lim.effort * params.effort_scale / safe_kp, np.inf)
         self._range = lim.upper - lim.lower
+        # Stacked (2, n) [lower end; upper end] constants for the interval arithmetic in _bounds_and_stages.
+        self._step_pair = np.stack((-self._step, self._step))
+        self._soft_pair = np.stack((self._soft_lower, self._soft_upper))
+        self._effort_reach_pair = np.stack((-self._effort_reach, self._effort_reach))
+        self._range_pair = np.stack((-self._range, self._range))
 
     # ---------------------------------------------------------------- public API
     def safe_previous(self, previous_output: np.ndarray, measured: np.ndarray | None = None) -> np.ndarray:
@@ -516,23 +531,25 @@ class SafetyFilter:
         return BalanceAssessment(level, trip, predicted, capture_point, distance, reason)
 
     # ---------------------------------------------------------------- internals
-    def _capture_point(self, balance: BalanceState) -> tuple[np.ndarray, float]:
-        cx, cy = (float(v) for v in balance.com_xy)  # type: ignore[union-attr]
-        vx, vy = (float(v) for v in balance.com_vel_xy)  # type: ignore[union-attr]
-        feet = [(float(f[0]), float(f[1])) for f in balance.feet]  # type: ignore[union-attr]
+    def _capture_point(self, balance: BalanceState) -> tuple[tuple[float, float], float]:
+        cx, cy = _floats(balance.com_xy)
+        vx, vy = _floats(balance.com_vel_xy)
+        left, right = (_floats(foot) for foot in balance.feet)  # type: ignore[union-attr]
         contacts = [bool(v) for v in balance.contacts]  # type: ignore[union-attr]
         height, yaw = float(balance.com_height), float(balance.yaw)
-        if len(feet) != 2 or len(contacts) != 2:
+        if len(contacts) != 2 or len(left) != 3 or len(right) != 3:
             raise ValueError("feet must be (2, 3) and contacts (2,): left, right")
-        values = (cx, cy, vx, vy, height, yaw, *feet[0], *feet[1])
-        if not all(abs(v) <= _PLAUSIBLE_COORDINATE for v in values):  # also false for NaN
+        # A sum of magnitudes is NaN/Inf if any value is, and bounds them all (products cannot overflow).
+        if not abs(cx) + abs(cy) + abs(vx) + abs(vy) + abs(height) + abs(yaw) + sum(
+            map(abs, left + right)
+        ) <= (_PLAUSIBLE_COORDINATE):
             raise ValueError("CoM, CoM velocity, CoM height, feet or yaw not finite or implausible")
         if not height > 0.0:
             raise ValueError(f"CoM height {height} m must be positive")
         time_constant = math.sqrt(height / self._params.gravity)
         point = (cx + vx * time_constant, cy + vy * time_constant)
-        distance = support_polygon_distance(point, feet, contacts, balance.foot_size, yaw)
-        return np.array(point), distance
+        distance = support_polygon_distance(point, (left, right), contacts, balance.foot_size, yaw)
+        return point, distance
 
     def _command_in_policy_order(
         self, command: JointCommand, state: FilterState
@@ -629,29 +646,29 @@ class SafetyFilter:
     def _bounds_and_stages(
         self, q: np.ndarray, qd: np.ndarray, prev: np.ndarray, warning_level: float
     ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
-        """Clip interval after priorities, and the raw stage intervals (soft lo/hi, effort lo/hi, band lo/hi)."""
+        """Clip interval [lo, hi] after priorities, and the raw stage intervals as (2, n) [lo; hi] arrays
+        (soft law, effort, and the balance band when warning_level > 0).
+
+        Intervals are kept stacked as (2, n) arrays so that each step is one numpy call for both ends; with
+        lo <= hi, clipping a stage's [lo; hi] into the current interval is exactly the priority rule (the
+        intersection, or the nearest point of the current interval when they are disjoint).
+        """
+        lower, upper = self.limits.lower, self.limits.upper
         # 1 + 2: hard limits ∩ velocity/rate from the previous output (prev is within the hard limits).
-        lo = np.maximum(prev - self._step, self.limits.lower)
-        hi = np.minimum(prev + self._step, self.limits.upper)
+        current = np.minimum(np.maximum(prev + self._step_pair, lower), upper)
         # 3: soft-limit law, toward each soft limit at most a fraction of the remaining distance per period.
         # Written as prev + f·(soft − prev) so that a prev inside the soft range is exactly inside the interval.
-        f = self._soft_fraction
-        soft_lo = prev + f * (self._soft_lower - prev)
-        soft_hi = prev + f * (self._soft_upper - prev)
-        lo, hi = _reconcile(soft_lo, soft_hi, lo, hi)
+        soft = prev + self._soft_fraction * (self._soft_pair - prev)
+        current = np.minimum(np.maximum(soft, current[0]), current[1])
         # 4: effort, kp·(t − q) − kd·q̇ ∈ ±effort  ⇔  t ∈ q + kd/kp·q̇ ± effort/kp.
-        effort_centre = q + self._kd_over_kp * qd
-        effort_lo = effort_centre - self._effort_reach
-        effort_hi = effort_centre + self._effort_reach
-        lo, hi = _reconcile(effort_lo, effort_hi, lo, hi)
-        # 5: balance band around the default pose.
+        effort = (q + self._kd_over_kp * qd) + self._effort_reach_pair
+        current = np.minimum(np.maximum(effort, current[0]), current[1])
+        # 5: balance band around the default pose, half-width (upper − lower)·(1 − w).
         if warning_level > 0.0:
-            half_width = self._range * (1.0 - warning_level)
-            band_lo = self.limits.default_pose - half_width
-            band_hi = self.limits.default_pose + half_width
-            lo, hi = _reconcile(band_lo, band_hi, lo, hi)
-            return lo, hi, (soft_lo, soft_hi, effort_lo, effort_hi, band_lo, band_hi)
-        return lo, hi, (soft_lo, soft_hi, effort_lo, effort_hi)
+            band = self.limits.default_pose + self._range_pair * (1.0 - warning_level)
+            current = np.minimum(np.maximum(band, current[0]), current[1])
+            return current[0], current[1], (soft, effort, band)
+        return current[0], current[1], (soft, effort)
 
     def _clip(
         self, target: np.ndarray, state: FilterState, prev: np.ndarray, balance: BalanceAssessment
@@ -672,9 +689,9 @@ class SafetyFilter:
         count = np.count_nonzero
         lim = self.limits
         intervened = np.zeros(len(STAGES), dtype=bool)
+        soft, effort = stages[0], stages[1]
         intervened[Stage.POSITION.value] = bool(
-            count(target < np.maximum(lim.lower, stages[0]))
-            or count(target > np.minimum(lim.upper, stages[1]))
+            count(target < np.maximum(lim.lower, soft[0])) or count(target > np.minimum(lim.upper, soft[1]))
         )
         # The same float expressions as the bounds, so that "clipped" and "violated" always agree.
         intervened[Stage.VELOCITY.value] = bool(
@@ -683,7 +700,8 @@ class SafetyFilter:
         intervened[Stage.RATE.value] = bool(
             count(target < prev - self._rate_step) or count(target > prev + self._rate_step)
         )
-        intervened[Stage.EFFORT.value] = bool(count(target < stages[2]) or count(target > stages[3]))
-        if len(stages) > 4:
-            intervened[Stage.BALANCE.value] = bool(count(target < stages[4]) or count(target > stages[5]))
+        intervened[Stage.EFFORT.value] = bool(count(target < effort[0]) or count(target > effort[1]))
+        if len(stages) > 2:
+            band = stages[2]
+            intervened[Stage.BALANCE.value] = bool(count(target < band[0]) or count(target > band[1]))
         return intervened

@@ -155,6 +155,8 @@ class SafetyShield:
         self._output = limits.default_pose.copy()
         self._ramp: _Ramp | None = None
         self._positions: np.ndarray | None = None
+        self._state_names: tuple[str, ...] | None = None
+        self._state_perm: np.ndarray | None = None
         self._velocities: np.ndarray | None = None
         self._state_time = -math.inf
         self._balance: BalanceState | None = None
@@ -186,18 +188,22 @@ class SafetyShield:
         now: float,
         names: Sequence[str] | None = None,
     ) -> bool:
-        """Measured joint positions/velocities (policy order, or keyed by ``names``). False if refused: wrong
-        names/lengths or non-finite/implausible values (the sample is dropped and the state ages)."""
+        """Measured joint positions/velocities in policy order, or keyed by ``names`` (then the message may
+        carry extra joints, e.g. passive ones, which are ignored). Empty ``velocities`` (drivers that publish
+        none) count as zeros for the effort prediction. False if refused: missing or duplicated names,
+        mismatched lengths, non-finite or implausible values (the sample is dropped and the state ages)."""
         try:
             q = np.array(positions, dtype=np.float64)
             qd = np.array(velocities, dtype=np.float64)
         except (TypeError, ValueError):
             self.counters.state_samples_rejected += 1
             return False
+        if qd.size == 0:
+            qd = np.zeros_like(q)
         n = self.limits.n_joints
         if names is not None and tuple(names) != self.limits.joint_names:
-            permutation = self.filter._permutation(tuple(names))
-            if isinstance(permutation, tuple) or q.shape != (len(names),) or qd.shape != (len(names),):
+            permutation = self._state_permutation(tuple(names))
+            if permutation is None or q.shape != (len(names),) or qd.shape != (len(names),):
                 self.counters.state_samples_rejected += 1
                 return False
             q, qd = q[permutation], qd[permutation]
@@ -348,6 +354,22 @@ class SafetyShield:
         return self._finish(self._active(result, balance))
 
     # ---------------------------------------------------------------- internals
+    def _state_permutation(self, names: tuple[str, ...]) -> np.ndarray | None:
+        """Indices of the robot's joints in a joint-state name list (extras allowed); None if one is missing or
+        a name is duplicated. Cached for the last name list (drivers send the same one every time)."""
+        if names == self._state_names:
+            return self._state_perm
+        position_of: dict[str, int] = {}
+        for i, name in enumerate(names):
+            if name in position_of:
+                return None
+            position_of[name] = i
+        if any(name not in position_of for name in self.limits.joint_names):
+            return None
+        self._state_names = names
+        self._state_perm = np.array([position_of[name] for name in self.limits.joint_names], dtype=np.intp)
+        return self._state_perm
+
     def _judge_new_command(self, state: FilterState) -> FilterResult | None:
         """Filter the latest command if no step has seen it yet, and count its fate."""
         if self._command is None or self._command_seen:
@@ -433,6 +455,11 @@ class SafetyShield:
     @property
     def last_transition(self) -> Transition | None:
         return self.transitions[-1] if self.transitions else None
+
+    @property
+    def measured_positions(self) -> np.ndarray | None:
+        """The last accepted joint positions (policy order), None before the first."""
+        return None if self._positions is None else self._positions.copy()
 
     @property
     def ramp_complete(self) -> bool:
