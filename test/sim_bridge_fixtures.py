@@ -7,6 +7,7 @@ from collections import defaultdict
 from typing import Any
 
 import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import WrenchStamped
 from nav_msgs.msg import Odometry
 from rclpy.node import Node
@@ -18,7 +19,7 @@ from std_srvs.srv import Trigger
 
 from humanoid_rl.core.robot_spec import RobotSpec
 from humanoid_rl.graph import Topics
-from humanoid_rl.nodes.qos import CLOCK_QOS, COMMAND_QOS, LATCHED_QOS, SENSOR_QOS
+from humanoid_rl.nodes.qos import CLOCK_QOS, COMMAND_QOS, LATCHED_QOS, SENSOR_QOS, STATUS_QOS
 from humanoid_rl.nodes.runner import make_executor, spin_until
 from humanoid_rl.nodes.sim_bridge import SimBridgeNode
 
@@ -56,6 +57,8 @@ class ShieldStandIn:
             Odometry, Topics.GROUND_TRUTH_ODOM, self._recorder(Topics.GROUND_TRUTH_ODOM), SENSOR_QOS
         )
         node.create_subscription(ClockMsg, Topics.CLOCK, self._on_clock, CLOCK_QOS)
+        self.diagnostics: dict[str, DiagnosticStatus] = {}  # newest status per name
+        node.create_subscription(DiagnosticArray, Topics.DIAGNOSTICS, self._on_diagnostics, STATUS_QOS)
 
     def _record(self, topic: str, msg: Any) -> None:
         self.stamps[topic].append(stamp_ns(msg.header.stamp))
@@ -67,6 +70,10 @@ class ShieldStandIn:
 
     def _on_clock(self, msg: ClockMsg) -> None:
         self.stamps[Topics.CLOCK].append(stamp_ns(msg.clock))
+
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            self.diagnostics[status.name] = status
 
     def _on_joint_state(self, msg: JointState) -> None:
         self._record(Topics.JOINT_STATES, msg)

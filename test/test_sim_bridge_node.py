@@ -83,6 +83,11 @@ def test_in_lock_step_with_a_shield_the_robot_stands_for_5_s_with_monotonic_stam
     assert len(traces["time_s"]) == published and traces["joint_targets"].shape == (published, SPEC.n_joints)
     np.testing.assert_allclose(traces["joint_targets"][-1], SPEC.default_pose)  # the commanded pose, by name
     assert len(traces["latency_us"]) == report["latency_samples"]
+    status = shield.diagnostics["humanoid_rl/sim_bridge"]  # ~2 Hz on a steady clock
+    diagnostics = {kv.key: kv.value for kv in status.values}
+    for key in ("achieved_rate_hz", "real_time_factor", "latency_p50_us", "latency_p99_us", "sync_timeouts"):
+        assert key in diagnostics
+    assert diagnostics["actuation"] == "command" and int(diagnostics["stale_commands"]) == 0
 
     for topic in BRIDGE_TOPICS:
         stamps = np.array(shield.stamps[topic])
@@ -212,12 +217,18 @@ def test_in_real_time_mode_every_wall_period_is_simulated_or_counted_as_dropped_
     harness,
 ):
     h = harness(sync=False)
+    bridge = h.bridge
+
+    def right_after_a_tick() -> tuple[float, float, int]:
+        published = bridge.states_published
+        assert spin_until(h.executor, lambda: bridge.states_published > published, wall_timeout_s=10.0)
+        return time.perf_counter(), bridge.sim_time_s, bridge.dropped_periods
+
     h.run_until_sim(0.1)
-    wall_0, sim_0, dropped_0 = time.perf_counter(), h.bridge.sim_time_s, h.bridge.dropped_periods
+    wall_0, sim_0, dropped_0 = right_after_a_tick()
     h.spin_for(2.0)
-    wall = time.perf_counter() - wall_0
-    simulated = h.bridge.sim_time_s - sim_0
-    dropped = (h.bridge.dropped_periods - dropped_0) / 50.0
+    wall_1, sim_1, dropped_1 = right_after_a_tick()
+    wall, simulated, dropped = wall_1 - wall_0, sim_1 - sim_0, (dropped_1 - dropped_0) / 50.0
     report = h.bridge.report()
     print(
         f"\nreal time: achieved {report['achieved_rate_hz']:.1f} Hz of 50, "
@@ -228,7 +239,7 @@ def test_in_real_time_mode_every_wall_period_is_simulated_or_counted_as_dropped_
     )
     assert simulated <= wall * 1.02 + 0.02  # never ahead of wall time
     # Deadline based: what was not simulated was counted (a box that keeps up drops nothing and runs at 1.0).
-    assert (simulated + dropped) / wall == pytest.approx(1.0, abs=0.06)
+    assert (simulated + dropped) / wall == pytest.approx(1.0, abs=0.08)
     assert report["achieved_rate_hz"] <= 50.0 * 1.05
     assert report["commands_applied"] > 0 and report["latency_samples"] > 0
 
