@@ -166,6 +166,7 @@ class SafetyShield:
         self._command_seen = True  # whether the latest command has been counted
         self._last_accepted_time = -math.inf
         self._balance_latched = False
+        self._assessment: BalanceAssessment = NO_BALANCE
         self._first_step_time: float | None = None
         self._now = -math.inf
 
@@ -304,6 +305,7 @@ class SafetyShield:
         if self._balance_latched:
             return self._finish(self._passive())
         balance = self.filter.assess_balance(self._balance) if self._balance is not None else NO_BALANCE
+        self._assessment = balance  # reused by the filter calls of this step
         if balance.trip:
             self._balance_latched = True
             self._enter(ShieldMode.DAMPING, f"balance trip: {balance.reason}; reset() to recover", now)
@@ -349,7 +351,7 @@ class SafetyShield:
         elif not self._command_seen:
             self._command_seen = True
             self.counters.commands_ignored += 1
-        result = self.filter.constrain(self._ramp.target(now), state, self._output)
+        result = self.filter.constrain(self._ramp.target(now), state, self._output, balance)
         self._output = result.positions
         return self._finish(self._active(result, balance))
 
@@ -375,7 +377,7 @@ class SafetyShield:
         if self._command is None or self._command_seen:
             return None
         self._command_seen = True
-        result = self.filter.filter(self._command, state, self._output)
+        result = self.filter.filter(self._command, state, self._output, self._assessment)
         if result.accepted:
             self.counters.commands_accepted += 1
             self._last_accepted_time = self._command_time
@@ -391,7 +393,7 @@ class SafetyShield:
         nothing."""
         if self._command is None:
             return None
-        result = self.filter.filter(self._command, state, self._output)
+        result = self.filter.filter(self._command, state, self._output, self._assessment)
         if result.accepted:
             self._output = result.positions
             if self._last_accepted_time < self._command_time:
