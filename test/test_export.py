@@ -67,7 +67,8 @@ def test_contract_and_recorded_pairs_round_trip_through_the_file(exported: tuple
     report = policy.verify_recorded_pairs()
     assert report.passed and report.max_abs_diff <= PARITY_TOLERANCE
     card = output.with_suffix(".md").read_text()
-    assert "humanoid-rl train" in card or "Training:" in card
+    assert f"| environment steps (checkpoint) | {metadata.training['steps']:,} |" in card
+    assert "## Commands" in card and "## Training settings" in card
     assert metadata.training["config"]["seed"] == 3
 
 

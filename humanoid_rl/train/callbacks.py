@@ -58,7 +58,8 @@ class RunState:
     status: str = "running"
     evaluations: list[dict[str, Any]] = field(default_factory=list)
     best: dict[str, Any] | None = None
-    command: list[str] = field(default_factory=lambda: list(sys.argv))
+    # Command lines of every invocation that trained this run (the first, then each --resume).
+    commands: list[list[str]] = field(default_factory=lambda: [list(sys.argv)])
     start_steps: int = 0
 
     @property
@@ -78,7 +79,7 @@ class RunState:
             "curriculum_level": self.curriculum_level,
             "best": self.best,
             "evaluations": self.evaluations,
-            "command": self.command,
+            "commands": self.commands,
             **(extra or {}),
         }
         path = self.run_dir / METRICS_FILE

@@ -168,9 +168,11 @@ def train(config: TrainConfig, resume: Path | None = None) -> dict[str, Any]:
         level = float(latest["curriculum_level"])
         metrics_path = run_dir / "metrics.json"
         previous = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.exists() else {}
+        earlier = previous.get("commands") or ([previous["command"]] if "command" in previous else [])
         state = RunState(run_dir, config.task, config.algo, config.seed, level,
                          wall_time_before_s=float(latest.get("wall_time_s", 0.0)),
-                         evaluations=list(previous.get("evaluations", [])), best=previous.get("best"))
+                         evaluations=list(previous.get("evaluations", [])), best=previous.get("best"),
+                         commands=[*earlier, list(sys.argv)])
     else:
         run_dir = _new_run_dir(config)
         state = RunState(run_dir, config.task, config.algo, config.seed, config.curriculum_start)
