@@ -115,6 +115,7 @@ def test_fed_by_the_bridge_the_estimate_tracks_ground_truth_through_a_push_with_
     assert report["orientation_error_deg"] < ORIENTATION_ERROR_BOUND_DEG
     assert report["height_rmse_m"] < 0.01
     assert sum(report["dropped"].values()) == 0 and report["time_jumps"] == 0
+    assert report["unpaired_imu_samples"] <= 5  # only where a best-effort joint state was lost
     for key in ("rate_hz", "update_p50_us", "update_p99_us", "input_age_p99_ms", "dropped_invalid_input"):
         assert key in diagnostics
     assert float(diagnostics["velocity_rmse_mps"]) < VELOCITY_RMSE_BOUND_MPS
@@ -208,6 +209,7 @@ def test_a_nan_or_misnamed_input_is_counted_and_dropped_and_never_reaches_the_od
 
     assert estimator.dropped["invalid_input"] == 1 and estimator.dropped["joint_names"] == 1
     assert estimator.updates == 10
+    assert estimator.unpaired_imu_samples == 1  # the IMU sample of the misnamed joint state
     odom_stamps = [stamp_ns(m.header.stamp) for m in listener.odom]
     expected = [stamp_ns(seconds_to_stamp(t)) for k, t in enumerate(stamps) if k not in (5, 8)]
     assert odom_stamps == expected  # nothing for the bad samples

@@ -10,7 +10,8 @@ One estimator update per *sample*: an IMU message and a joint state stamped with
 each other; whichever of the two arrives second triggers it (topics arrive in any order), with the newest foot
 wrenches. The output carries the sample's stamp (the later of the two; the simulator stamps both alike), so
 the policy finds the estimate for exactly the joint state it uses. A sample is used once; a pair that is not
-newer than the last one used is skipped.
+newer than the last one used is skipped. An IMU sample replaced before it found its joint state is counted in
+``unpaired_imu_samples`` (on hardware: ``max_sensor_skew`` too small for the drivers' stamps).
 
 Outputs: ``/state_estimator/odom`` (Odometry, ``odom`` → ``base_link``: pose in ``odom``, twist in
 ``base_link`` per REP 105; position and velocity covariances from the filter, orientation and angular
@@ -71,7 +72,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec(
         "max_sensor_skew",
         0.0005,
-        "an IMU message and a joint state stamped within this of each other are fused as one sample",
+        "an IMU message and a joint state stamped within this of each other are fused as one sample (the "
+        "simulator stamps both alike; on hardware use about one period of the slower stream)",
         "s",
         0.0,
         0.1,
@@ -142,6 +144,7 @@ class StateEstimatorNode(Node):
         self.updates = 0
         self.dropped: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
         self.waiting_for_wrenches = 0
+        self.unpaired_imu_samples = 0
         self.time_jumps = 0
         self._loop = LoopStats(1.0, window=STATS_WINDOW)  # rate is whatever the sensors give
         self._age = LoopStats(1.0, window=STATS_WINDOW)
@@ -181,6 +184,8 @@ class StateEstimatorNode(Node):
             self.dropped["no_orientation"] += 1
             return
         o, w, a = msg.orientation, msg.angular_velocity, msg.linear_acceleration
+        if self._imu is not None and self._last_pair is not None and self._last_pair[0] != self._imu[0]:
+            self.unpaired_imu_samples += 1  # the previous IMU sample never found its joint state
         self._imu = (
             _stamp_ns(msg.header.stamp),
             np.array((o.x, o.y, o.z, o.w)),
@@ -312,6 +317,7 @@ class StateEstimatorNode(Node):
             **self.timing(),
             "dropped": dict(self.dropped),
             "waiting_for_wrenches": self.waiting_for_wrenches,
+            "unpaired_imu_samples": self.unpaired_imu_samples,
             "time_jumps": self.time_jumps,
             "samples_out_of_order": self.estimator.samples_out_of_order,
             "gaps_clamped": self.estimator.gaps_clamped,
@@ -324,6 +330,7 @@ class StateEstimatorNode(Node):
         values: dict[str, object] = {"updates": self.updates, **self.timing()}
         values.update({f"dropped_{k}": v for k, v in self.dropped.items()})
         values["waiting_for_wrenches"] = self.waiting_for_wrenches
+        values["unpaired_imu_samples"] = self.unpaired_imu_samples
         last = self.estimator.last_output
         if last is not None:
             values["contacts"] = f"{int(last.contacts[0])},{int(last.contacts[1])}"
@@ -333,11 +340,13 @@ class StateEstimatorNode(Node):
         dropped = sum(self.dropped.values())
         level, message = "ok", "estimating"
         if self.updates == self._diag_updates:
-            level, message = (
-                "warn",
-                "no estimate in the last period"
-                + (" (waiting for both foot wrench topics)" if np.isnan(self._foot_forces).any() else ""),
-            )
+            if np.isnan(self._foot_forces).any():
+                why = " (waiting for both foot wrench topics)"
+            elif self._imu is not None and self._joints is not None:
+                why = " (IMU and joint-state stamps further apart than max_sensor_skew?)"
+            else:
+                why = " (no IMU or no joint states)"
+            level, message = "warn", "no estimate in the last period" + why
         elif dropped > self._diag_dropped:
             level, message = "warn", f"{dropped - self._diag_dropped} input(s) dropped"
         self._diag_updates, self._diag_dropped = self.updates, dropped
