@@ -143,6 +143,25 @@ def _new_run_dir(config: TrainConfig) -> Path:
     return run_dir
 
 
+def _interrupt_on_signals() -> None:
+    """Ctrl-C and SIGTERM both raise KeyboardInterrupt, which saves ``final/``.
+
+    A run started in the background (``nohup ... &``) inherits SIGINT ignored, and ``kill`` sends SIGTERM,
+    which would otherwise end the process without a checkpoint.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def train(config: TrainConfig, resume: Path | None = None) -> dict[str, Any]:
     """Train (or continue) a run; returns the final metrics. KeyboardInterrupt saves ``final/`` and re-raises."""
     import torch
@@ -162,6 +181,7 @@ def train(config: TrainConfig, resume: Path | None = None) -> dict[str, Any]:
     )
 
     torch.set_num_threads(config.torch_threads)
+    _interrupt_on_signals()
     if resume is not None:
         run_dir = resume
         latest = json.loads((run_dir / LATEST_FILE).read_text(encoding="utf-8"))
