@@ -372,6 +372,19 @@ def test_infinite_time_and_wrong_shapes_are_rejected_with_the_input_named(spec, 
     assert estimator.last_output is before
 
 
+def test_an_absurdly_large_reading_is_refused_as_a_sensor_fault_and_the_state_kept(spec, kinematics, swaying):
+    estimator = LeggedStateEstimator(spec, kinematics)
+    for i in range(20):
+        before = estimator.update(*swaying.sample(i))
+    t, quat, gyro, accel, q, _, forces = swaying.sample(20)
+    with pytest.raises(EstimatorInputError, match="joint_vel has a reading beyond"):
+        estimator.update(t, quat, gyro, accel, q, np.full(spec.n_joints, 1e308), forces)
+    assert estimator.last_output is before
+    after = estimator.update(*swaying.sample(20))
+    assert after.position == pytest.approx(swaying.true_position[20], abs=1e-3)
+    assert estimator.samples_rejected == 1
+
+
 def test_samples_that_do_not_advance_time_are_ignored_and_counted(spec, kinematics, swaying):
     estimator = LeggedStateEstimator(spec, kinematics)
     for i in range(10):

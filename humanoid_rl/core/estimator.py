@@ -117,7 +117,10 @@ class EstimatorParams:
     a higher rate, and a second filter would add lag). > 0 outputs the gyro integrated and pulled towards the
     IMU quaternion with this time constant: for an IMU whose quaternion is noisy sample to sample."""
 
-    # --- timing and initialisation ---
+    # --- input checks, timing and initialisation ---
+    max_abs_reading: float = 1e4
+    """Any reading (rad, rad/s, m/s², N) beyond ± this is a sensor fault and the sample is refused: far above
+    anything physical for a humanoid (1e4 N, 1000 g), far below what would overflow the filter."""
     max_dt_s: float = 0.05
     """s: a gap longer than this (lost samples) is integrated as max_dt_s only, and counted."""
     initial_position_std: float = 0.01
@@ -143,6 +146,7 @@ class EstimatorParams:
             "initial_position_std",
             "initial_velocity_std",
             "initial_foot_std",
+            "max_abs_reading",
         )
         for name in positive:
             if getattr(self, name) <= 0.0:
@@ -381,7 +385,7 @@ class LeggedStateEstimator:
         self._run_orientation_filter = reference_tau > 0.0
         self._correction_gain = 1.0 / reference_tau if reference_tau > 0.0 else 0.0
         self._bias_gain = 1.0 / (reference_tau * bias_tau) if bias_tau > 0.0 else 0.0
-        self._input_buffer = np.empty(4 + 3 + 3 + 2 * self.n_joints + 2 + 1)  # + time
+        self._input_buffer = np.empty(4 + 3 + 3 + 2 * self.n_joints + 2)
 
         self.samples_rejected = 0
         """Samples refused with EstimatorInputError (NaN/inf/shape, or an update that would go non-finite)."""
@@ -483,7 +487,11 @@ class LeggedStateEstimator:
                 quat = np.array(reference)
         rot = quat_to_matrix(quat)
 
-        x, cov = self._filter_step(dt, rot, gyro, accel, qd, feet_in_base, jacobians, contacts)
+        try:
+            x, cov = self._filter_step(dt, rot, gyro, accel, qd, feet_in_base, jacobians, contacts)
+        except np.linalg.LinAlgError:  # singular innovation covariance: only reachable with absurd inputs
+            x, cov = self._x_work, self._cov_work
+            x[0] = math.nan
         if not (np.isfinite(x).all() and np.isfinite(cov).all()):
             self.samples_rejected += 1
             raise EstimatorInputError(
@@ -654,21 +662,29 @@ class LeggedStateEstimator:
                     + (" in policy joint order (RobotSpec.joint_names)" if size == n else "")
                 )
             arrays.append(arr)
-        # One finiteness check over everything (cheap); find the culprit only when it fails.
-        buf = self._input_buffer
-        np.concatenate(arrays, out=buf[:-1])
         try:
-            buf[-1] = float(time_s)
+            time_value = float(time_s)
         except (TypeError, ValueError) as exc:
             self.samples_rejected += 1
             raise EstimatorInputError(f"time_s is not a number: {time_s!r}") from exc
-        if not np.isfinite(buf).all():
+        if not math.isfinite(time_value):
             self.samples_rejected += 1
-            if not math.isfinite(buf[-1]):
-                raise EstimatorInputError(f"time_s is not finite: {time_s!r}")
+            raise EstimatorInputError(f"time_s is not finite: {time_s!r}")
+        # One check over every reading (NaN fails the comparison too); find the culprit only when it fails.
+        buf = self._input_buffer
+        np.concatenate(arrays, out=buf)
+        np.abs(buf, out=buf)
+        limit = self.params.max_abs_reading
+        if not buf.max() <= limit:
+            self.samples_rejected += 1
             for (name, _, _), arr in zip(named, arrays, strict=True):
                 if not np.isfinite(arr).all():
                     raise EstimatorInputError(f"{name} contains NaN or inf: {arr}; sample dropped, state unchanged")
+                if np.abs(arr).max() > limit:
+                    raise EstimatorInputError(
+                        f"{name} has a reading beyond ±{limit:g} (EstimatorParams.max_abs_reading), a sensor "
+                        f"fault: {arr}; sample dropped, state unchanged"
+                    )
         quat = arrays[0]
         norm = math.sqrt(float(quat @ quat))
         if not 0.5 < norm < 1.5:
