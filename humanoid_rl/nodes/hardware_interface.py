@@ -1,0 +1,609 @@
+"""The hardware interface: the shield's ``/joint_commands`` → the inputs of the robot's ros2_control controllers.
+
+A ``LifecycleNode`` named ``hardware_interface``. It is the last node of our stack before the robot and the only
+one that publishes to the robot's controllers.
+
+Output (parameter ``controller``):
+
+* ``forward_command``: ``std_msgs/Float64MultiArray`` on ``/forward_position_controller/commands`` (remap it),
+  the input of ros2_control's forward command controllers. The values are in the order of the controller's
+  ``joints`` list, given to this node as ``controller_joints``; every value is placed BY NAME, never by its
+  position in our (policy) order.
+* ``joint_trajectory``: ``trajectory_msgs/JointTrajectory`` on ``/joint_trajectory_controller/joint_trajectory``
+  for joint_trajectory_controller: one point, reached ``trajectory_time_from_start`` after the controller
+  receives it (``header.stamp`` zero: start now). Joint names travel in the message, in ``controller_joints``
+  order.
+* Per-joint PD gains, for drivers that accept them (parameter ``gains_topic``, '' = off): a
+  ``Float64MultiArray`` with two rows in ``controller_joints`` order — kp then kd (layout dims ``gains`` = 2 and
+  ``joints`` = n) — published before the first command of an activation and at every change between stiff
+  (ACTIVE/HOLD: the robot's kp, kd from the robot YAML) and passive (DAMPING/ESTOP: kp 0, kd ×
+  ``damping_kd_scale``). The JointState we receive carries position targets only; its zero velocity and effort
+  are not forwarded.
+
+What is sent:
+
+* **forwarding**: each fresh ``/joint_commands`` message is forwarded as it arrives. A message stamped more than
+  ``command_timeout`` before the node's clock (or unstamped) is dropped, never forwarded (``stale_dropped``).
+* **holding** (defence in depth): when no fresh command arrived for ``command_timeout`` (steady clock: a crashed
+  or deactivated shield, a network cut), the node stops forwarding and sends ONCE the measured pose (the newest
+  ``/joint_states``; ``fallback: damp`` adds passive gains). A fresh command resumes forwarding: the shield
+  always starts from a ramp out of the measured pose.
+* **passive**: while ``/safety_shield/mode`` (latched) is DAMPING or ESTOP the shield's outputs are not
+  forwarded. A position-only controller cannot go limp, so the node sends once the pose measured when the mode
+  was entered: the robot holds where it is (and with ``gains_topic`` the drivers get kp 0: real damping).
+* **idle**: nothing. The node publishes nothing before its activation, nor before the first fresh command of an
+  activation (the drivers keep whatever they do at enable: there is nothing of ours to take back).
+
+Lifecycle:
+
+* **configure** loads the robot, checks ``controller_joints`` against the robot's joints (missing, extra or
+  duplicated names fail with a message naming them), and checks that ``/joint_states`` (covering every
+  controller joint, finite) and the IMU are arriving: the newest of each must be younger than
+  ``sensor_timeout``. It moves nothing. The sensor subscriptions exist from construction on (they only watch),
+  so configure can judge them at once.
+* **activate** starts forwarding (idle until the shield's first command); **deactivate** sends the measured pose
+  once (if anything was sent in this activation) and stops; **cleanup** / **shutdown** free everything.
+
+``/diagnostics`` at 2 Hz (steady clock): output state, counters, measurement → forward latency.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from enum import Enum
+from typing import Any
+
+import numpy as np
+from builtin_interfaces.msg import Duration as DurationMsg
+from rclpy.clock import Clock, ClockType
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from sensor_msgs.msg import Imu, JointState
+from std_msgs.msg import Float64MultiArray, MultiArrayDimension, String
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from humanoid_rl.core.params import ParamSpec
+from humanoid_rl.core.robot_spec import RobotSpec
+from humanoid_rl.core.shield_modes import ShieldMode
+from humanoid_rl.core.timing import LoopStats
+from humanoid_rl.graph import HARDWARE_INTERFACE, Topics
+from humanoid_rl.nodes.conversions import JointNameError, JointOrderMap, stamp_to_seconds
+from humanoid_rl.nodes.diagnostics import DiagnosticsPublisher
+from humanoid_rl.nodes.params import DeclaredParameters
+from humanoid_rl.nodes.qos import COMMAND_QOS, LATCHED_QOS, SENSOR_QOS
+from humanoid_rl.nodes.runner import main_for
+
+__all__ = [
+    "PARAMETERS",
+    "UNSET_JOINTS",
+    "ControllerJointsError",
+    "ControllerKind",
+    "Fallback",
+    "HardwareInterfaceNode",
+    "OutputState",
+    "check_controller_joints",
+    "main",
+]
+
+
+class ControllerKind(Enum):
+    FORWARD = "forward_command"  # std_msgs/Float64MultiArray, forward_command_controller
+    TRAJECTORY = "joint_trajectory"  # trajectory_msgs/JointTrajectory, joint_trajectory_controller
+
+
+class Fallback(Enum):
+    HOLD = "hold"  # stale commands: send the measured pose (position-only controllers)
+    DAMP = "damp"  # also send passive gains (kp 0): needs gains_topic
+
+
+class OutputState(Enum):
+    IDLE = "idle"  # inactive, or nothing received in this activation: nothing published
+    FORWARDING = "forwarding"  # fresh shield commands go to the controller
+    HOLDING = "holding"  # commands went stale: the measured pose was sent once, nothing forwarded
+    PASSIVE = "passive"  # shield DAMPING/ESTOP: the pose measured at entry was sent once (kp 0 with gains)
+
+
+# A string[] parameter cannot be declared empty in rclpy (an empty list has no element type): this is "unset".
+UNSET_JOINTS: list[str] = [""]
+PASSIVE_MODES = frozenset({ShieldMode.DAMPING.value, ShieldMode.ESTOP.value})
+DIAGNOSTICS_PERIOD_S = 0.5
+STATS_WINDOW = 2000
+
+PARAMETERS: tuple[ParamSpec, ...] = (
+    ParamSpec("robot_config", "", "robot YAML (config/robots/<robot>.yaml); '' = the shipped humanoid", read_only=True),
+    ParamSpec(
+        "controller",
+        ControllerKind.FORWARD.value,
+        "which ros2_control controller takes the commands: 'forward_command' (Float64MultiArray on"
+        f" {Topics.FORWARD_COMMAND}) or 'joint_trajectory' (JointTrajectory on {Topics.JOINT_TRAJECTORY})",
+        choices=tuple(k.value for k in ControllerKind),
+        read_only=True,
+    ),
+    ParamSpec(
+        "controller_joints",
+        UNSET_JOINTS,
+        "the controller's joint order: copy the `joints:` list of the controller's ros2_control configuration."
+        " Values are placed by name; it must name every robot joint exactly once (checked at configure)",
+        read_only=True,
+    ),
+    ParamSpec(
+        "command_timeout",
+        0.1,
+        "a /joint_commands message stamped longer ago than this is not forwarded; none fresh for this long"
+        " (steady clock): stop forwarding and hold the measured pose",
+        "s",
+        0.005,
+        10.0,
+    ),
+    ParamSpec(
+        "sensor_timeout",
+        0.5,
+        "configure requires a /joint_states and an IMU message received within this time",
+        "s",
+        0.01,
+        60.0,
+    ),
+    ParamSpec(
+        "watchdog_rate_hz",
+        100.0,
+        "rate of the stale-command check (steady clock); the reaction time is command_timeout + one period",
+        "Hz",
+        1.0,
+        1000.0,
+        read_only=True,
+    ),
+    ParamSpec(
+        "trajectory_time_from_start",
+        0.02,
+        "joint_trajectory: time_from_start of the single point (about one command period)",
+        "s",
+        0.001,
+        1.0,
+    ),
+    ParamSpec(
+        "gains_topic",
+        "",
+        "publish per-joint kp/kd (Float64MultiArray, rows kp and kd in controller_joints order) on this topic"
+        " for drivers that accept gains; '' = position-only controllers (no gains sent)",
+        read_only=True,
+    ),
+    ParamSpec(
+        "damping_kd_scale",
+        1.0,
+        "kd scale sent on gains_topic in DAMPING/ESTOP (kp 0); keep equal to the shield's damping_kd_scale",
+        "",
+        0.0,
+        10.0,
+    ),
+    ParamSpec(
+        "fallback",
+        Fallback.HOLD.value,
+        "on stale commands: 'hold' sends the measured pose; 'damp' also sends passive gains (needs gains_topic)",
+        choices=tuple(f.value for f in Fallback),
+        read_only=True,
+    ),
+    ParamSpec(
+        "autostart",
+        False,
+        "configure and activate at start-up; false (the default) waits for lifecycle transitions",
+        read_only=True,
+    ),
+)
+
+
+def _consistency(values: Mapping[str, Any]) -> list[str]:
+    if values["fallback"] == Fallback.DAMP.value and not str(values["gains_topic"]).strip():
+        return ["fallback 'damp' needs gains_topic: a position-only controller cannot damp (use fallback 'hold')"]
+    return []
+
+
+class ControllerJointsError(ValueError):
+    """controller_joints does not name the robot's joints exactly once each; the message names the culprits."""
+
+
+def check_controller_joints(robot_joints: Sequence[str], controller_joints: Sequence[str], where: str) -> None:
+    """Raise :class:`ControllerJointsError` naming every missing, extra or duplicated controller joint."""
+    names = list(controller_joints)
+    if not names or names == UNSET_JOINTS:
+        raise ControllerJointsError(
+            f"{where}: controller_joints is not set. Fix: copy the `joints:` list of your controller's ros2_control "
+            f"configuration, in its order (the robot's joints are {list(robot_joints)})"
+        )
+    counts = Counter(names)
+    duplicated = [n for n, count in counts.items() if count > 1]
+    missing = [n for n in robot_joints if n not in counts]
+    robot = set(robot_joints)
+    extra = [n for n in counts if n not in robot]
+    if missing or extra or duplicated:
+        problems = []
+        if missing:
+            problems.append(f"missing {missing} (the controller would leave them uncommanded)")
+        if extra:
+            problems.append(f"extra {extra} (not joints of the robot)")
+        if duplicated:
+            problems.append(f"duplicated {duplicated}")
+        raise ControllerJointsError(
+            f"{where}: controller_joints does not match the robot's joints: {'; '.join(problems)}. Fix: list each "
+            "joint of the robot config exactly once, in the order of the controller's `joints:` configuration"
+        )
+
+
+class HardwareInterfaceNode(LifecycleNode):
+    """See the module docstring. Construct, then configure/activate (lifecycle services or trigger_*)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(HARDWARE_INTERFACE.name, **kwargs)
+        self._params = DeclaredParameters(self, PARAMETERS, consistency=_consistency)
+        values = self._params.values
+        self._kind = ControllerKind(values["controller"])
+        self._fallback = Fallback(values["fallback"])
+        self._steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self.configure_error = ""
+        self.spec: RobotSpec | None = None
+        self.controller_joints: tuple[str, ...] = ()
+        self.state = OutputState.IDLE
+        self._configured = False
+        self._active = False
+        self._entities: list[Any] = []
+        self._command_pub: Any = None
+        self._gains_pub: Any = None
+        self._watchdog: Any = None
+        self._controller_map: JointOrderMap | None = None
+        self._shield_mode = ""
+        self._gains_sent: str = ""  # "stiff" / "passive" / "" (none in this activation)
+        self._last_fresh_receipt = -math.inf
+        self._published_in_activation = False
+        self._last_sent: np.ndarray | None = None
+        self.counters: dict[str, int] = dict.fromkeys(
+            (
+                "forwarded",
+                "stale_dropped",  # stamped older than command_timeout: not forwarded
+                "rejected",  # names do not cover the controller joints, or not finite
+                "suppressed_passive",  # shield outputs not forwarded while DAMPING/ESTOP
+                "received_inactive",
+                "holds_sent",  # own holds: stale commands, passive entry, deactivation
+                "stale_events",  # times forwarding stopped because commands went stale
+                "gains_sent",
+            ),
+            0,
+        )
+        self._loop = LoopStats(50.0, window=STATS_WINDOW)
+        # Sensors: watched from construction on, so that configure can judge their freshness at once.
+        self._joint_state: tuple[float, JointState] | None = None  # (steady receipt time, message)
+        self._imu: tuple[float, Imu] | None = None
+        self._sensor_subscriptions = [
+            self.create_subscription(JointState, Topics.JOINT_STATES, self._on_joint_state, SENSOR_QOS),
+            self.create_subscription(Imu, Topics.IMU, self._on_imu, SENSOR_QOS),
+        ]
+        self._diagnostics = DiagnosticsPublisher(self)
+        self._diag_timer = self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics, clock=self._steady)
+
+    # ------------------------------------------------------------------ sensors
+    def _on_joint_state(self, msg: JointState) -> None:
+        self._joint_state = (time.monotonic(), msg)
+
+    def _on_imu(self, msg: Imu) -> None:
+        self._imu = (time.monotonic(), msg)
+
+    def sensor_problems(self) -> list[str]:
+        """Why the sensors are not ready for configure (empty: a fresh /joint_states covering controller_joints and a
+        fresh IMU)."""
+        timeout = float(self._params.values["sensor_timeout"])
+        now = time.monotonic()
+        ros_now = self.get_clock().now().nanoseconds * 1e-9
+        joints = [n for n in self._params.values["controller_joints"] if n]
+        problems = []
+        for label, topic, sample in (
+            ("joint states", Topics.JOINT_STATES, self._joint_state),
+            ("IMU", Topics.IMU, self._imu),
+        ):
+            if sample is None:
+                problems.append(
+                    f"no {topic} received yet ({label}): is the robot's driver running, its topic remapped to {topic}?"
+                )
+                continue
+            received, msg = sample
+            if now - received > timeout:
+                problems.append(f"the newest {topic} arrived {now - received:.2f} s ago (sensor_timeout {timeout} s)")
+            stamp = stamp_to_seconds(msg.header.stamp)
+            if stamp <= 0.0 or abs(ros_now - stamp) > timeout:
+                problems.append(
+                    f"{topic} is stamped {ros_now - stamp:.3f} s before this node's clock (> sensor_timeout"
+                    f" {timeout} s): are the robot computer's and the driver's clocks synchronised, use_sim_time"
+                    " false?"
+                )
+        if self._joint_state is not None and joints:
+            msg = self._joint_state[1]
+            try:
+                positions = JointOrderMap(joints).reorder(msg.name, msg.position)
+            except JointNameError as exc:
+                problems.append(f"{Topics.JOINT_STATES} does not cover the controller joints: {exc}")
+            else:
+                if not np.isfinite(positions).all():
+                    problems.append(f"{Topics.JOINT_STATES} has non-finite positions")
+        if self._imu is not None:
+            o = self._imu[1].orientation
+            if not all(math.isfinite(v) for v in (o.x, o.y, o.z, o.w)):
+                problems.append(f"{Topics.IMU} has a non-finite orientation")
+        return problems
+
+    def sensors_ready(self) -> bool:
+        return not self.sensor_problems()
+
+    def _measured_pose(self) -> np.ndarray | None:
+        """Newest measured positions in controller order (None if never received or not covering the joints)."""
+        if self._joint_state is None or self._controller_map is None:
+            return None
+        msg = self._joint_state[1]
+        try:
+            positions = self._controller_map.reorder(msg.name, msg.position)
+        except JointNameError:
+            return None
+        return positions if np.isfinite(positions).all() else None
+
+    # ------------------------------------------------------------------ lifecycle
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self._configure()
+        except Exception as exc:  # every failure ends in FAILURE with its reason, nothing created stays
+            self._teardown()
+            self.configure_error = str(exc)
+            self.get_logger().error(f"configure failed: {exc}")
+            return TransitionCallbackReturn.FAILURE
+        self.configure_error = ""
+        self._configured = True
+        return super().on_configure(state)
+
+    def _configure(self) -> None:
+        values = self._params.values
+        spec = RobotSpec.load(values["robot_config"] or None)
+        controller_joints = tuple(values["controller_joints"])
+        check_controller_joints(spec.joint_names, controller_joints, f"node {self.get_name()} (robot {spec.name!r})")
+        problems = self.sensor_problems()
+        if problems:
+            raise RuntimeError("sensors not ready: " + "; ".join(problems))
+        self.spec = spec
+        self.controller_joints = controller_joints
+        self._controller_map = JointOrderMap(controller_joints)
+        # The robot's gains in controller order (RobotSpec is in policy order): placed by name.
+        policy_index = {name: i for i, name in enumerate(spec.joint_names)}
+        order = np.array([policy_index[name] for name in controller_joints], dtype=np.intp)
+        self._kp = np.asarray(spec.kp, dtype=np.float64)[order]
+        self._kd = np.asarray(spec.kd, dtype=np.float64)[order]
+        if self._kind is ControllerKind.FORWARD:
+            self._command_pub = self.create_lifecycle_publisher(Float64MultiArray, Topics.FORWARD_COMMAND, COMMAND_QOS)
+        else:
+            self._command_pub = self.create_lifecycle_publisher(JointTrajectory, Topics.JOINT_TRAJECTORY, COMMAND_QOS)
+        gains_topic = str(values["gains_topic"]).strip()
+        if gains_topic:
+            self._gains_pub = self.create_lifecycle_publisher(Float64MultiArray, gains_topic, COMMAND_QOS)
+        self._entities = [
+            self.create_subscription(JointState, Topics.JOINT_COMMANDS, self._on_command, COMMAND_QOS),
+            self.create_subscription(String, Topics.SHIELD_MODE, self._on_shield_mode, LATCHED_QOS),
+        ]
+        self.get_logger().info(
+            f"configured for robot {spec.name!r}: {len(controller_joints)} joints mapped by name onto the "
+            f"{self._kind.value} controller"
+            + (f", gains on {gains_topic}" if gains_topic else " (position only)")
+            + f"; command_timeout {values['command_timeout']} s"
+        )
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        result = super().on_activate(state)  # enables the lifecycle publishers
+        if result != TransitionCallbackReturn.SUCCESS:
+            return result
+        self.state = OutputState.IDLE
+        self._published_in_activation = False
+        self._gains_sent = ""
+        self._last_fresh_receipt = -math.inf
+        self._active = True
+        rate = float(self._params.values["watchdog_rate_hz"])
+        self._watchdog = self.create_timer(1.0 / rate, self._on_watchdog, clock=self._steady)
+        if self._shield_mode in PASSIVE_MODES:
+            self._enter_passive()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_watchdog()
+        if self._active and self._published_in_activation and self.state is not OutputState.PASSIVE:
+            self._send_hold("deactivated")
+        self._active = False
+        self.state = OutputState.IDLE
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._teardown()
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._teardown()
+        return super().on_shutdown(state)
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._teardown()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _stop_watchdog(self) -> None:
+        if self._watchdog is not None:
+            self.destroy_timer(self._watchdog)
+            self._watchdog = None
+
+    def _teardown(self) -> None:
+        self._stop_watchdog()
+        self._active = False
+        self.state = OutputState.IDLE
+        for entity in self._entities:
+            self.destroy_subscription(entity)
+        self._entities = []
+        for publisher in (self._command_pub, self._gains_pub):
+            if publisher is not None:
+                self.destroy_lifecycle_publisher(publisher)
+        self._command_pub = self._gains_pub = None
+        self._controller_map = None
+        self.controller_joints = ()
+        self._shield_mode = ""
+        self._configured = False
+
+    def destroy_node(self) -> None:
+        self._teardown()
+        super().destroy_node()
+
+    @property
+    def lifecycle_state(self) -> str:
+        if self._active:
+            return "active"
+        return "inactive" if self._configured else "unconfigured"
+
+    # ------------------------------------------------------------------ inputs
+    def _on_shield_mode(self, msg: String) -> None:
+        self._shield_mode = msg.data
+        if not self._active:
+            return
+        if msg.data in PASSIVE_MODES:
+            if self.state is not OutputState.PASSIVE:
+                self._enter_passive()
+        elif self.state is OutputState.PASSIVE:
+            # Out of DAMPING/ESTOP (reset): keep the held pose until the shield's ramp arrives.
+            self.state = OutputState.HOLDING
+            self._send_gains("stiff")
+
+    def _on_command(self, msg: JointState) -> None:
+        if not self._active:
+            self.counters["received_inactive"] += 1
+            return
+        stamp = stamp_to_seconds(msg.header.stamp)
+        ros_now = self.get_clock().now().nanoseconds * 1e-9
+        timeout = float(self._params.values["command_timeout"])
+        if stamp <= 0.0 or ros_now - stamp > timeout:
+            self.counters["stale_dropped"] += 1
+            return
+        assert self._controller_map is not None
+        try:
+            positions = self._controller_map.reorder(msg.name, msg.position)
+        except JointNameError as exc:
+            self.counters["rejected"] += 1
+            self.get_logger().warning(f"{Topics.JOINT_COMMANDS} refused: {exc}", throttle_duration_sec=2.0)
+            return
+        if not np.isfinite(positions).all():
+            self.counters["rejected"] += 1
+            self.get_logger().warning(f"{Topics.JOINT_COMMANDS} refused: NaN or inf", throttle_duration_sec=2.0)
+            return
+        self._last_fresh_receipt = time.monotonic()
+        if self.state is OutputState.PASSIVE:
+            self.counters["suppressed_passive"] += 1
+            return
+        if self.state is not OutputState.FORWARDING:
+            self.get_logger().info(f"forwarding {Topics.JOINT_COMMANDS} to the {self._kind.value} controller")
+            self.state = OutputState.FORWARDING
+        self._send_gains("stiff")
+        self._publish(positions)
+        self.counters["forwarded"] += 1
+        self._loop.tick(self._last_fresh_receipt)
+        self._loop.latency(ros_now - stamp)
+
+    def _on_watchdog(self) -> None:
+        if not self._active or self.state is not OutputState.FORWARDING:
+            return
+        timeout = float(self._params.values["command_timeout"])
+        silence = time.monotonic() - self._last_fresh_receipt
+        if silence > timeout:
+            self.counters["stale_events"] += 1
+            self.state = OutputState.HOLDING
+            self.get_logger().warning(
+                f"no fresh {Topics.JOINT_COMMANDS} for {silence:.3f} s (command_timeout {timeout} s): "
+                f"stopped forwarding, {'damping' if self._fallback is Fallback.DAMP else 'holding'} the measured pose"
+            )
+            if self._fallback is Fallback.DAMP:
+                self._send_gains("passive")
+            self._send_hold("stale commands")
+
+    # ------------------------------------------------------------------ output
+    def _enter_passive(self) -> None:
+        self.state = OutputState.PASSIVE
+        self.get_logger().warning(
+            f"shield mode {self._shield_mode}: "
+            + ("kp 0 on the gains topic, " if self._gains_pub is not None else "position-only controller: ")
+            + "holding the measured pose"
+        )
+        self._send_gains("passive")
+        self._send_hold(f"shield {self._shield_mode}")
+
+    def _send_hold(self, reason: str) -> None:
+        """Send the measured pose once (the last sent target if no measurement covers the joints)."""
+        pose = self._measured_pose()
+        if pose is None:
+            pose = self._last_sent
+        if pose is None:
+            self.get_logger().warning(f"{reason}: no measured pose and nothing sent yet: nothing to hold")
+            return
+        self._publish(pose)
+        self.counters["holds_sent"] += 1
+
+    def _send_gains(self, kind: str) -> None:
+        if self._gains_pub is None or kind == self._gains_sent:
+            return
+        if kind == "stiff":
+            kp, kd = self._kp, self._kd
+        else:
+            kp, kd = np.zeros_like(self._kp), self._kd * float(self._params.values["damping_kd_scale"])
+        msg = Float64MultiArray()
+        n = len(self.controller_joints)
+        msg.layout.dim = [
+            MultiArrayDimension(label="gains", size=2, stride=2 * n),
+            MultiArrayDimension(label="joints", size=n, stride=n),
+        ]
+        msg.data = np.concatenate([kp, kd]).tolist()
+        self._gains_pub.publish(msg)
+        self._gains_sent = kind
+        self.counters["gains_sent"] += 1
+
+    def _publish(self, positions: np.ndarray) -> None:
+        if self._kind is ControllerKind.FORWARD:
+            msg: Any = Float64MultiArray(data=positions.tolist())
+        else:
+            msg = JointTrajectory()
+            msg.joint_names = list(self.controller_joints)
+            seconds = float(self._params.values["trajectory_time_from_start"])
+            sec = int(seconds)
+            point = JointTrajectoryPoint(
+                positions=positions.tolist(),
+                time_from_start=DurationMsg(sec=sec, nanosec=int(round((seconds - sec) * 1e9))),
+            )
+            msg.points = [point]
+        self._command_pub.publish(msg)
+        self._published_in_activation = True
+        self._last_sent = positions.copy()
+
+    # ------------------------------------------------------------------ diagnostics
+    def report(self) -> dict[str, Any]:
+        loop = self._loop.summary()
+        return {
+            "state": self.lifecycle_state,
+            "output": self.state.value,
+            "shield_mode": self._shield_mode,
+            **self.counters,
+            "forward_rate_hz": loop.achieved_rate_hz,
+            "latency_p50_ms": loop.latency_p50_us / 1e3,
+            "latency_p99_ms": loop.latency_p99_us / 1e3,
+        }
+
+    def _publish_diagnostics(self) -> None:
+        values = self.report()
+        level, message = "ok", f"{self.lifecycle_state}, {self.state.value}"
+        if self.configure_error:
+            level, message = "error", f"configure failed: {self.configure_error}"
+        elif self.state is OutputState.HOLDING:
+            level, message = "warn", "commands stale: holding the measured pose"
+        elif self.state is OutputState.PASSIVE:
+            level, message = "error", f"shield {self._shield_mode}: holding the measured pose"
+        self._diagnostics.publish(values, level=level, message=message)
+
+
+def main(args: list[str] | None = None) -> int:
+    return main_for(HardwareInterfaceNode, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
