@@ -612,12 +612,15 @@ class SimBridgeNode(Node):
             "actuation": self.actuation.value,
             "commands_applied": self.commands_applied,
             "commands_rejected": self.commands_rejected,
+            "commands_from_before_reset": self.commands_from_before_reset,
             "stale_commands": self.stale_commands,
             "sync_timeouts": self.sync_timeouts,
             "overruns": self.overruns,
             "dropped_periods": self.dropped_periods,
             "pushes": self.pushes,
+            "pushes_rejected": self.pushes_rejected,
             "shield_mode_counts": dict(self.shield_mode_counts),
+            "unknown_shield_modes": self.unknown_modes,
         }
 
     def traces(self) -> dict[str, Any]:
