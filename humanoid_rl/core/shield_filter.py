@@ -304,30 +304,47 @@ def support_polygon_distance(
     of n·x, as min over directions n of h(n) − n·point: exact inside (all hull edge normals are among the
     directions); outside, a lower bound within 2 % of the true distance.
     """
+    feet = [(float(f[0]), float(f[1])) for f in feet_xy]
+    touching = [bool(c) for c in contacts]
+    return _support_distance(
+        float(point_xy[0]), float(point_xy[1]), feet, touching, float(foot_size[0]), float(foot_size[1]), yaw
+    )
+
+
+def _support_distance(
+    px: float,
+    py: float,
+    feet: list[tuple[float, float]] | tuple[list[float], list[float]],
+    contacts: list[bool],
+    length: float,
+    width: float,
+    yaw: float,
+) -> float:
+    """:func:`support_polygon_distance` on plain floats (the hot path)."""
+    if contacts[0] and not contacts[1]:
+        (fx, fy), (gx, gy), two = feet[0][:2], feet[0][:2], False
+    elif contacts[1] and not contacts[0]:
+        (fx, fy), (gx, gy), two = feet[1][:2], feet[1][:2], False
+    else:
+        (fx, fy), (gx, gy), two = feet[0][:2], feet[1][:2], True
     c, s = math.cos(yaw), math.sin(yaw)
-    px, py = float(point_xy[0]), float(point_xy[1])
-    feet = [(float(f[0]), float(f[1])) for f, touching in zip(feet_xy, contacts, strict=True) if touching]
-    if not feet:
-        feet = [(float(f[0]), float(f[1])) for f in feet_xy]
     # First foot centre relative to the point, and the second relative to the first, in the feet's frame.
-    ex, ey = feet[0][0] - px, feet[0][1] - py
-    ex, ey = c * ex + s * ey, -s * ex + c * ey
+    ex, ey = c * (fx - px) + s * (fy - py), -s * (fx - px) + c * (fy - py)
     dx = dy = 0.0
-    if len(feet) == 2:
-        dx, dy = feet[1][0] - feet[0][0], feet[1][1] - feet[0][1]
-        dx, dy = c * dx + s * dy, -s * dx + c * dy
-    half_length, half_width = 0.5 * foot_size[0], 0.5 * foot_size[1]
+    if two:
+        dx, dy = c * (gx - fx) + s * (gy - fy), -s * (gx - fx) + c * (gy - fy)
+    half_length, half_width = 0.5 * length, 0.5 * width
     # h(n) − n·p = n·e + max(0, n·d) + (corner reach of one sole along n). First the hull's own edge normals
     # (±x, ±y of the soles, ± the normal of the edges bridging the feet): exact when the point is inside.
     distance = min(
-        ex + max(0.0, dx) + half_length,
-        -ex + max(0.0, -dx) + half_length,
-        ey + max(0.0, dy) + half_width,
-        -ey + max(0.0, -dy) + half_width,
+        ex + (dx if dx > 0.0 else 0.0) + half_length,
+        -ex + (-dx if dx < 0.0 else 0.0) + half_length,
+        ey + (dy if dy > 0.0 else 0.0) + half_width,
+        -ey + (-dy if dy < 0.0 else 0.0) + half_width,
     )
-    length = math.hypot(dx, dy)
-    if length > 1e-9:
-        nx, ny = -dy / length, dx / length  # both centres have the same n·c along the bridging edges
+    span = math.hypot(dx, dy)
+    if span > 1e-9:
+        nx, ny = -dy / span, dx / span  # both centres have the same n·c along the bridging edges
         along = nx * ex + ny * ey
         reach = half_length * abs(nx) + half_width * abs(ny)
         distance = min(distance, along + reach, -along + reach)
@@ -573,7 +590,8 @@ class SafetyFilter:
             raise ValueError(f"CoM height {height} m must be positive")
         time_constant = math.sqrt(height / self._params.gravity)
         point = (cx + vx * time_constant, cy + vy * time_constant)
-        distance = support_polygon_distance(point, (left, right), contacts, balance.foot_size, yaw)
+        length, width = balance.foot_size
+        distance = _support_distance(point[0], point[1], (left, right), contacts, length, width, yaw)
         return point, distance
 
     def _command_in_policy_order(
