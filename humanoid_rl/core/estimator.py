@@ -601,20 +601,22 @@ class LeggedStateEstimator:
 
     # ------------------------------------------------------------------ helpers
     def _make_output(self) -> EstimatorOutput:
-        x = self._x
-        velocity = x[VELOCITY].copy()
+        # One fresh copy of the state, sliced into the output; _quat and _gyro are fresh arrays every update that
+        # nothing else reads, so the output may own them.
+        x = self._x.copy()
+        velocity = x[VELOCITY]
         return EstimatorOutput(
             time_s=self._time_s,
-            position=x[POSITION].copy(),
-            orientation_xyzw=self._quat.copy(),
+            position=x[POSITION],
+            orientation_xyzw=self._quat,
             linear_velocity_world=velocity,
             linear_velocity_body=self._rot.T @ velocity,
-            angular_velocity_body=self._gyro.copy(),
+            angular_velocity_body=self._gyro,
             gyro_bias=np.array(self._gyro_bias),
             height=float(x[2]) - self.params.ground_height,
             contacts=self.contact_detector.contacts,
             covariance_diag=self._cov.diagonal().copy(),
-            foot_positions=x[6:].reshape(2, 3).copy(),
+            foot_positions=x[6:].reshape(2, 3),
         )
 
     @staticmethod
