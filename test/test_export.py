@@ -110,3 +110,16 @@ def test_export_refuses_a_checkpoint_without_its_normalizer_stats(
     with pytest.raises(ExportError, match="vecnormalize.pkl"):
         export_policy(resolve_checkpoint(copy), tmp_path / "x.onnx", rollout_episodes=1, rollout_s=0.2)
     assert not (tmp_path / "x.onnx").exists()
+
+
+@pytest.mark.parametrize("algo", ["sac", "td3"])
+def test_squashed_actors_of_off_policy_algorithms_export_with_the_same_actions(tmp_path: Path, algo: str) -> None:
+    train(tiny_config(tmp_path, algo, total_timesteps=192, eval_freq=10**6, checkpoint_freq=10**6))
+    output = tmp_path / f"{algo}.onnx"
+    # export_policy itself refuses a module that differs from SB3's predict() or from ONNX Runtime by > 1e-5.
+    result = export_policy(resolve_checkpoint(tmp_path / f"tiny-{algo}"), output, rollout_episodes=1,
+                           rollout_s=0.5, n_pairs=16, write_card=False)
+    assert max(result["parity_max_abs_diff"].values()) <= PARITY_TOLERANCE
+    actions = read_model_metadata(output).recorded_pairs.actions
+    assert np.all(np.abs(actions) <= 1.0)  # tanh-squashed, scaled back to the action space [-1, 1]
+    assert np.ptp(actions) > 0.0

@@ -118,7 +118,8 @@ def test_a_nan_action_stops_the_run_with_an_error_naming_the_source() -> None:
 
 
 @pytest.mark.slow
-def test_ctrl_c_saves_a_usable_checkpoint(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_saves_a_usable_checkpoint(tmp_path: Path, signum: int) -> None:
     command = [
         sys.executable,
         "-m",
@@ -152,7 +153,7 @@ def test_ctrl_c_saves_a_usable_checkpoint(tmp_path: Path) -> None:
         if line.startswith("training ppo"):
             break
     time.sleep(5.0)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)
     output, _ = process.communicate(timeout=120)
     assert process.returncode == 130, output
     final = tmp_path / "interrupted" / "final"
