@@ -236,3 +236,31 @@ def evaluate_estimator(
         samples_rejected=estimator.samples_rejected,
         traces=traces,
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m humanoid_rl.sim.estimator_eval``: print the figures for one run."""
+    import argparse
+
+    from humanoid_rl.sim.randomization import DomainRandomization
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds of simulated time")
+    parser.add_argument("--rate", type=float, default=500.0, help="estimator sample rate, Hz")
+    parser.add_argument("--randomize", action="store_true", help="enable the default domain randomization")
+    parser.add_argument("--no-push", action="store_true", help="stand without being pushed")
+    args = parser.parse_args(argv)
+    config = EstimatorEvalConfig(
+        duration_s=args.duration,
+        sample_rate_hz=args.rate,
+        pushes=() if args.no_push else DEFAULT_PUSHES,
+        seed=args.seed,
+    )
+    sim_config = SimConfig(randomization=DomainRandomization(enabled=True)) if args.randomize else None
+    print(evaluate_estimator(config=config, sim_config=sim_config).summary())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
