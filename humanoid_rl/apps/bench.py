@@ -101,15 +101,16 @@ def benchmark_loop(rate_hz: float, seconds: float, executor: ExecutorKind, model
         end = time.monotonic() + seconds
         stack.spin_until(lambda: time.monotonic() > end)
         b = bridge.report()
-        timing = policy.timing_summary()
+        timing = policy.timing()
     return {
         "rate_hz": rate_hz,
         "executor": executor.value,
         "seconds": seconds,
-        "achieved_rate_hz": timing.achieved_rate_hz,
-        "achieved_fraction": timing.achieved_rate_hz / rate_hz,
-        "deadline_misses": timing.deadline_misses,
-        "policy_ticks": timing.ticks,
+        "achieved_rate_hz": timing["achieved_rate_hz"],
+        "achieved_fraction": timing["achieved_rate_hz"] / rate_hz,
+        "deadline_misses": timing["deadline_misses"],
+        "policy_ticks": timing["ticks"],
+        "inference_us": {"p50": timing["inference_p50_us"], "p99": timing["inference_p99_us"]},
         "latency_us": {"p50": b["latency_p50_us"], "p99": b["latency_p99_us"], "max": b["latency_max_us"]},
         "commands_at_bridge": b.get("commands_applied"),
         "real_time_factor": b.get("real_time_factor"),

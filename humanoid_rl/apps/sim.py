@@ -169,24 +169,42 @@ def run(args: argparse.Namespace) -> int:
 
 def status_line(stack: Any) -> str:
     bridge = stack.node(SIM_BRIDGE.name)
-    shield = stack.node(SAFETY_SHIELD.name)
-    policy = stack.node(POLICY.name)
     s = bridge.status()
-    rate = policy.timing_summary().achieved_rate_hz
+    rate = stack.node(POLICY.name).timing()["achieved_rate_hz"]
     return (
         f"t_sim={s['sim_time_s']:6.2f}s  rate={rate:6.1f}Hz  latency_p50={s['latency_p50_us'] / 1000:5.2f}ms  "
-        f"height={s['base_height_m']:.3f}m  shield={shield.mode_name}   "
+        f"height={s['base_height_m']:.3f}m  shield={shield_mode(stack.node(SAFETY_SHIELD.name))}   "
     )
+
+
+def shield_mode(shield_node: Any) -> str:
+    core = getattr(shield_node, "shield", None)
+    return core.mode.value if core is not None else "not configured"
+
+
+def shield_summary(shield_node: Any) -> dict[str, Any]:
+    """Mode counts (steps spent in each mode), interventions per filter stage, rejections, cost."""
+    core = getattr(shield_node, "shield", None)
+    if core is None:
+        return {"mode_counts": {}, "interventions": {}, "final_mode": "not configured"}
+    counters = core.counters.as_dict()
+    return {
+        "mode_counts": counters["steps_in_mode"],
+        "mode_entries": counters["mode_entries"],
+        "interventions": counters["interventions"],
+        "commands_accepted": counters["commands_accepted"],
+        "commands_rejected": counters["commands_rejected"],
+        "final_mode": core.mode.value,
+        "last_reason": core.last_reason,
+        **shield_node.timing(),
+    }
 
 
 def collect_report(stack: Any, args: argparse.Namespace, wall_time_s: float, pushes: list[Push]) -> dict[str, Any]:
     bridge = stack.node(SIM_BRIDGE.name)
-    estimator = stack.node(STATE_ESTIMATOR.name)
-    shield = stack.node(SAFETY_SHIELD.name)
     policy = stack.node(POLICY.name)
     b = bridge.report()
-    timing = policy.timing_summary()
-    shield_report = shield.report()
+    timing = policy.timing()
     return {
         "sim_time_s": b["sim_time_s"],
         "wall_time_s": wall_time_s,
@@ -194,23 +212,18 @@ def collect_report(stack: Any, args: argparse.Namespace, wall_time_s: float, pus
         "fell": b["fell"],
         "upright_time_s": b["upright_time_s"],
         "base_height_min_m": b["base_height_min_m"],
-        "policy_rate_hz": {"target": float(args.rate), "achieved": timing.achieved_rate_hz},
+        "policy_rate_hz": {"target": float(args.rate), "achieved": timing["achieved_rate_hz"]},
         "latency_us": {"p50": b["latency_p50_us"], "p99": b["latency_p99_us"], "max": b["latency_max_us"]},
-        "deadline_misses": timing.deadline_misses,
-        "estimator": estimator.report(),
-        "shield": {
-            "mode_counts": shield_report["mode_counts"],
-            "interventions": shield_report["interventions"],
-            "rejected": shield_report.get("rejected", {}),
-            "final_mode": shield.mode_name,
-        },
+        "deadline_misses": timing["deadline_misses"],
+        "estimator": stack.node(STATE_ESTIMATOR.name).report(),
+        "shield": shield_summary(stack.node(SAFETY_SHIELD.name)),
         "policy": {
             "model": args.model or "(hold default pose)",
             "published": policy.published,
             "skipped": dict(policy.skips),
-            "inference_us_p50": timing.latency_p50_us,
-            "inference_us_p99": timing.latency_p99_us,
+            **timing,
         },
+        "bridge": b,
         "mode": "sync" if args.sync else "realtime",
         "pushes": [{"time_s": p.time_s, "force_xy_n": list(p.force_xy)} for p in pushes],
         "seed": args.seed,

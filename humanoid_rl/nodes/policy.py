@@ -334,6 +334,10 @@ class PolicyNode(LifecycleNode):
         self._state_age.latency(joint_age_ns * 1e-9)
 
     # ------------------------------------------------------------------ diagnostics
+    def reset_statistics(self) -> None:
+        """Start the timing figures afresh (e.g. after a warm-up); published/skipped counts stay."""
+        self._reset_stats(float(self._params.values["rate_hz"]))
+
     def _reset_stats(self, rate_hz: float) -> None:
         self._loop = LoopStats(rate_hz, window=STATS_WINDOW)
         self._state_age = LoopStats(rate_hz, window=STATS_WINDOW)
