@@ -351,13 +351,13 @@ def _support_distance(
         distance = min(distance, along + reach, -along + reach)
     if distance < 0.0:
         # Outside: more directions tighten the lower bound on the distance to within 2 %.
-        distance = min(
-            distance,
-            min(
-                ux * ex + uy * ey + max(0.0, ux * dx + uy * dy) + half_length * ax + half_width * ay
-                for ux, uy, ax, ay in _DIRECTIONS
-            ),
-        )
+        for ux, uy, ax, ay in _DIRECTIONS:
+            along_d = ux * dx + uy * dy
+            value = (
+                ux * ex + uy * ey + (along_d if along_d > 0.0 else 0.0) + half_length * ax + half_width * ay
+            )
+            if value < distance:
+                distance = value
     return distance
 
 
