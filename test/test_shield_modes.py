@@ -334,6 +334,7 @@ def test_a_valid_parameter_change_takes_effect_on_the_next_step() -> None:
     out = rig.tick(positions=far)
     assert np.abs(out.positions - previous).max() == pytest.approx(1.0 * DT)
     assert rig.shield.counters.param_changes == 1
+    assert rig.shield.set_params({"ramp_time": 1}) == [] and type(rig.shield.params.ramp_time) is float
 
 
 def test_a_joint_state_keyed_by_name_is_reordered_extras_ignored_and_a_bad_one_refused() -> None:

@@ -270,7 +270,15 @@ class SafetyShield:
             if unknown:
                 self.counters.param_refusals += 1
                 return [f"unknown shield parameter {k!r}" for k in unknown]
-            candidate = replace(self.params, **dict(new))
+            current = self.params
+            # Integers for doubles, as ROS hands them for "ramp_time: 2", become floats.
+            candidate = replace(
+                current,
+                **{
+                    k: float(v) if isinstance(getattr(current, k), float) and type(v) is int else v
+                    for k, v in new.items()
+                },
+            )
         reasons = self.filter.set_params(candidate)
         if reasons:
             self.counters.param_refusals += 1
