@@ -151,7 +151,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "rate_hz",
         50.0,
         "timer trigger: rate of the watchdog / ramp timer, which publishes when no command did since its last"
-        " tick (outputs stay at most one per control_period on average)",
+        " tick (outputs stay about one per control_period on average, at most 1.1)",
         "Hz",
         1.0,
         2000.0,
