@@ -288,12 +288,11 @@ class HardwareInterfaceNode(LifecycleNode):
         self._imu = (time.monotonic(), msg)
 
     def sensor_problems(self) -> list[str]:
-        """Why the sensors are not ready for configure (empty: a fresh /joint_states covering controller_joints and a
-        fresh IMU)."""
+        """Why the sensors are not ready for configure (empty: fresh, finite /joint_states and IMU). Whether the joint
+        states name every controller joint is checked at configure, after the joint mapping itself."""
         timeout = float(self._params.values["sensor_timeout"])
         now = time.monotonic()
         ros_now = self.get_clock().now().nanoseconds * 1e-9
-        joints = [n for n in self._params.values["controller_joints"] if n]
         problems = []
         for label, topic, sample in (
             ("joint states", Topics.JOINT_STATES, self._joint_state),
@@ -314,15 +313,8 @@ class HardwareInterfaceNode(LifecycleNode):
                     f" {timeout} s): are the robot computer's and the driver's clocks synchronised, use_sim_time"
                     " false?"
                 )
-        if self._joint_state is not None and joints:
-            msg = self._joint_state[1]
-            try:
-                positions = JointOrderMap(joints).reorder(msg.name, msg.position)
-            except JointNameError as exc:
-                problems.append(f"{Topics.JOINT_STATES} does not cover the controller joints: {exc}")
-            else:
-                if not np.isfinite(positions).all():
-                    problems.append(f"{Topics.JOINT_STATES} has non-finite positions")
+        if self._joint_state is not None and not all(math.isfinite(v) for v in self._joint_state[1].position):
+            problems.append(f"{Topics.JOINT_STATES} has non-finite positions")
         if self._imu is not None:
             o = self._imu[1].orientation
             if not all(math.isfinite(v) for v in (o.x, o.y, o.z, o.w)):
@@ -362,6 +354,11 @@ class HardwareInterfaceNode(LifecycleNode):
         controller_joints = tuple(values["controller_joints"])
         check_controller_joints(spec.joint_names, controller_joints, f"node {self.get_name()} (robot {spec.name!r})")
         problems = self.sensor_problems()
+        if self._joint_state is not None:
+            try:
+                JointOrderMap(controller_joints).reorder(self._joint_state[1].name, self._joint_state[1].position)
+            except JointNameError as exc:
+                problems.append(f"{Topics.JOINT_STATES} does not name every controller joint: {exc}")
         if problems:
             raise RuntimeError("sensors not ready: " + "; ".join(problems))
         self.spec = spec

@@ -1,0 +1,386 @@
+"""`humanoid-rl real`: the stack on the robot (or, with ``--emulate``, on the hardware emulator), in one process.
+
+The graph is the one ``launch/real_robot.launch.py`` starts (both read :mod:`humanoid_rl.graph` and
+``config/real_robot.yaml``): state estimator, safety shield, policy and hardware interface, plus the hardware
+emulator with ``--emulate``. No simulation bridge, no /clock: ROS time is the computer's clock.
+
+Managed start-up, printed step by step (:class:`RealBringUp`):
+
+1. wait until ``/joint_states`` and the IMU arrive (the hardware interface watches them);
+2. **configure** hardware_interface, safety_shield, policy: robot config, controller joint mapping, fresh
+   sensors, model contract and recorded pairs are checked; nothing moves;
+3. **activate** hardware_interface, safety_shield (HOLD: ramp from the measured pose to the default pose over
+   the shield's ``ramp_time``), policy; wait for the ramp to complete;
+4. **engage** through the shield's ``/safety_shield/engage`` service (``--engage auto``; ``prompt`` waits for
+   Enter, the way a user presses a button); run for ``--duration`` seconds;
+5. **disengage** (back to HOLD), then **deactivate** policy, shield, hardware interface: the robot is left
+   holding the measured pose. Ctrl-C at any point runs step 5 before exiting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import select
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from humanoid_rl.graph import (
+    HARDWARE_EMULATOR,
+    HARDWARE_INTERFACE,
+    POLICY,
+    SAFETY_SHIELD,
+    STATE_ESTIMATOR,
+    NodeDescription,
+    StackMode,
+    Topics,
+    real_graph,
+)
+from humanoid_rl.nodes.runner import ExecutorKind
+
+# Lifecycle nodes in the order they are configured and activated (deactivated in reverse): the hardware
+# interface is ready to forward before the shield's first output, and the shield ramps before the policy runs.
+LIFECYCLE_ORDER: tuple[NodeDescription, ...] = (HARDWARE_INTERFACE, SAFETY_SHIELD, POLICY)
+ENGAGE_CHOICES = ("auto", "prompt", "never")
+
+
+class BringUpError(RuntimeError):
+    """A start-up step failed; the message names the node and the reason."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--emulate", action="store_true", help="run against the hardware emulator (PyBullet) instead of a robot"
+    )
+    parser.add_argument("--model", default="", help="ONNX policy (models/NAME.onnx); '' = hold the default pose")
+    parser.add_argument("--rate", type=float, default=None, help="policy rate in Hz (default: the parameter file's)")
+    parser.add_argument("--robot-config", default="", help="robot YAML; '' = shipped humanoid")
+    parser.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        type=Path,
+        help="extra parameter YAML applied after config/real_robot.yaml (repeatable)",
+    )
+    parser.add_argument(
+        "--engage",
+        choices=ENGAGE_CHOICES,
+        default=None,
+        help="after the ramp: 'auto' engages at once, 'prompt' waits for Enter, 'never' stays in HOLD "
+        "(default: auto with --emulate, prompt otherwise)",
+    )
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help="seconds engaged before disengaging (default 10 with --emulate; 0 = until Ctrl-C)",
+    )
+    parser.add_argument("--ramp-time", type=float, default=None, help="override the shield's start-up ramp_time [s]")
+    parser.add_argument("--sensor-wait", type=float, default=10.0, help="seconds to wait for sensor data (default 10)")
+    parser.add_argument("--out", type=Path, default=None, help="report directory (default runs/real-<timestamp>)")
+    parser.add_argument("--executor", choices=[k.value for k in ExecutorKind], default="auto")
+
+
+def stack_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """Per-node parameter overrides from the command line (everything else comes from the parameter files)."""
+    common = {"robot_config": str(args.robot_config)}
+    overrides: dict[str, dict[str, Any]] = {
+        STATE_ESTIMATOR.name: dict(common),
+        SAFETY_SHIELD.name: dict(common),
+        POLICY.name: {**common, "model": str(args.model)},
+        HARDWARE_INTERFACE.name: dict(common),
+        HARDWARE_EMULATOR.name: dict(common),
+    }
+    if args.rate is not None:
+        overrides[POLICY.name]["rate_hz"] = float(args.rate)
+        overrides[SAFETY_SHIELD.name].update(rate_hz=float(args.rate), control_period=1.0 / float(args.rate))
+    if args.ramp_time is not None:
+        overrides[SAFETY_SHIELD.name]["ramp_time"] = float(args.ramp_time)
+    return overrides
+
+
+def _lifecycle_state(node: Any) -> int:
+    return int(node._state_machine.current_state[0])  # noqa: SLF001 - rclpy has no public getter
+
+
+@dataclass
+class ModeChange:
+    time: float  # steady clock
+    mode: str
+
+
+@dataclass
+class RealBringUp:
+    """Drives an in-process real stack through managed start-up; every step is printed with ``say``."""
+
+    stack: Any  # InProcessStack
+    say: Callable[[str], None] = print
+    mode_changes: list[ModeChange] = field(default_factory=list)
+    steps: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        from rclpy.node import Node
+        from std_msgs.msg import String
+        from std_srvs.srv import SetBool
+
+        from humanoid_rl.nodes.qos import LATCHED_QOS
+
+        # The app's own node: it watches the shield's mode and presses the engage "button" like a user would.
+        self.node = Node("humanoid_rl_real", context=self.stack.context)
+        self.stack.executor.add_node(self.node)
+        self.node.create_subscription(String, Topics.SHIELD_MODE, self._on_mode, LATCHED_QOS)
+        self._engage = self.node.create_client(SetBool, Topics.SHIELD_ENGAGE)
+
+    def _on_mode(self, msg: Any) -> None:
+        if not self.mode_changes or self.mode_changes[-1].mode != msg.data:
+            self.mode_changes.append(ModeChange(time.monotonic(), msg.data))
+            self.say(f"  shield mode: {msg.data}")
+
+    @property
+    def mode(self) -> str:
+        return self.mode_changes[-1].mode if self.mode_changes else ""
+
+    def _step(self, name: str, detail: str, started: float) -> None:
+        self.steps.append({"step": name, "detail": detail, "seconds": round(time.monotonic() - started, 3)})
+
+    # ------------------------------------------------------------------ steps
+    def wait_for_sensors(self, timeout_s: float) -> float:
+        hw = self.stack.node(HARDWARE_INTERFACE.name)
+        self.say(f"waiting for {Topics.JOINT_STATES} and {Topics.IMU} ...")
+        start = time.monotonic()
+        ready = self.stack.spin_until(hw.sensors_ready, wall_timeout_s=timeout_s)
+        if not ready:
+            raise BringUpError("sensors: " + "; ".join(hw.sensor_problems()))
+        self._step("sensors", "fresh", start)
+        self.say(f"  sensors fresh after {time.monotonic() - start:.2f} s")
+        return time.monotonic() - start
+
+    def configure(self) -> None:
+        from lifecycle_msgs.msg import State
+
+        for description in LIFECYCLE_ORDER:
+            node = self.stack.node(description.name)
+            start = time.monotonic()
+            self.say(f"configure {description.name} ...")
+            node.trigger_configure()
+            if _lifecycle_state(node) != State.PRIMARY_STATE_INACTIVE:
+                reason = getattr(node, "configure_error", "") or "see its log above"
+                raise BringUpError(f"configure {description.name} failed: {reason}")
+            self._step(f"configure {description.name}", "inactive", start)
+            self.say(f"  {description.name}: configured in {time.monotonic() - start:.2f} s (nothing moved)")
+
+    def activate(self) -> float:
+        """Activate in order; returns the steady time at which the shield was activated (its ramp starts)."""
+        from lifecycle_msgs.msg import State
+
+        shield_activated = math.nan
+        for description in LIFECYCLE_ORDER:
+            node = self.stack.node(description.name)
+            start = time.monotonic()
+            node.trigger_activate()
+            if _lifecycle_state(node) != State.PRIMARY_STATE_ACTIVE:
+                raise BringUpError(f"activate {description.name} failed: see its log above")
+            if description is SAFETY_SHIELD:
+                shield_activated = start
+                ramp = node.get_parameter("ramp_time").value
+                self.say(
+                    f"activate {description.name}: HOLD, ramping from the measured pose to the default pose "
+                    f"over {ramp:g} s"
+                )
+            else:
+                self.say(f"activate {description.name}")
+            self._step(f"activate {description.name}", "active", start)
+        return shield_activated
+
+    def wait_for_ramp(self, timeout_s: float) -> float:
+        shield = self.stack.node(SAFETY_SHIELD.name)
+        start = time.monotonic()
+
+        def done() -> bool:
+            core = getattr(shield, "shield", None)
+            return bool(core is not None and core.ramp_complete)
+
+        if not self.stack.spin_until(done, wall_timeout_s=timeout_s):
+            raise BringUpError(f"the shield's ramp did not complete within {timeout_s:g} s (mode {self.mode})")
+        self._step("ramp", "complete", start)
+        return time.monotonic() - start
+
+    def set_engaged(self, engaged: bool, timeout_s: float = 5.0) -> str:
+        from std_srvs.srv import SetBool
+
+        word = "engage" if engaged else "disengage"
+        if not self._engage.wait_for_service(timeout_sec=0.0):
+            self.stack.spin_until(lambda: self._engage.service_is_ready(), wall_timeout_s=timeout_s)
+        future = self._engage.call_async(SetBool.Request(data=engaged))
+        if not self.stack.spin_until(future.done, wall_timeout_s=timeout_s) or future.result() is None:
+            raise BringUpError(f"{word}: {Topics.SHIELD_ENGAGE} did not answer within {timeout_s:g} s")
+        response = future.result()
+        if not response.success:
+            raise BringUpError(f"{word} refused: {response.message}")
+        self.say(f"{word} ({Topics.SHIELD_ENGAGE} {str(engaged).lower()}): {response.message}")
+        return str(response.message)
+
+    def wait_for_mode(self, mode: str, timeout_s: float) -> float:
+        """Spin until the shield publishes ``mode``; returns the seconds waited (raises on timeout)."""
+        start = time.monotonic()
+        if not self.stack.spin_until(lambda: self.mode == mode, wall_timeout_s=timeout_s):
+            raise BringUpError(f"the shield did not reach {mode} within {timeout_s:g} s (mode {self.mode or '-'})")
+        return time.monotonic() - start
+
+    def deactivate(self) -> None:
+        """Deactivate every active lifecycle node, policy first; the hardware interface sends a last hold."""
+        from lifecycle_msgs.msg import State
+
+        for description in reversed(LIFECYCLE_ORDER):
+            node = self.stack.nodes.get(description.name)
+            if node is None or _lifecycle_state(node) != State.PRIMARY_STATE_ACTIVE:
+                continue
+            node.trigger_deactivate()
+            self.say(f"deactivate {description.name}")
+            self.stack.spin_until(lambda: False, wall_timeout_s=0.05)  # let the last hold go out
+
+    def destroy(self) -> None:
+        self.stack.executor.remove_node(self.node)
+        self.node.destroy_node()
+
+
+def _wait_for_enter(bring_up: RealBringUp, prompt: str) -> None:
+    """Spin (the robot keeps being served) until the user presses Enter."""
+    print(prompt, flush=True)
+
+    def pressed() -> bool:
+        ready, _, _ = select.select([sys.stdin], [], [], 0.0)
+        if ready:
+            sys.stdin.readline()
+            return True
+        return False
+
+    bring_up.stack.spin_until(pressed)
+
+
+def status_line(stack: Any, bring_up: RealBringUp, emulate: bool) -> str:
+    hw = stack.node(HARDWARE_INTERFACE.name).report()
+    policy = stack.node(POLICY.name)
+    text = (
+        f"shield={bring_up.mode or '-':7s} hw={hw['output']:10s} forwarded={hw['forwarded']:6d} "
+        f"stale_dropped={hw['stale_dropped']} policy_published={getattr(policy, 'published', 0)}"
+    )
+    if emulate:
+        emu = stack.node(HARDWARE_EMULATOR.name).report()
+        text += f" height={emu['base_height_m']:.3f}m"
+    return text
+
+
+def run(args: argparse.Namespace) -> int:
+    from humanoid_rl.apps.stack import InProcessStack, StackOptions
+
+    engage = args.engage or ("auto" if args.emulate else "prompt")
+    duration = args.duration if args.duration is not None else (10.0 if args.emulate else 0.0)
+    nodes = real_graph(emulate=bool(args.emulate))
+    print(
+        f"starting {', '.join(d.name for d in nodes)} (config/real_robot.yaml"
+        + "".join(f", {p}" for p in args.config)
+        + ")"
+    )
+    options = StackOptions(
+        nodes=nodes,
+        mode=StackMode.REAL,
+        parameter_files=args.config,
+        overrides=stack_overrides(args),
+        use_sim_time=False,
+        executor=ExecutorKind(args.executor),
+    )
+    out_dir = args.out or Path("runs") / f"real-{datetime.now():%Y%m%d-%H%M%S}"
+    report: dict[str, Any] = {"emulate": bool(args.emulate), "model": args.model or "(hold default pose)"}
+    code = 0
+    with InProcessStack(options) as stack:
+        bring_up = RealBringUp(stack)
+        try:
+            bring_up.wait_for_sensors(args.sensor_wait)
+            bring_up.configure()
+            bring_up.activate()
+            ramp_s = bring_up.wait_for_ramp(
+                timeout_s=float(stack.node(SAFETY_SHIELD.name).get_parameter("ramp_time").value) + 30.0
+            )
+            print(f"  ramp complete after {ramp_s:.2f} s: holding the default pose")
+            report["ramp_s"] = ramp_s
+            if engage != "never":
+                if engage == "prompt":
+                    _wait_for_enter(bring_up, "press Enter to engage the policy (Ctrl-C stops)")
+                bring_up.set_engaged(True)
+                bring_up.wait_for_mode("ACTIVE", timeout_s=5.0)
+                end = math.inf if duration <= 0 else time.monotonic() + duration
+                last = 0.0
+
+                def tick() -> None:
+                    nonlocal last
+                    if time.monotonic() - last >= 1.0:
+                        last = time.monotonic()
+                        print("\r" + status_line(stack, bring_up, args.emulate), end="", flush=True)
+
+                stack.spin_until(lambda: time.monotonic() >= end or bring_up.mode not in ("ACTIVE",), on_tick=tick)
+                print()
+                if bring_up.mode != "ACTIVE":
+                    print(f"the shield left ACTIVE by itself: {bring_up.mode}", file=sys.stderr)
+                    code = 1
+                bring_up.set_engaged(False)
+                bring_up.wait_for_mode("HOLD", timeout_s=5.0)
+                stack.spin_until(lambda: False, wall_timeout_s=1.0)
+        except BringUpError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            code = 2
+        except KeyboardInterrupt:
+            print("\ninterrupted: disengaging and deactivating", file=sys.stderr)
+            code = 130
+        finally:
+            try:
+                if bring_up.mode == "ACTIVE":
+                    bring_up.set_engaged(False, timeout_s=1.0)
+            except BringUpError as exc:
+                print(f"warning: {exc}", file=sys.stderr)
+            bring_up.deactivate()
+            report["steps"] = bring_up.steps
+            report["modes"] = [m.mode for m in bring_up.mode_changes]
+            report["hardware_interface"] = stack.node(HARDWARE_INTERFACE.name).report()
+            if args.emulate:
+                report["emulator"] = stack.node(HARDWARE_EMULATOR.name).report()
+            bring_up.destroy()
+    if args.emulate and report["emulator"]["fell"]:
+        code = code or 1
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "report.json").write_text(json.dumps(report, indent=2, default=str))
+    print(summary_text(report, out_dir))
+    return code
+
+
+def summary_text(report: dict[str, Any], out_dir: Path) -> str:
+    hw = report["hardware_interface"]
+    lines = [
+        f"modes: {' → '.join(report['modes']) or '-'}",
+        f"hardware interface: {hw['forwarded']} commands forwarded, {hw['stale_dropped']} stale dropped, "
+        f"{hw['holds_sent']} holds sent; measurement → controller latency p50 {hw['latency_p50_ms']:.2f} ms "
+        f"p99 {hw['latency_p99_ms']:.2f} ms",
+    ]
+    if "ramp_s" in report:
+        lines.append(f"start-up ramp: {report['ramp_s']:.2f} s")
+    emu = report.get("emulator")
+    if emu:
+        lines.append(
+            f"emulated robot: {'FELL' if emu['fell'] else 'standing'} (base height {emu['base_height_m']:.3f} m), "
+            f"{emu['states_published']} sensor cycles at {emu['achieved_rate_hz']:.0f} Hz, dropped {emu['dropped']}, "
+            f"cycle lateness p50 {emu['cycle_lateness_p50_ms']:.2f} ms"
+        )
+    lines.append(f"report: {out_dir / 'report.json'}")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="humanoid-rl real", description=__doc__)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
