@@ -58,7 +58,9 @@ Services and lifecycle
 ``/safety_shield/estop`` (Trigger) latches ESTOP and publishes the passive output at once, in any configured
 state (also when inactive). ``/safety_shield/reset`` (Trigger) leaves ESTOP or a latched balance trip when
 inputs are fresh (refused with the reasons otherwise). ``/safety_shield/engage`` (SetBool) is the user's go /
-stop (``require_engage: true`` on hardware: nothing but HOLD until engaged).
+stop (``require_engage: true`` on hardware: nothing but HOLD until engaged). With ``deadman_timeout`` > 0 the
+engagement also needs a ``std_msgs/Empty`` heartbeat on ``/safety_shield/deadman`` (e.g. from a joystick while a
+button is held) at least that often: without one the shield is disengaged (HOLD) until heartbeats come again.
 
 * **configure** loads the robot, kinematics and core, creates subscriptions, publishers and services;
 * **activate** starts in HOLD with the core's ramp from the measured pose (a re-activation resets the core
@@ -91,7 +93,7 @@ from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Imu, JointState
-from std_msgs.msg import Float64MultiArray, String
+from std_msgs.msg import Empty, Float64MultiArray, String
 from std_srvs.srv import SetBool, Trigger
 
 from humanoid_rl.core.kinematics import RobotKinematics
@@ -167,6 +169,15 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         True,
         "configure and activate at start-up (simulation); false waits for lifecycle transitions (hardware)",
         read_only=True,
+    ),
+    ParamSpec(
+        "deadman_timeout",
+        0.0,
+        f"hardware: > 0 requires a std_msgs/Empty heartbeat on {Topics.DEADMAN} (e.g. a joystick button held)"
+        " at least this often; without it the shield is disengaged (HOLD) until heartbeats come again. 0 = off",
+        "s",
+        0.0,
+        10.0,
     ),
 )
 
@@ -261,6 +272,7 @@ class SafetyShieldNode(LifecycleNode):
         self._contacts = np.zeros(2, dtype=bool)  # none known: the core then uses both feet
         self._contacts_time = -math.inf
         self._pending_command: JointState | None = None
+        self._deadman_time = -math.inf  # shield clock at the newest /safety_shield/deadman heartbeat
         self._unanswered_since: float | None = None  # state trigger: steady time of an unanswered state
         self._last_command_receipt = -math.inf
         self._last_step_now = -math.inf
@@ -343,7 +355,9 @@ class SafetyShieldNode(LifecycleNode):
             self.create_service(Trigger, Topics.SHIELD_ESTOP, self._on_estop),
             self.create_service(Trigger, Topics.SHIELD_RESET, self._on_reset),
             self.create_service(SetBool, Topics.SHIELD_ENGAGE, self._on_engage),
+            self.create_subscription(Empty, Topics.DEADMAN, self._on_deadman, SENSOR_QOS),
         ]
+        self._engage_requested = not bool(values["require_engage"])  # the user's engage, before the deadman
         self.get_logger().info(
             f"configured for robot {spec.name!r} ({spec.n_joints} joints): clock {self._clock_kind.value}, "
             f"trigger {self._trigger.value}, control_period {params.control_period} s, "
@@ -633,6 +647,7 @@ class SafetyShieldNode(LifecycleNode):
         command = self._pending_command
         self._pending_command = None
         self._unanswered_since = None
+        self._apply_deadman(now)
         accepted_before = shield.counters.commands_accepted
         start = time.perf_counter()
         output = shield.step(now)
@@ -748,10 +763,30 @@ class SafetyShieldNode(LifecycleNode):
         if self.shield is None:
             response.success, response.message = False, "not configured"
             return response
-        self.shield.set_engaged(bool(request.data), self._now())
+        self._engage_requested = bool(request.data)
+        self.shield.set_engaged(self._engage_requested, self._now())
+        self._apply_deadman(self._now())
         response.success = True
         response.message = "engaged" if request.data else "disengaged: HOLD at the next step"
         return response
+
+    def _on_deadman(self, msg: Empty) -> None:
+        self._deadman_time = self._now()
+
+    def _apply_deadman(self, now: float) -> None:
+        """deadman_timeout > 0: engaged only while heartbeats come (the core then holds, as on a disengage)."""
+        timeout = float(self._node_params.values["deadman_timeout"])
+        if timeout <= 0.0 or self.shield is None:
+            return
+        alive = now - self._deadman_time <= timeout
+        engaged = self._engage_requested and alive
+        if engaged != self.shield.engaged:
+            if not alive and self._engage_requested:
+                silence = "yet" if self._deadman_time == -math.inf else f"for {now - self._deadman_time:.3f} s"
+                self.get_logger().warning(
+                    f"no {Topics.DEADMAN} heartbeat {silence} (deadman_timeout {timeout} s): disengaged, HOLD"
+                )
+            self.shield.set_engaged(engaged, now)
 
     # ------------------------------------------------------------------ diagnostics
     def timing(self) -> dict[str, float]:
