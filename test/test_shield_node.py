@@ -31,6 +31,7 @@ from nav_msgs.msg import Odometry
 from rcl_interfaces.srv import SetParameters
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import String
 from std_srvs.srv import SetBool, Trigger
@@ -39,7 +40,7 @@ from humanoid_rl.core.robot_spec import RobotSpec
 from humanoid_rl.core.shield import RejectReason, ShieldMode, Stage
 from humanoid_rl.graph import Topics
 from humanoid_rl.nodes.conversions import seconds_to_stamp, stamp_to_seconds
-from humanoid_rl.nodes.qos import COMMAND_QOS, LATCHED_QOS, SENSOR_QOS, STATUS_QOS
+from humanoid_rl.nodes.qos import CLOCK_QOS, COMMAND_QOS, LATCHED_QOS, SENSOR_QOS, STATUS_QOS
 from humanoid_rl.nodes.runner import make_executor, spin_until
 from humanoid_rl.nodes.safety_shield import BUDGET_RATE, STATS_WINDOW, SafetyShieldNode
 from humanoid_rl.nodes.sim_bridge import SimBridgeNode
@@ -67,10 +68,15 @@ def ros() -> Iterator[None]:
 
 # ---------------------------------------------------------------------------------------------- test nodes
 class FakeRobot(Node):
-    """Joint states and IMU at 100 Hz, stamped with the ROS clock; joints follow /joint_commands exactly."""
+    """Joint states and IMU at 100 Hz, stamped with the ROS clock; joints follow /joint_commands exactly.
+
+    With ``sim_time`` set it is a simulator instead: it publishes /clock and stamps with its own time, which
+    advances one period per tick (and which a test may set back)."""
 
     def __init__(self) -> None:
         super().__init__("fake_robot")
+        self.sim_time: float | None = None
+        self._clock_pub = self.create_publisher(ClockMsg, Topics.CLOCK, CLOCK_QOS)
         self.positions = DEFAULT.copy()
         self.publish_joint_states = True
         self.publish_imu = True
@@ -89,7 +95,12 @@ class FakeRobot(Node):
         self.positions = np.array(msg.position)
 
     def _tick(self) -> None:
-        stamp = self.get_clock().now().to_msg()
+        if self.sim_time is None:
+            stamp = self.get_clock().now().to_msg()
+        else:
+            self.sim_time += ROBOT_PERIOD
+            stamp = seconds_to_stamp(self.sim_time)
+            self._clock_pub.publish(ClockMsg(clock=stamp))
         seconds = stamp_to_seconds(stamp)
         if self.publish_imu:
             imu = Imu()
@@ -233,6 +244,8 @@ def shield_harness(with_policy: bool = True, activate: bool = True, **params: An
     overrides = [Parameter(k, value=v) for k, v in {**FAST_RAMP, **params}.items()]
     shield = SafetyShieldNode(parameter_overrides=overrides)
     robot = FakeRobot()
+    if params.get("use_sim_time"):
+        robot.sim_time = 100.0
     policy = FakePolicy(robot) if with_policy else None
     harness = Harness(shield, robot, policy)
     try:
@@ -361,6 +374,29 @@ def test_stale_joint_states_count_as_silent() -> None:
         harness.wait_for_mode(ShieldMode.DAMPING)
         assert harness.shield.counters["state_stamp_rejected"] > 0
         assert harness.shield.counters["imu_stamp_rejected"] > 0
+
+
+def test_a_simulator_clock_that_jumps_back_restarts_the_shield_whose_watchdogs_then_still_fire() -> None:
+    with active_harness(use_sim_time=True) as harness:
+        harness.spin_for(0.2)
+        harness.robot.sim_time = 1.0  # a simulator restarted its clock (sim time 100 s → 1 s)
+        harness.spin_until(lambda: harness.shield.counters["clock_jumps_back"] == 1)
+        harness.wait_for_mode(ShieldMode.ACTIVE)  # a fresh ramp from the measured pose, then the policy again
+        assert harness.recorder.outputs[-1].stamp < 10.0
+        harness.policy.running = False  # the command watchdog works on the new time line
+        harness.wait_for_mode(ShieldMode.HOLD)
+        assert harness.shield.counters["clock_jumps_back"] == 1
+
+
+def test_an_estop_stays_latched_when_the_simulator_clock_jumps_back() -> None:
+    with active_harness(use_sim_time=True) as harness:
+        estop = harness.io.create_client(Trigger, Topics.SHIELD_ESTOP)
+        assert harness.call(estop, Trigger.Request()).success
+        harness.robot.sim_time = 1.0
+        harness.spin_until(lambda: harness.shield.counters["clock_jumps_back"] == 1)
+        harness.spin_for(0.3)
+        assert harness.mode is ShieldMode.ESTOP
+        assert "clock jumped back" in harness.shield.shield.last_reason
 
 
 class _LaggingClock:
@@ -539,6 +575,25 @@ def test_an_estop_survives_deactivation_and_reactivation() -> None:
         assert harness.shield.trigger_activate().name == "SUCCESS"
         harness.spin_for(0.3)
         assert harness.mode is ShieldMode.ESTOP
+
+
+def test_a_missing_robot_config_fails_configure_with_the_file_named() -> None:
+    with shield_harness(activate=False, robot_config="/nonexistent/robot.yaml") as harness:
+        assert harness.shield.trigger_configure().name == "FAILURE"
+        assert "/nonexistent/robot.yaml" in harness.shield.configure_error
+        assert harness.shield.shield is None
+
+
+def test_cleanup_frees_everything_and_a_second_configure_starts_afresh() -> None:
+    with active_harness() as harness:
+        shield = harness.shield
+        assert shield.trigger_deactivate().name == "SUCCESS"
+        assert shield.trigger_cleanup().name == "SUCCESS"
+        harness.spin_until(lambda: harness.io.count_publishers(Topics.JOINT_COMMANDS) == 0)
+        assert shield.shield is None and shield.lifecycle_state == "unconfigured"
+        assert shield.trigger_configure().name == "SUCCESS"
+        assert shield.trigger_activate().name == "SUCCESS"
+        harness.wait_for_mode(ShieldMode.ACTIVE)
 
 
 # ---------------------------------------------------------------------------------------------- diagnostics
@@ -808,6 +863,23 @@ def test_with_the_policy_silent_the_shield_keeps_the_simulated_robot_standing() 
         assert heights.min() > 0.95 * SPEC.nominal_base_height
         assert loop.bridge.sync_timeouts == 0  # the shield answered every state itself
         np.testing.assert_allclose(loop.outputs[-1], DEFAULT)
+
+
+def test_in_lock_step_a_policy_that_falls_silent_is_held_and_the_simulation_keeps_going() -> None:
+    def silent_after_one_second(state: JointState) -> np.ndarray | None:
+        return DEFAULT if stamp_to_seconds(state.header.stamp) < 1.0 else None
+
+    with closed_loop(silent_after_one_second) as loop:
+        loop.run_until(1.0)
+        assert loop.mode is ShieldMode.ACTIVE
+        loop.run_until(2.0)
+        hold = [t for t in loop.shield.shield.transitions if t.to_mode is ShieldMode.HOLD][-1]
+        print(f"\nlock-step, policy silent at 1.0 s: HOLD at {hold.time:.3f} s (sim time)")
+        assert loop.mode is ShieldMode.HOLD
+        last_command = 1.0 - SHIELD_PERIOD  # the policy answered the states stamped before 1.0 s
+        assert last_command + COMMAND_TIMEOUT < hold.time <= last_command + COMMAND_TIMEOUT + SHIELD_PERIOD
+        assert loop.shield.counters["unanswered_states"] >= 1  # the shield answered the states the policy left
+        assert loop.bridge.sync_timeouts == 0
 
 
 def unrecoverable_fall_time(force: tuple[float, float, float], push_at: float, seed: int = 0) -> float | None:
