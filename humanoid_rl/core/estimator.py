@@ -27,8 +27,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from humanoid_rl.core.rotations import quat_to_matrix
-
 if TYPE_CHECKING:
     from humanoid_rl.core.kinematics import RobotKinematics
     from humanoid_rl.core.robot_spec import RobotSpec
@@ -244,6 +242,18 @@ def _quat_mul(a: Quat, b: Quat) -> Quat:
     )
 
 
+def _rotation_matrix_into(quat: Quat, out: FloatArray) -> None:
+    """Body-to-world rotation matrix of a unit quaternion, written in place (the per-update path; allocating
+    through humanoid_rl.core.rotations.quat_to_matrix costs a few µs more)."""
+    x, y, z, w = quat
+    xx, yy, zz = x * x, y * y, z * z
+    xy, xz, yz = x * y, x * z, y * z
+    wx, wy, wz = w * x, w * y, w * z
+    out[0, 0], out[0, 1], out[0, 2] = 1.0 - 2.0 * (yy + zz), 2.0 * (xy - wz), 2.0 * (xz + wy)
+    out[1, 0], out[1, 1], out[1, 2] = 2.0 * (xy + wz), 1.0 - 2.0 * (xx + zz), 2.0 * (yz - wx)
+    out[2, 0], out[2, 1], out[2, 2] = 2.0 * (xz - wy), 2.0 * (yz + wx), 1.0 - 2.0 * (xx + yy)
+
+
 def _quat_exp(vx: float, vy: float, vz: float) -> Quat:
     """Unit quaternion of the rotation vector (vx, vy, vz)."""
     angle = math.sqrt(vx * vx + vy * vy + vz * vz)
@@ -380,6 +390,7 @@ class LeggedStateEstimator:
         self._leg_vectors = np.zeros((4, 3))  # r_l, r_r, -(J_l q̇ + ω × r_l), -(J_r q̇ + ω × r_r), base frame
         self._omega_skew_t = np.zeros((3, 3))
         self._rot = np.eye(3)
+        self._rot_work = np.eye(3)
 
         # Orientation filter gains (see EstimatorParams): with the output taken from the IMU quaternion, the
         # filter only serves the bias estimate and runs critically damped with bias_time_constant / 2.
@@ -462,7 +473,7 @@ class LeggedStateEstimator:
         feet_in_base = np.asarray(self.kinematics.foot_positions_in_base(q), dtype=np.float64)
 
         if not self._initialised:
-            self._rot = quat_to_matrix(quat)
+            _rotation_matrix_into(tuple(quat.tolist()), self._rot)
             self._initialise(feet_in_base, contacts)
             self.contact_detector.commit(contacts)
             self._quat = quat
@@ -480,15 +491,17 @@ class LeggedStateEstimator:
             self.gaps_clamped += 1
 
         reference, bias = self._reference_quat, self._gyro_bias
+        orientation: Quat = tuple(quat.tolist())  # the IMU's, or the filtered one below
         if self._run_orientation_filter:
             reference, bias = _orientation_filter_step(
-                reference, bias, tuple(quat.tolist()), tuple(gyro.tolist()), dt,
+                reference, bias, orientation, tuple(gyro.tolist()), dt,
                 self._correction_gain, self._bias_gain, self.params.max_gyro_bias,
             )  # fmt: skip
             gyro = gyro - np.array(bias)
             if self.params.orientation_time_constant_s > 0.0:
-                quat = np.array(reference)
-        rot = quat_to_matrix(quat)
+                quat, orientation = np.array(reference), reference
+        rot = self._rot_work
+        _rotation_matrix_into(orientation, rot)
 
         try:
             x, cov = self._filter_step(dt, rot, gyro, accel, qd, feet_in_base, jacobians, contacts)
@@ -503,7 +516,7 @@ class LeggedStateEstimator:
         # Commit: swap the work buffers in.
         self._x, self._x_work = x, self._x
         self._cov, self._cov_work = cov, self._cov
-        self._rot = rot
+        self._rot, self._rot_work = rot, self._rot
         self.contact_detector.commit(contacts)
         self._quat = quat
         self._reference_quat, self._gyro_bias = reference, bias
