@@ -33,7 +33,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import Imu, JointState
-from std_msgs.msg import String
+from std_msgs.msg import Empty, String
 from std_srvs.srv import SetBool, Trigger
 
 from humanoid_rl.core.robot_spec import RobotSpec
@@ -551,6 +551,25 @@ def test_require_engage_holds_until_engaged_and_disengage_returns_to_hold() -> N
         harness.wait_for_mode(ShieldMode.ACTIVE)
         assert harness.call(engage, SetBool.Request(data=False)).success
         harness.wait_for_mode(ShieldMode.HOLD)
+
+
+def test_with_a_deadman_timeout_commands_pass_only_while_heartbeats_arrive() -> None:
+    with shield_harness(deadman_timeout=0.2) as harness:
+        heartbeat = harness.io.create_publisher(Empty, Topics.DEADMAN, SENSOR_QOS)
+        beating = [False]
+        harness.io.create_timer(0.05, lambda: beating[0] and heartbeat.publish(Empty()))
+        harness.spin_for(0.4)  # ramp over, commands arrive, no heartbeat yet
+        assert harness.mode is ShieldMode.HOLD
+        beating[0] = True
+        harness.wait_for_mode(ShieldMode.ACTIVE)
+        beating[0] = False
+        stopped = harness.now()
+        harness.wait_for_mode(ShieldMode.HOLD)
+        delay = harness.transitions_to(ShieldMode.HOLD)[-1].time - stopped
+        detection_report("deadman heartbeats stopped → HOLD (transition − stop)", [delay], 0.2 + SHIELD_PERIOD)
+        assert delay <= 0.2 + SHIELD_PERIOD + SCHEDULING_SLACK
+        assert harness.set_parameter("deadman_timeout", 0.0).successful  # off at run time: engaged again
+        harness.wait_for_mode(ShieldMode.ACTIVE)
 
 
 def test_deactivation_holds_the_measured_pose_once_and_reactivation_ramps_in_again() -> None:

@@ -776,9 +776,9 @@ class SafetyShieldNode(LifecycleNode):
     def _apply_deadman(self, now: float) -> None:
         """deadman_timeout > 0: engaged only while heartbeats come (the core then holds, as on a disengage)."""
         timeout = float(self._node_params.values["deadman_timeout"])
-        if timeout <= 0.0 or self.shield is None:
+        if self.shield is None:
             return
-        alive = now - self._deadman_time <= timeout
+        alive = timeout <= 0.0 or now - self._deadman_time <= timeout  # 0 (also set at run time): no deadman
         engaged = self._engage_requested and alive
         if engaged != self.shield.engaged:
             if not alive and self._engage_requested:
