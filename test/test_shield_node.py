@@ -486,6 +486,18 @@ def test_a_valid_parameter_set_through_the_parameter_service_changes_the_next_co
         assert harness.shield.param_changes == 1
 
 
+def test_a_new_rate_hz_retimes_the_outputs_between_commands() -> None:
+    with active_harness() as harness:
+        harness.policy.running = False
+        harness.wait_for_mode(ShieldMode.HOLD)
+        assert harness.set_parameter("rate_hz", 25.0).successful
+        harness.spin_for(0.1)
+        count, start = len(harness.recorder.outputs), harness.now()
+        harness.spin_for(1.0)
+        rate = (len(harness.recorder.outputs) - count) / (harness.now() - start)
+        assert 22.0 <= rate <= 27.0, rate
+
+
 def test_an_out_of_range_value_is_refused_with_a_reason_and_the_old_value_stays() -> None:
     with active_harness() as harness:
         result = harness.set_parameter("tilt_trip", 10.0)

@@ -250,6 +250,7 @@ class SafetyShieldNode(LifecycleNode):
         self._command_pub: Any = None
         self._mode_pub: Any = None
         self._timer: Any = None
+        self._timer_rate_hz = 0.0
         self._budget = OutputBudget()
         self._reset_inputs()
         self._filter_cost: deque[float] = deque(maxlen=STATS_WINDOW)
@@ -295,7 +296,7 @@ class SafetyShieldNode(LifecycleNode):
                 self.get_logger().error(f"shield refused parameters it was checked against: {reasons}")
 
     def _on_node_params(self, values: dict[str, Any]) -> None:
-        if self._active and self._trigger is ShieldTrigger.TIMER:
+        if self._active and self._trigger is ShieldTrigger.TIMER and values["rate_hz"] != self._timer_rate_hz:
             self._start_timer()
 
     def set_parameters_atomically(self, parameter_list: list[Parameter]) -> SetParametersResult:
@@ -413,6 +414,8 @@ class SafetyShieldNode(LifecycleNode):
         return super().on_cleanup(state)
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        if self._active and self.shield is not None:
+            self._publish_final_hold()  # shut down while active: leave the joints as a deactivation would
         self._teardown()
         return super().on_shutdown(state)
 
@@ -424,9 +427,8 @@ class SafetyShieldNode(LifecycleNode):
         self._stop_timer()
         if self._trigger is ShieldTrigger.TIMER:
             clock = self._steady_clock if self._clock_kind is ShieldClock.STEADY else self.get_clock()
-            self._timer = self.create_timer(
-                1.0 / float(self._node_params.values["rate_hz"]), self._on_tick, clock=clock
-            )
+            self._timer_rate_hz = float(self._node_params.values["rate_hz"])
+            self._timer = self.create_timer(1.0 / self._timer_rate_hz, self._on_tick, clock=clock)
         else:  # answers states the policy leaves unanswered; wall time, since sim time waits for us
             self._timer = self.create_timer(0.01, self._on_unanswered_check, clock=self._steady_clock)
 
