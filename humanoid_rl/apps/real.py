@@ -4,7 +4,7 @@ The graph is the one ``launch/real_robot.launch.py`` starts (both read :mod:`hum
 ``config/real_robot.yaml``): state estimator, safety shield, policy and hardware interface, plus the hardware
 emulator with ``--emulate``. No simulation bridge, no /clock: ROS time is the computer's clock.
 
-Managed start-up, printed step by step (:class:`RealBringUp`):
+Managed start-up, printed step by step:
 
 1. wait until ``/joint_states`` and the IMU arrive (the hardware interface watches them);
 2. **configure** hardware_interface, safety_shield, policy: robot config, controller joint mapping, fresh
@@ -15,6 +15,9 @@ Managed start-up, printed step by step (:class:`RealBringUp`):
    Enter, the way a user presses a button); run for ``--duration`` seconds;
 5. **disengage** (back to HOLD), then **deactivate** policy, shield, hardware interface: the robot is left
    holding the measured pose. Ctrl-C at any point runs step 5 before exiting.
+
+``--attach`` drives the same sequence over the lifecycle services of a graph that ``real_robot.launch.py``
+started (nodes in separate processes), instead of starting the nodes itself.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import select
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -48,6 +51,7 @@ from humanoid_rl.nodes.runner import ExecutorKind
 # interface is ready to forward before the shield's first output, and the shield ramps before the policy runs.
 LIFECYCLE_ORDER: tuple[NodeDescription, ...] = (HARDWARE_INTERFACE, SAFETY_SHIELD, POLICY)
 ENGAGE_CHOICES = ("auto", "prompt", "never")
+SpinUntil = Callable[..., bool]  # (done, wall_timeout_s=None, on_tick=None) -> reached
 
 
 class BringUpError(RuntimeError):
@@ -57,6 +61,12 @@ class BringUpError(RuntimeError):
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--emulate", action="store_true", help="run against the hardware emulator (PyBullet) instead of a robot"
+    )
+    parser.add_argument(
+        "--attach",
+        action="store_true",
+        help="drive the start-up of a graph launched by real_robot.launch.py (lifecycle services) instead of "
+        "starting the nodes; --model, --config, --rate, --robot-config and --ramp-time then come from the launch",
     )
     parser.add_argument("--model", default="", help="ONNX policy (models/NAME.onnx); '' = hold the default pose")
     parser.add_argument("--rate", type=float, default=None, help="policy rate in Hz (default: the parameter file's)")
@@ -115,27 +125,23 @@ class ModeChange:
     mode: str
 
 
-@dataclass
-class RealBringUp:
-    """Drives an in-process real stack through managed start-up; every step is printed with ``say``."""
+class BringUp:
+    """The managed start-up, whoever runs the nodes: the mode as the shield publishes it, the engage "button",
+    and the steps (implemented by :class:`RealBringUp` in-process and :class:`RemoteBringUp` over services)."""
 
-    stack: Any  # InProcessStack
-    say: Callable[[str], None] = print
-    mode_changes: list[ModeChange] = field(default_factory=list)
-    steps: list[dict[str, Any]] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        from rclpy.node import Node
+    def __init__(self, node: Any, spin_until: SpinUntil, say: Callable[[str], None]) -> None:
         from std_msgs.msg import String
         from std_srvs.srv import SetBool
 
         from humanoid_rl.nodes.qos import LATCHED_QOS
 
-        # The app's own node: it watches the shield's mode and presses the engage "button" like a user would.
-        self.node = Node("humanoid_rl_real", context=self.stack.context)
-        self.stack.executor.add_node(self.node)
-        self.node.create_subscription(String, Topics.SHIELD_MODE, self._on_mode, LATCHED_QOS)
-        self._engage = self.node.create_client(SetBool, Topics.SHIELD_ENGAGE)
+        self.node = node
+        self.spin_until = spin_until
+        self.say = say
+        self.mode_changes: list[ModeChange] = []
+        self.steps: list[dict[str, Any]] = []
+        node.create_subscription(String, Topics.SHIELD_MODE, self._on_mode, LATCHED_QOS)
+        self._engage = node.create_client(SetBool, Topics.SHIELD_ENGAGE)
 
     def _on_mode(self, msg: Any) -> None:
         if not self.mode_changes or self.mode_changes[-1].mode != msg.data:
@@ -149,13 +155,74 @@ class RealBringUp:
     def _step(self, name: str, detail: str, started: float) -> None:
         self.steps.append({"step": name, "detail": detail, "seconds": round(time.monotonic() - started, 3)})
 
-    # ------------------------------------------------------------------ steps
+    def spin(self, seconds: float) -> None:
+        self.spin_until(lambda: False, wall_timeout_s=seconds)
+
+    # ------------------------------------------------------------------ the steps
+    def wait_for_sensors(self, timeout_s: float) -> float:
+        raise NotImplementedError
+
+    def configure(self) -> None:
+        raise NotImplementedError
+
+    def activate(self) -> None:
+        raise NotImplementedError
+
+    def wait_for_ramp(self, timeout_s: float) -> float:
+        raise NotImplementedError
+
+    def deactivate(self) -> None:
+        raise NotImplementedError
+
+    def set_engaged(self, engaged: bool, timeout_s: float = 5.0) -> str:
+        from std_srvs.srv import SetBool
+
+        word = "engage" if engaged else "disengage"
+        if not self._engage.service_is_ready():
+            self.spin_until(self._engage.service_is_ready, wall_timeout_s=timeout_s)
+        future = self._engage.call_async(SetBool.Request(data=engaged))
+        if not self.spin_until(future.done, wall_timeout_s=timeout_s) or future.result() is None:
+            raise BringUpError(f"{word}: {Topics.SHIELD_ENGAGE} did not answer within {timeout_s:g} s")
+        response = future.result()
+        if not response.success:
+            raise BringUpError(f"{word} refused: {response.message}")
+        self.say(f"{word} ({Topics.SHIELD_ENGAGE} {str(engaged).lower()}): {response.message}")
+        return str(response.message)
+
+    def wait_for_mode(self, mode: str, timeout_s: float) -> float:
+        """Spin until the shield publishes ``mode``; returns the seconds waited (raises on timeout)."""
+        start = time.monotonic()
+        if not self.spin_until(lambda: self.mode == mode, wall_timeout_s=timeout_s):
+            raise BringUpError(f"the shield did not reach {mode} within {timeout_s:g} s (mode {self.mode or '-'})")
+        return time.monotonic() - start
+
+    def _activated(self, description: NodeDescription, ramp_time: float) -> None:
+        if description is SAFETY_SHIELD:
+            self.say(
+                f"activate {description.name}: HOLD, ramping from the measured pose to the default pose over "
+                f"{ramp_time:g} s"
+            )
+        else:
+            self.say(f"activate {description.name}")
+
+
+class RealBringUp(BringUp):
+    """Drives an in-process real stack (:class:`~humanoid_rl.apps.stack.InProcessStack`) through start-up."""
+
+    def __init__(self, stack: Any, say: Callable[[str], None] = print) -> None:
+        from rclpy.node import Node
+
+        self.stack = stack
+        # The app's own node: it watches the shield's mode and presses the engage "button" like a user would.
+        node = Node("humanoid_rl_real", context=stack.context)
+        stack.executor.add_node(node)
+        super().__init__(node, stack.spin_until, say)
+
     def wait_for_sensors(self, timeout_s: float) -> float:
         hw = self.stack.node(HARDWARE_INTERFACE.name)
         self.say(f"waiting for {Topics.JOINT_STATES} and {Topics.IMU} ...")
         start = time.monotonic()
-        ready = self.stack.spin_until(hw.sensors_ready, wall_timeout_s=timeout_s)
-        if not ready:
+        if not self.spin_until(hw.sensors_ready, wall_timeout_s=timeout_s):
             raise BringUpError("sensors: " + "; ".join(hw.sensor_problems()))
         self._step("sensors", "fresh", start)
         self.say(f"  sensors fresh after {time.monotonic() - start:.2f} s")
@@ -175,28 +242,17 @@ class RealBringUp:
             self._step(f"configure {description.name}", "inactive", start)
             self.say(f"  {description.name}: configured in {time.monotonic() - start:.2f} s (nothing moved)")
 
-    def activate(self) -> float:
-        """Activate in order; returns the steady time at which the shield was activated (its ramp starts)."""
+    def activate(self) -> None:
         from lifecycle_msgs.msg import State
 
-        shield_activated = math.nan
         for description in LIFECYCLE_ORDER:
             node = self.stack.node(description.name)
             start = time.monotonic()
             node.trigger_activate()
             if _lifecycle_state(node) != State.PRIMARY_STATE_ACTIVE:
                 raise BringUpError(f"activate {description.name} failed: see its log above")
-            if description is SAFETY_SHIELD:
-                shield_activated = start
-                ramp = node.get_parameter("ramp_time").value
-                self.say(
-                    f"activate {description.name}: HOLD, ramping from the measured pose to the default pose "
-                    f"over {ramp:g} s"
-                )
-            else:
-                self.say(f"activate {description.name}")
+            self._activated(description, float(self.stack.node(SAFETY_SHIELD.name).get_parameter("ramp_time").value))
             self._step(f"activate {description.name}", "active", start)
-        return shield_activated
 
     def wait_for_ramp(self, timeout_s: float) -> float:
         shield = self.stack.node(SAFETY_SHIELD.name)
@@ -206,31 +262,9 @@ class RealBringUp:
             core = getattr(shield, "shield", None)
             return bool(core is not None and core.ramp_complete)
 
-        if not self.stack.spin_until(done, wall_timeout_s=timeout_s):
+        if not self.spin_until(done, wall_timeout_s=timeout_s):
             raise BringUpError(f"the shield's ramp did not complete within {timeout_s:g} s (mode {self.mode})")
         self._step("ramp", "complete", start)
-        return time.monotonic() - start
-
-    def set_engaged(self, engaged: bool, timeout_s: float = 5.0) -> str:
-        from std_srvs.srv import SetBool
-
-        word = "engage" if engaged else "disengage"
-        if not self._engage.wait_for_service(timeout_sec=0.0):
-            self.stack.spin_until(lambda: self._engage.service_is_ready(), wall_timeout_s=timeout_s)
-        future = self._engage.call_async(SetBool.Request(data=engaged))
-        if not self.stack.spin_until(future.done, wall_timeout_s=timeout_s) or future.result() is None:
-            raise BringUpError(f"{word}: {Topics.SHIELD_ENGAGE} did not answer within {timeout_s:g} s")
-        response = future.result()
-        if not response.success:
-            raise BringUpError(f"{word} refused: {response.message}")
-        self.say(f"{word} ({Topics.SHIELD_ENGAGE} {str(engaged).lower()}): {response.message}")
-        return str(response.message)
-
-    def wait_for_mode(self, mode: str, timeout_s: float) -> float:
-        """Spin until the shield publishes ``mode``; returns the seconds waited (raises on timeout)."""
-        start = time.monotonic()
-        if not self.stack.spin_until(lambda: self.mode == mode, wall_timeout_s=timeout_s):
-            raise BringUpError(f"the shield did not reach {mode} within {timeout_s:g} s (mode {self.mode or '-'})")
         return time.monotonic() - start
 
     def deactivate(self) -> None:
@@ -243,14 +277,159 @@ class RealBringUp:
                 continue
             node.trigger_deactivate()
             self.say(f"deactivate {description.name}")
-            self.stack.spin_until(lambda: False, wall_timeout_s=0.05)  # let the last hold go out
+            self.spin(0.05)  # let the last hold go out
 
     def destroy(self) -> None:
         self.stack.executor.remove_node(self.node)
         self.node.destroy_node()
 
 
-def _wait_for_enter(bring_up: RealBringUp, prompt: str) -> None:
+class RemoteBringUp(BringUp):
+    """Drives a launched graph through start-up over the lifecycle services (``/<node>/change_state``)."""
+
+    SERVICE_TIMEOUT_S = 10.0
+    CONFIGURE_RETRY_S = 0.5
+
+    def __init__(self, say: Callable[[str], None] = print, context: Any = None) -> None:
+        import rclpy
+        from diagnostic_msgs.msg import DiagnosticArray
+        from lifecycle_msgs.srv import ChangeState, GetState
+        from rcl_interfaces.srv import GetParameters
+        from rclpy.node import Node
+
+        from humanoid_rl.nodes.qos import STATUS_QOS
+        from humanoid_rl.nodes.runner import make_executor, spin_until
+
+        self._own_context = context is None
+        if context is None:
+            from rclpy.context import Context
+
+            context = Context()
+            rclpy.init(context=context)
+        self.context = context
+        node = Node("humanoid_rl_real_attach", context=context)
+        self.executor = make_executor(context=context)
+        self.executor.add_node(node)
+
+        def spin(done: Callable[[], bool], wall_timeout_s: float | None = None, on_tick: Any = None) -> bool:
+            if on_tick is None:
+                return spin_until(self.executor, done, wall_timeout_s=wall_timeout_s)
+            deadline = None if wall_timeout_s is None else time.monotonic() + wall_timeout_s
+            while not done():
+                if deadline is not None and time.monotonic() > deadline:
+                    return False
+                self.executor.spin_once(timeout_sec=0.01)
+                on_tick()
+            return True
+
+        super().__init__(node, spin, say)
+        self._change = {d.name: node.create_client(ChangeState, f"/{d.name}/change_state") for d in LIFECYCLE_ORDER}
+        self._get = {d.name: node.create_client(GetState, f"/{d.name}/get_state") for d in LIFECYCLE_ORDER}
+        self._params = node.create_client(GetParameters, f"/{SAFETY_SHIELD.name}/get_parameters")
+        self.diagnostics: dict[str, str] = {}  # node name → newest diagnostic message (configure errors)
+        node.create_subscription(DiagnosticArray, Topics.DIAGNOSTICS, self._on_diagnostics, STATUS_QOS)
+
+    def _on_diagnostics(self, msg: Any) -> None:
+        for status in msg.status:
+            self.diagnostics[status.name.removeprefix("humanoid_rl/")] = status.message
+
+    def _call(self, client: Any, request: Any, what: str) -> Any:
+        if not self.spin_until(client.service_is_ready, wall_timeout_s=self.SERVICE_TIMEOUT_S):
+            raise BringUpError(f"{what}: service {client.srv_name} not available: is real_robot.launch.py running?")
+        future = client.call_async(request)
+        if not self.spin_until(future.done, wall_timeout_s=self.SERVICE_TIMEOUT_S) or future.result() is None:
+            raise BringUpError(f"{what}: {client.srv_name} did not answer within {self.SERVICE_TIMEOUT_S:g} s")
+        return future.result()
+
+    def _transition(self, name: str, transition_id: int, what: str) -> bool:
+        from lifecycle_msgs.srv import ChangeState
+
+        request = ChangeState.Request()
+        request.transition.id = transition_id
+        return bool(self._call(self._change[name], request, what).success)
+
+    def state(self, name: str) -> str:
+        from lifecycle_msgs.srv import GetState
+
+        return str(self._call(self._get[name], GetState.Request(), f"state of {name}").current_state.label)
+
+    def ramp_time(self) -> float:
+        from rcl_interfaces.srv import GetParameters
+
+        response = self._call(self._params, GetParameters.Request(names=["ramp_time"]), "ramp_time")
+        return float(response.values[0].double_value)
+
+    def wait_for_sensors(self, timeout_s: float) -> float:
+        """Remote: the hardware interface's configure is the sensor check; it is retried in :meth:`configure`."""
+        self._sensor_wait = timeout_s
+        return 0.0
+
+    def configure(self) -> None:
+        from lifecycle_msgs.msg import Transition
+
+        for description in LIFECYCLE_ORDER:
+            start = time.monotonic()
+            retry_until = start + (getattr(self, "_sensor_wait", 10.0) if description is HARDWARE_INTERFACE else 0.0)
+            self.say(f"configure {description.name} ...")
+            while not self._transition(
+                description.name, Transition.TRANSITION_CONFIGURE, f"configure {description.name}"
+            ):
+                self.spin(0.2)  # the node's diagnostics carry the reason
+                reason = self.diagnostics.get(description.name, "") or "see the node's log"
+                if time.monotonic() + self.CONFIGURE_RETRY_S > retry_until:
+                    raise BringUpError(f"configure {description.name} failed: {reason}")
+                self.say(f"  not yet ({reason}); retrying")
+                self.spin(self.CONFIGURE_RETRY_S)
+            self._step(f"configure {description.name}", "inactive", start)
+            self.say(f"  {description.name}: configured in {time.monotonic() - start:.2f} s (nothing moved)")
+
+    def activate(self) -> None:
+        from lifecycle_msgs.msg import Transition
+
+        ramp_time = self.ramp_time()
+        for description in LIFECYCLE_ORDER:
+            start = time.monotonic()
+            if not self._transition(description.name, Transition.TRANSITION_ACTIVATE, f"activate {description.name}"):
+                raise BringUpError(f"activate {description.name} failed: see the node's log")
+            self._activated(description, ramp_time)
+            self._step(f"activate {description.name}", "active", start)
+        self._ramp_started = time.monotonic()
+
+    def wait_for_ramp(self, timeout_s: float) -> float:
+        """The ramp's end is not published: wait ramp_time from the shield's activation (HOLD all along)."""
+        start = time.monotonic()
+        end = getattr(self, "_ramp_started", start) + self.ramp_time()
+        self.spin_until(lambda: time.monotonic() >= end or self.mode in ("DAMPING", "ESTOP"), wall_timeout_s=timeout_s)
+        if self.mode != "HOLD":
+            raise BringUpError(f"the shield is in {self.mode or 'no mode'} instead of HOLD after the ramp")
+        self._step("ramp", "complete", start)
+        return time.monotonic() - getattr(self, "_ramp_started", start)
+
+    def deactivate(self) -> None:
+        """Deactivate policy, shield, hardware interface (a node that is not active refuses: skipped)."""
+        from lifecycle_msgs.msg import Transition
+
+        for description in reversed(LIFECYCLE_ORDER):
+            try:
+                done = self._transition(
+                    description.name, Transition.TRANSITION_DEACTIVATE, f"deactivate {description.name}"
+                )
+            except BringUpError as exc:
+                self.say(f"deactivate {description.name}: {exc}")
+                continue
+            if done:
+                self.say(f"deactivate {description.name}")
+
+    def destroy(self) -> None:
+        import rclpy
+
+        self.executor.shutdown()
+        self.node.destroy_node()
+        if self._own_context:
+            rclpy.try_shutdown(context=self.context)
+
+
+def _wait_for_enter(bring_up: BringUp, prompt: str) -> None:
     """Spin (the robot keeps being served) until the user presses Enter."""
     print(prompt, flush=True)
 
@@ -261,10 +440,63 @@ def _wait_for_enter(bring_up: RealBringUp, prompt: str) -> None:
             return True
         return False
 
-    bring_up.stack.spin_until(pressed)
+    bring_up.spin_until(pressed)
 
 
-def status_line(stack: Any, bring_up: RealBringUp, emulate: bool) -> str:
+def drive(bring_up: BringUp, args: argparse.Namespace, status: Callable[[], str], report: dict[str, Any]) -> int:
+    """Steps 1–5 (see the module docstring); returns the exit code. Always leaves the nodes deactivated."""
+    engage = args.engage or ("auto" if args.emulate else "prompt")
+    duration = args.duration if args.duration is not None else (10.0 if args.emulate else 0.0)
+    code = 0
+    try:
+        bring_up.wait_for_sensors(args.sensor_wait)
+        bring_up.configure()
+        bring_up.activate()
+        ramp_s = bring_up.wait_for_ramp(timeout_s=120.0)
+        bring_up.say(f"  ramp complete after {ramp_s:.2f} s: holding the default pose")
+        report["ramp_s"] = ramp_s
+        if engage != "never":
+            if engage == "prompt":
+                _wait_for_enter(bring_up, "press Enter to engage the policy (Ctrl-C stops)")
+            bring_up.set_engaged(True)
+            bring_up.wait_for_mode("ACTIVE", timeout_s=5.0)
+            end = math.inf if duration <= 0 else time.monotonic() + duration
+            last = 0.0
+
+            def tick() -> None:
+                nonlocal last
+                if time.monotonic() - last >= 1.0:
+                    last = time.monotonic()
+                    print("\r" + status(), end="", flush=True)
+
+            bring_up.spin_until(lambda: time.monotonic() >= end or bring_up.mode != "ACTIVE", on_tick=tick)
+            print()
+            if bring_up.mode != "ACTIVE":
+                print(f"the shield left ACTIVE by itself: {bring_up.mode}", file=sys.stderr)
+                code = 1
+            bring_up.set_engaged(False)
+            bring_up.wait_for_mode("HOLD", timeout_s=5.0)
+            bring_up.spin(1.0)
+    except BringUpError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        report["error"] = str(exc)
+        code = 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: disengaging and deactivating", file=sys.stderr)
+        code = 130
+    finally:
+        try:
+            if bring_up.mode == "ACTIVE":
+                bring_up.set_engaged(False, timeout_s=1.0)
+        except BringUpError as exc:
+            print(f"warning: {exc}", file=sys.stderr)
+        bring_up.deactivate()
+        report["steps"] = bring_up.steps
+        report["modes"] = [m.mode for m in bring_up.mode_changes]
+    return code
+
+
+def status_line(stack: Any, bring_up: BringUp, emulate: bool) -> str:
     hw = stack.node(HARDWARE_INTERFACE.name).report()
     policy = stack.node(POLICY.name)
     text = (
@@ -278,16 +510,28 @@ def status_line(stack: Any, bring_up: RealBringUp, emulate: bool) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    out_dir = args.out or Path("runs") / f"real-{datetime.now():%Y%m%d-%H%M%S}"
+    report: dict[str, Any] = {"emulate": bool(args.emulate), "attach": bool(args.attach)}
+    if args.attach:
+        bring_up = RemoteBringUp()
+        try:
+            code = drive(bring_up, args, lambda: f"shield={bring_up.mode or '-'}", report)
+        finally:
+            bring_up.destroy()
+    else:
+        code = _run_in_process(args, report)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "report.json").write_text(json.dumps(report, indent=2, default=str))
+    print(summary_text(report, out_dir))
+    return code
+
+
+def _run_in_process(args: argparse.Namespace, report: dict[str, Any]) -> int:
     from humanoid_rl.apps.stack import InProcessStack, StackOptions
 
-    engage = args.engage or ("auto" if args.emulate else "prompt")
-    duration = args.duration if args.duration is not None else (10.0 if args.emulate else 0.0)
     nodes = real_graph(emulate=bool(args.emulate))
-    print(
-        f"starting {', '.join(d.name for d in nodes)} (config/real_robot.yaml"
-        + "".join(f", {p}" for p in args.config)
-        + ")"
-    )
+    files = "".join(f", {p}" for p in args.config)
+    print(f"starting {', '.join(d.name for d in nodes)} (config/real_robot.yaml{files})")
     options = StackOptions(
         nodes=nodes,
         mode=StackMode.REAL,
@@ -296,77 +540,30 @@ def run(args: argparse.Namespace) -> int:
         use_sim_time=False,
         executor=ExecutorKind(args.executor),
     )
-    out_dir = args.out or Path("runs") / f"real-{datetime.now():%Y%m%d-%H%M%S}"
-    report: dict[str, Any] = {"emulate": bool(args.emulate), "model": args.model or "(hold default pose)"}
-    code = 0
+    report["model"] = args.model or "(hold default pose)"
     with InProcessStack(options) as stack:
         bring_up = RealBringUp(stack)
         try:
-            bring_up.wait_for_sensors(args.sensor_wait)
-            bring_up.configure()
-            bring_up.activate()
-            ramp_s = bring_up.wait_for_ramp(
-                timeout_s=float(stack.node(SAFETY_SHIELD.name).get_parameter("ramp_time").value) + 30.0
-            )
-            print(f"  ramp complete after {ramp_s:.2f} s: holding the default pose")
-            report["ramp_s"] = ramp_s
-            if engage != "never":
-                if engage == "prompt":
-                    _wait_for_enter(bring_up, "press Enter to engage the policy (Ctrl-C stops)")
-                bring_up.set_engaged(True)
-                bring_up.wait_for_mode("ACTIVE", timeout_s=5.0)
-                end = math.inf if duration <= 0 else time.monotonic() + duration
-                last = 0.0
-
-                def tick() -> None:
-                    nonlocal last
-                    if time.monotonic() - last >= 1.0:
-                        last = time.monotonic()
-                        print("\r" + status_line(stack, bring_up, args.emulate), end="", flush=True)
-
-                stack.spin_until(lambda: time.monotonic() >= end or bring_up.mode not in ("ACTIVE",), on_tick=tick)
-                print()
-                if bring_up.mode != "ACTIVE":
-                    print(f"the shield left ACTIVE by itself: {bring_up.mode}", file=sys.stderr)
-                    code = 1
-                bring_up.set_engaged(False)
-                bring_up.wait_for_mode("HOLD", timeout_s=5.0)
-                stack.spin_until(lambda: False, wall_timeout_s=1.0)
-        except BringUpError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            code = 2
-        except KeyboardInterrupt:
-            print("\ninterrupted: disengaging and deactivating", file=sys.stderr)
-            code = 130
+            code = drive(bring_up, args, lambda: status_line(stack, bring_up, args.emulate), report)
         finally:
-            try:
-                if bring_up.mode == "ACTIVE":
-                    bring_up.set_engaged(False, timeout_s=1.0)
-            except BringUpError as exc:
-                print(f"warning: {exc}", file=sys.stderr)
-            bring_up.deactivate()
-            report["steps"] = bring_up.steps
-            report["modes"] = [m.mode for m in bring_up.mode_changes]
             report["hardware_interface"] = stack.node(HARDWARE_INTERFACE.name).report()
             if args.emulate:
                 report["emulator"] = stack.node(HARDWARE_EMULATOR.name).report()
             bring_up.destroy()
     if args.emulate and report["emulator"]["fell"]:
         code = code or 1
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "report.json").write_text(json.dumps(report, indent=2, default=str))
-    print(summary_text(report, out_dir))
     return code
 
 
 def summary_text(report: dict[str, Any], out_dir: Path) -> str:
-    hw = report["hardware_interface"]
-    lines = [
-        f"modes: {' → '.join(report['modes']) or '-'}",
-        f"hardware interface: {hw['forwarded']} commands forwarded, {hw['stale_dropped']} stale dropped, "
-        f"{hw['holds_sent']} holds sent; measurement → controller latency p50 {hw['latency_p50_ms']:.2f} ms "
-        f"p99 {hw['latency_p99_ms']:.2f} ms",
-    ]
+    lines = [f"modes: {' → '.join(report.get('modes', [])) or '-'}"]
+    hw = report.get("hardware_interface")
+    if hw:
+        lines.append(
+            f"hardware interface: {hw['forwarded']} commands forwarded, {hw['stale_dropped']} stale dropped, "
+            f"{hw['holds_sent']} holds sent; measurement → controller latency p50 {hw['latency_p50_ms']:.2f} ms "
+            f"p99 {hw['latency_p99_ms']:.2f} ms"
+        )
     if "ramp_s" in report:
         lines.append(f"start-up ramp: {report['ramp_s']:.2f} s")
     emu = report.get("emulator")
