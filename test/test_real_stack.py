@@ -485,3 +485,27 @@ def test_humanoid_rl_real_refuses_to_configure_with_missing_and_extra_controller
 
 def test_the_hardware_interface_and_the_shield_get_the_same_damping_kd_scale() -> None:
     assert HW_CONFIG["damping_kd_scale"] == SHIELD_CONFIG["damping_kd_scale"]
+
+
+# ---------------------------------------------------------------------------------------------- the launch file
+def test_real_robot_launch_names_installed_executables_the_security_variables_and_documented_arguments() -> None:
+    """Static checks that run without launch_ros (test_launch_files.py generates the description where it exists)."""
+    import ast
+
+    from test_packaging import SETUP
+
+    path = Path(__file__).resolve().parents[1] / "launch" / "real_robot.launch.py"
+    tree = ast.parse(path.read_text())
+    constants = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+    for variable in ("ROS_SECURITY_KEYSTORE", "ROS_SECURITY_ENABLE", "ROS_SECURITY_STRATEGY", "Enforce", "--enclave"):
+        assert variable in constants, variable
+    arguments = next(
+        n.value for n in tree.body if isinstance(n, ast.AnnAssign) and getattr(n.target, "id", "") == "LAUNCH_ARGUMENTS"
+    )
+    declared = {ast.literal_eval(item.elts[0]): item for item in arguments.elts}
+    for name in ("robot_config", "model", "emulate", "keystore", "enclave", "bringup", "imu_topic"):
+        assert name in declared, name
+    for description in real_graph(emulate=True):
+        assert description.executable in SETUP.NODE_EXECUTABLES, description.executable
+    # The bring-up command the launch file runs is one the app accepts.
+    assert {"--attach", "--engage", "never", "--duration"} <= constants

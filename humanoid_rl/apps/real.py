@@ -82,8 +82,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--engage",
         choices=ENGAGE_CHOICES,
         default=None,
-        help="after the ramp: 'auto' engages at once, 'prompt' waits for Enter, 'never' stays in HOLD "
-        "(default: auto with --emulate, prompt otherwise)",
+        help="after the ramp: 'auto' engages at once, 'prompt' waits for Enter, 'never' leaves engaging to "
+        "someone else (/safety_shield/engage) and serves until --duration or Ctrl-C (default: auto with --emulate, "
+        "prompt otherwise)",
     )
     parser.add_argument(
         "--duration",
@@ -455,20 +456,29 @@ def drive(bring_up: BringUp, args: argparse.Namespace, status: Callable[[], str]
         ramp_s = bring_up.wait_for_ramp(timeout_s=120.0)
         bring_up.say(f"  ramp complete after {ramp_s:.2f} s: holding the default pose")
         report["ramp_s"] = ramp_s
-        if engage != "never":
+        end = math.inf if duration <= 0 else time.monotonic() + duration
+        last = 0.0
+
+        def tick() -> None:
+            nonlocal last
+            if time.monotonic() - last >= 1.0:
+                last = time.monotonic()
+                print("\r" + status(), end="", flush=True)
+
+        if engage == "never":
+            # Someone else engages (a joystick node, `ros2 service call`): serve until the duration ends or Ctrl-C.
+            bring_up.say(
+                f"not engaging: call {Topics.SHIELD_ENGAGE} (std_srvs/srv/SetBool) to engage and disengage; "
+                + ("Ctrl-C stops" if duration <= 0 else f"stopping in {duration:g} s")
+            )
+            bring_up.spin_until(lambda: time.monotonic() >= end, on_tick=tick)
+            print()
+        else:
             if engage == "prompt":
                 _wait_for_enter(bring_up, "press Enter to engage the policy (Ctrl-C stops)")
             bring_up.set_engaged(True)
             bring_up.wait_for_mode("ACTIVE", timeout_s=5.0)
             end = math.inf if duration <= 0 else time.monotonic() + duration
-            last = 0.0
-
-            def tick() -> None:
-                nonlocal last
-                if time.monotonic() - last >= 1.0:
-                    last = time.monotonic()
-                    print("\r" + status(), end="", flush=True)
-
             bring_up.spin_until(lambda: time.monotonic() >= end or bring_up.mode != "ACTIVE", on_tick=tick)
             print()
             if bring_up.mode != "ACTIVE":
