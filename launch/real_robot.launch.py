@@ -137,10 +137,10 @@ def generate_launch_description() -> LaunchDescription:
             )
         )
     # The managed start-up, over the lifecycle services (the same code as `humanoid-rl real --attach`).
+    bringup = [sys.executable, "-m", "humanoid_rl.cli", "real", "--attach", "--engage", "never", "--duration", "0"]
     actions.append(
         ExecuteProcess(
-            cmd=[sys.executable, "-m", "humanoid_rl.cli", "real", "--attach", "--engage", "never", "--duration", "0"],
-            additional_env={"ROS_SECURITY_ENCLAVE_OVERRIDE": _enclave("bringup")},
+            cmd=[*bringup, "--enclave", _enclave("bringup")],
             output="screen",
             condition=IfCondition(_is_true("bringup")),
         )

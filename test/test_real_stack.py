@@ -508,4 +508,4 @@ def test_real_robot_launch_names_installed_executables_the_security_variables_an
     for description in real_graph(emulate=True):
         assert description.executable in SETUP.NODE_EXECUTABLES, description.executable
     # The bring-up command the launch file runs is one the app accepts.
-    assert {"--attach", "--engage", "never", "--duration"} <= constants
+    assert {"--attach", "--engage", "never", "--duration", "--enclave"} <= constants

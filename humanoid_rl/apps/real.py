@@ -96,6 +96,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sensor-wait", type=float, default=10.0, help="seconds to wait for sensor data (default 10)")
     parser.add_argument("--out", type=Path, default=None, help="report directory (default runs/real-<timestamp>)")
     parser.add_argument("--executor", choices=[k.value for k in ExecutorKind], default="auto")
+    parser.add_argument(
+        "--enclave",
+        default="",
+        help="with --attach: SROS2 enclave of this tool's node (e.g. /humanoid_rl/bringup); '' = the default /",
+    )
 
 
 def stack_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
@@ -291,7 +296,7 @@ class RemoteBringUp(BringUp):
     SERVICE_TIMEOUT_S = 10.0
     CONFIGURE_RETRY_S = 0.5
 
-    def __init__(self, say: Callable[[str], None] = print, context: Any = None) -> None:
+    def __init__(self, say: Callable[[str], None] = print, context: Any = None, enclave: str = "") -> None:
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
         from lifecycle_msgs.srv import ChangeState, GetState
@@ -306,7 +311,7 @@ class RemoteBringUp(BringUp):
             from rclpy.context import Context
 
             context = Context()
-            rclpy.init(context=context)
+            rclpy.init(args=["--ros-args", "--enclave", enclave] if enclave else [], context=context)
         self.context = context
         node = Node("humanoid_rl_real_attach", context=context)
         self.executor = make_executor(context=context)
@@ -523,7 +528,7 @@ def run(args: argparse.Namespace) -> int:
     out_dir = args.out or Path("runs") / f"real-{datetime.now():%Y%m%d-%H%M%S}"
     report: dict[str, Any] = {"emulate": bool(args.emulate), "attach": bool(args.attach)}
     if args.attach:
-        bring_up = RemoteBringUp()
+        bring_up = RemoteBringUp(enclave=args.enclave)
         try:
             code = drive(bring_up, args, lambda: f"shield={bring_up.mode or '-'}", report)
         finally:
