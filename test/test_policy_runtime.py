@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -228,20 +230,31 @@ def test_act_refuses_a_non_finite_or_misshapen_observation(model_file, contract)
         policy.act(np.float32(0.0))  # would otherwise broadcast into the whole buffer
 
 
-def _thread_count() -> int:
-    return len(os.listdir("/proc/self/task"))
+THREAD_COUNT_SCRIPT = """
+import os, sys
+from humanoid_rl.policy.runtime import OnnxPolicy
+count = lambda: len(os.listdir("/proc/self/task"))
+OnnxPolicy.load(sys.argv[1])  # the first session of a process also starts ONNX Runtime's one global thread
+before = count()
+one = OnnxPolicy.load(sys.argv[1])
+after_one = count()
+three = OnnxPolicy.load(sys.argv[1], intra_op_threads=3, inter_op_threads=2)
+print(before, after_one, count())
+"""
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads through /proc")
 def test_sessions_use_the_thread_counts_we_set(model_file) -> None:
-    OnnxPolicy.load(model_file[0])  # the first session of a process also starts ONNX Runtime's one global thread
-    before = _thread_count()
+    # Counted in a fresh process: threads that earlier tests (DDS, torch) start and stop would blur the count here.
+    result = subprocess.run([sys.executable, "-c", THREAD_COUNT_SCRIPT, str(model_file[0])],
+                            capture_output=True, text=True, timeout=120, check=True)
+    before, after_one, after_three = (int(v) for v in result.stdout.split())
+    assert after_one == before  # one intra-op thread = the caller's: no pool started
+    assert after_three == before + 2  # a pool of 2 workers beside the caller
     one = OnnxPolicy.load(model_file[0])
-    assert _thread_count() == before  # one intra-op thread = the caller's: no pool started
     options = one.session_options
     assert (options.intra_op_num_threads, options.inter_op_num_threads) == (1, 1)
     three = OnnxPolicy.load(model_file[0], intra_op_threads=3, inter_op_threads=2)
-    assert _thread_count() == before + 2  # a pool of 2 workers beside the caller
     assert (three.session_options.intra_op_num_threads, three.session_options.inter_op_num_threads) == (3, 2)
     assert three.session_options.execution_mode.name == "ORT_SEQUENTIAL"
     with pytest.raises(ValueError, match="intra_op_threads must be an integer ≥ 1"):
