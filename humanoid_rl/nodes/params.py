@@ -28,6 +28,10 @@ def descriptor(spec: ParamSpec) -> ParameterDescriptor:
         read_only=spec.read_only,
         description=f"{spec.description}" + (f" [{spec.unit}]" if spec.unit else ""),
     )
+    if spec.type_name == "double":
+        # `ros2 param set /node ramp_time 3` sends an integer; accept it (our validator checks the value and
+        # stores it as a float) instead of rclpy's bare "Wrong parameter type".
+        d.dynamic_typing = True
     if spec.type_name == "double" and (spec.min is not None or spec.max is not None):
         d.floating_point_range = [
             FloatingPointRange(
