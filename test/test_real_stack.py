@@ -434,8 +434,9 @@ def test_attach_drives_a_graph_running_elsewhere_through_its_lifecycle_services(
             graph.join(timeout=5.0)
         assert code == 0, (report.get("error"), log)
         assert report["modes"][:2] == ["HOLD", "ACTIVE"] and report["modes"][-1] == "HOLD", report["modes"]
+        print("\n".join(log))
         states = {d.name: rs.node(d.name).lifecycle_state for d in (HARDWARE_INTERFACE, SAFETY_SHIELD, POLICY)}
-        assert set(states.values()) == {"inactive"}, states
+        assert set(states.values()) == {"inactive"}, (states, log)
         assert [s["step"] for s in report["steps"]][:3] == [
             "configure hardware_interface",
             "configure safety_shield",

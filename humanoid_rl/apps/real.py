@@ -293,7 +293,9 @@ class RealBringUp(BringUp):
 class RemoteBringUp(BringUp):
     """Drives a launched graph through start-up over the lifecycle services (``/<node>/change_state``)."""
 
-    SERVICE_TIMEOUT_S = 10.0
+    SERVICE_TIMEOUT_S = 10.0  # for a service to appear
+    ATTEMPT_TIMEOUT_S = 2.0  # for one request to be answered
+    ATTEMPTS = 5
     CONFIGURE_RETRY_S = 0.5
 
     def __init__(self, say: Callable[[str], None] = print, context: Any = None, enclave: str = "") -> None:
@@ -339,30 +341,50 @@ class RemoteBringUp(BringUp):
         for status in msg.status:
             self.diagnostics[status.name.removeprefix("humanoid_rl/")] = status.message
 
-    def _call(self, client: Any, request: Any, what: str) -> Any:
+    def _call(self, client: Any, request: Any, what: str, attempts: int = 1) -> Any:
+        """Call a service; an unanswered request is sent again (``attempts``): a client can see the service as
+        ready before the server's request reader has discovered it, and that first request is then lost."""
         if not self.spin_until(client.service_is_ready, wall_timeout_s=self.SERVICE_TIMEOUT_S):
             raise BringUpError(f"{what}: service {client.srv_name} not available: is real_robot.launch.py running?")
-        future = client.call_async(request)
-        if not self.spin_until(future.done, wall_timeout_s=self.SERVICE_TIMEOUT_S) or future.result() is None:
-            raise BringUpError(f"{what}: {client.srv_name} did not answer within {self.SERVICE_TIMEOUT_S:g} s")
-        return future.result()
+        for _ in range(attempts):
+            future = client.call_async(request)
+            if self.spin_until(future.done, wall_timeout_s=self.ATTEMPT_TIMEOUT_S) and future.result() is not None:
+                return future.result()
+            client.remove_pending_request(future)
+        raise BringUpError(f"{what}: {client.srv_name} did not answer {attempts} request(s)")
 
     def _transition(self, name: str, transition_id: int, what: str) -> bool:
+        """Request a lifecycle transition; an unanswered request is resolved by asking the node's state (a
+        transition is not idempotent: it is only sent again if it did not happen)."""
+        from lifecycle_msgs.msg import Transition
         from lifecycle_msgs.srv import ChangeState
 
+        goal = {
+            Transition.TRANSITION_CONFIGURE: "inactive",
+            Transition.TRANSITION_ACTIVATE: "active",
+            Transition.TRANSITION_DEACTIVATE: "inactive",
+        }[transition_id]
         request = ChangeState.Request()
         request.transition.id = transition_id
-        return bool(self._call(self._change[name], request, what).success)
+        for _ in range(self.ATTEMPTS):
+            try:
+                return bool(self._call(self._change[name], request, what).success)
+            except BringUpError:
+                if self.state(name) == goal:
+                    return True
+        raise BringUpError(f"{what}: {self._change[name].srv_name} did not answer {self.ATTEMPTS} requests")
 
     def state(self, name: str) -> str:
         from lifecycle_msgs.srv import GetState
 
-        return str(self._call(self._get[name], GetState.Request(), f"state of {name}").current_state.label)
+        response = self._call(self._get[name], GetState.Request(), f"state of {name}", attempts=self.ATTEMPTS)
+        return str(response.current_state.label)
 
     def ramp_time(self) -> float:
         from rcl_interfaces.srv import GetParameters
 
-        response = self._call(self._params, GetParameters.Request(names=["ramp_time"]), "ramp_time")
+        request = GetParameters.Request(names=["ramp_time"])
+        response = self._call(self._params, request, "ramp_time", attempts=self.ATTEMPTS)
         return float(response.values[0].double_value)
 
     def wait_for_sensors(self, timeout_s: float) -> float:
