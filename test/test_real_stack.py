@@ -286,6 +286,19 @@ def test_a_controller_order_shuffled_against_ours_puts_every_value_on_its_joint(
         assert_standing(rs.emulator)
 
 
+def test_a_joint_trajectory_controller_gets_the_same_targets_by_name_and_the_robot_stands() -> None:
+    shuffled = list(np.random.default_rng(5).permutation(NAMES))
+    trajectory = {"controller": "joint_trajectory", "controller_joints": shuffled}
+    with real_stack(patient=True, hardware_interface=trajectory, hardware_emulator=trajectory) as rs:
+        rs.start_up()
+        rs.spin(0.5)
+        assert rs.recorder.controller == []  # nothing on the forward command topic
+        assert rs.emulator.commands_received > 0 and rs.emulator.commands_rejected == 0
+        assert rs.emulator.last_command == pytest.approx(DEFAULT, abs=0.0)
+        assert max_error(rs.emulator.measured_pose(), DEFAULT) < STANDING_TOLERANCE
+        assert_standing(rs.emulator)
+
+
 # ---------------------------------------------------------------------------------------------- faults
 def test_an_emulator_that_stops_publishing_joint_states_sends_the_shield_to_damping_and_the_robot_holds() -> None:
     with real_stack() as rs:

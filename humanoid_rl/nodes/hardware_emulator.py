@@ -304,7 +304,7 @@ class HardwareEmulatorNode(Node):
         if self._trajectory is None:
             return
         t0, start, goal, duration = self._trajectory
-        alpha = 1.0 if duration <= 0.0 else min(1.0, (now - t0) / duration)
+        alpha = 1.0 if duration <= 0.0 else min(1.0, max(0.0, (now - t0) / duration))
         self._target = start + alpha * (goal - start)
         self.sim.set_joint_targets(self._target)
         if alpha >= 1.0:
@@ -330,7 +330,7 @@ class HardwareEmulatorNode(Node):
             owed = MAX_CATCH_UP_CYCLES
         values = self._params.values
         for _ in range(owed):
-            self._track_trajectory(self._anchor + self._cycles * period)
+            self._track_trajectory(self._anchor + (self._cycles + 1) * period)  # the target at the cycle's end
             self.sim.step(self.steps_per_cycle)
             self._cycles += 1
         # Sensors read now; the stamp says they were read `delay` earlier, so every consumer sees a message that
