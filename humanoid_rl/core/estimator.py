@@ -337,7 +337,7 @@ class LeggedStateEstimator:
         h[_HEIGHT_ROWS[0], LEFT_FOOT.start + 2] = 1.0
         h[_HEIGHT_ROWS[1], RIGHT_FOOT.start + 2] = 1.0
         for rows in _VEL_ROWS:
-            h[rows, VELOCITY] = np.eye(3)
+            h[rows, VELOCITY] = -np.eye(3)  # the legs measure -v (saves a negation per update)
 
         # Everything that depends only on the contact pattern, tabulated for the 4 patterns (2*left + right):
         # process noise per second, measurement variances, and H with the unused rows zeroed. A zeroed row
@@ -375,19 +375,22 @@ class LeggedStateEstimator:
         self._dt = -1.0
         self._f = np.eye(STATE_SIZE)
         self._f_t = np.eye(STATE_SIZE)
-        self._b = np.zeros((STATE_SIZE, 3))  # x += B a
+        self._f_and_b = np.hstack([np.eye(STATE_SIZE), np.zeros((STATE_SIZE, 3))])  # [F | B]: x' = F x + B a
         self._q_discrete: list[FloatArray | None] = [None] * 4
 
         # Preallocated work arrays.
-        self._x = np.zeros(STATE_SIZE)
+        # The state lives in the first 12 entries of a 15-vector whose last 3 take the world acceleration, so the
+        # prediction is one product [F | B] @ [x; a].
+        self._x_and_acc = np.zeros(STATE_SIZE + 3)
+        self._x_and_acc_work = np.zeros(STATE_SIZE + 3)
+        self._x = self._x_and_acc[:STATE_SIZE]
+        self._x_work = self._x_and_acc_work[:STATE_SIZE]
         self._cov = np.zeros((STATE_SIZE, STATE_SIZE))
-        self._x_work = np.zeros(STATE_SIZE)
         self._cov_work = np.zeros((STATE_SIZE, STATE_SIZE))
-        self._acc_world = np.zeros(3)
         self._z = np.zeros(MEASUREMENT_SIZE)
         self._z[_HEIGHT_ROWS[0]] = self._z[_HEIGHT_ROWS[1]] = p.ground_height + self.foot_frame_height
         self._z_vectors = self._z[:12].reshape(4, 3)  # view: rows R r_l, R r_r, v_l, v_r
-        self._leg_vectors = np.zeros((4, 3))  # r_l, r_r, -(J_l q̇ + ω × r_l), -(J_r q̇ + ω × r_r), base frame
+        self._leg_vectors = np.zeros((4, 3))  # r_l, r_r, J_l q̇ + ω × r_l, J_r q̇ + ω × r_r in the base frame
         self._omega_skew_t = np.zeros((3, 3))
         self._rot = np.eye(3)
         self._rot_work = np.eye(3)
@@ -514,6 +517,7 @@ class LeggedStateEstimator:
                 "the filter update went non-finite (inputs too large?); the sample was dropped, state unchanged"
             )
         # Commit: swap the work buffers in.
+        self._x_and_acc, self._x_and_acc_work = self._x_and_acc_work, self._x_and_acc
         self._x, self._x_work = x, self._x
         self._cov, self._cov_work = cov, self._cov
         self._rot, self._rot_work = rot, self._rot
@@ -551,11 +555,11 @@ class LeggedStateEstimator:
         """F, B for this dt (cached while dt stays the same); returns the discrete process noise Q."""
         if abs(dt - self._dt) > _DT_TOLERANCE_S:
             self._dt = dt
+            f_and_b = self._f_and_b
             for i in range(3):
-                self._f[i, 3 + i] = dt
-                self._f_t[3 + i, i] = dt
-                self._b[i, i] = 0.5 * dt * dt
-                self._b[3 + i, i] = dt
+                self._f[i, 3 + i] = self._f_t[3 + i, i] = f_and_b[i, 3 + i] = dt
+                f_and_b[i, STATE_SIZE + i] = 0.5 * dt * dt
+                f_and_b[3 + i, STATE_SIZE + i] = dt
             self._q_discrete = [None] * 4
         q_discrete = self._q_discrete[pattern]
         if q_discrete is None:
@@ -579,18 +583,18 @@ class LeggedStateEstimator:
         q_discrete = self._discretise(dt, pattern)
 
         # ---- predict: x = F x + B a with a = R f + g; P = F P Fᵀ + Q.
-        acc_world = self._acc_world
+        x_and_acc = self._x_and_acc  # committed state; its acceleration slot is scratch
+        acc_world = x_and_acc[STATE_SIZE:]
         np.matmul(rot, accel, out=acc_world)
         acc_world += self._gravity_world
         x = self._x_work
-        np.matmul(self._f, self._x, out=x)
-        x += self._b @ acc_world
+        np.matmul(self._f_and_b, x_and_acc, out=x)
         cov = self._cov_work
         np.matmul(self._f @ self._cov, self._f_t, out=cov)
         cov += q_discrete
 
-        # ---- measurement z = [R r_l, R r_r, v_l, v_r, h_ground, h_ground], where a stance leg gives the base
-        # velocity v = -R (J q̇ + ω × r) (its foot is fixed in the world).
+        # ---- measurement z = [R r_l, R r_r, -v_l, -v_r, h_ground, h_ground], where a stance leg gives the base
+        # velocity -v = R (J q̇ + ω × r) (its foot is fixed in the world).
         legs = self._leg_vectors
         legs[0:2] = feet_in_base
         wx, wy, wz = gyro.tolist()
@@ -599,7 +603,6 @@ class LeggedStateEstimator:
         skew_t[2, 1], skew_t[0, 2], skew_t[1, 2] = -wx, -wy, wx
         np.matmul(jacobians, joint_vel, out=legs[2:4])
         legs[2:4] += feet_in_base @ skew_t
-        np.negative(legs[2:4], out=legs[2:4])
         np.matmul(legs, rot.T, out=self._z_vectors)
 
         # Rows of unused measurements are zero in H: their gain is exactly zero whatever their innovation.
