@@ -14,7 +14,6 @@ because this process was starved (a measured stall longer than the timeout) from
 from __future__ import annotations
 
 import argparse
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -428,35 +427,80 @@ def test_without_deadman_heartbeats_the_shield_holds_and_resumes_when_they_come_
 
 
 # ---------------------------------------------------------------------------------------------- attach (launch)
-def test_attach_drives_a_graph_running_elsewhere_through_its_lifecycle_services(tmp_path: Path) -> None:
+# The graph as real_robot.launch.py leaves it: nodes up, lifecycle nodes unconfigured, in another process.
+GRAPH_PROCESS = """
+import json, sys
+from humanoid_rl.apps.stack import InProcessStack, StackOptions
+from humanoid_rl.graph import StackMode, real_graph
+options = StackOptions(nodes=real_graph(emulate=True), mode=StackMode.REAL, overrides=json.loads(sys.argv[1]),
+                       use_sim_time=False)
+with InProcessStack(options) as stack:
+    try:
+        stack.spin_until(lambda: False)
+    except KeyboardInterrupt:
+        pass
+"""
+
+
+def test_attach_drives_a_graph_running_in_another_process_through_its_lifecycle_services() -> None:
     """What `humanoid-rl real --attach` does after `ros2 launch humanoid_rl real_robot.launch.py`: the graph runs
-    in another executor (a thread here, processes under launch) and is driven only through services and topics."""
-    with real_stack(patient=True) as rs:
-        stop = threading.Event()
-        graph = threading.Thread(target=lambda: rs.stack.spin_until(stop.is_set), daemon=True)
-        graph.start()
-        log: list[str] = []
-        remote = RemoteBringUp(say=log.append)
+    in another process and is driven only through lifecycle services, the engage service and the mode topic."""
+    import json
+    import math
+    import signal
+    import subprocess
+    import sys
+
+    from sensor_msgs.msg import Imu
+
+    from humanoid_rl.core.rotations import tilt_angle
+
+    overrides = {name: dict(values) for name, values in PATIENT.items()}
+    overrides[SAFETY_SHIELD.name]["ramp_time"] = RAMP_TIME
+    graph = subprocess.Popen(
+        [sys.executable, "-c", GRAPH_PROCESS, json.dumps(overrides)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    log: list[str] = []
+    remote = RemoteBringUp(say=log.append)
+    commands: list[float] = []
+    tilts: list[float] = []
+    remote.node.create_subscription(
+        Float64MultiArray, Topics.FORWARD_COMMAND, lambda m: commands.append(time.monotonic()), COMMAND_QOS
+    )
+    remote.node.create_subscription(
+        Imu,
+        Topics.IMU,
+        lambda m: tilts.append(float(tilt_angle([m.orientation.x, m.orientation.y, m.orientation.z, m.orientation.w]))),
+        SENSOR_QOS,
+    )
+    try:
+        args = argparse.Namespace(engage="auto", emulate=True, duration=1.0, sensor_wait=30.0)
+        report: dict[str, Any] = {}
+        code = drive(remote, args, lambda: "", report)
+        states = {d.name: remote.state(d.name) for d in (HARDWARE_INTERFACE, SAFETY_SHIELD, POLICY)}
+        remote.spin(0.5)
+    finally:
+        remote.destroy()
+        graph.send_signal(signal.SIGINT)
         try:
-            args = argparse.Namespace(engage="auto", emulate=True, duration=1.0, sensor_wait=10.0)
-            report: dict[str, Any] = {}
-            code = drive(remote, args, lambda: "", report)
-        finally:
-            remote.destroy()
-            stop.set()
-            graph.join(timeout=5.0)
-        assert code == 0, (report.get("error"), log)
-        assert report["modes"][:2] == ["HOLD", "ACTIVE"] and report["modes"][-1] == "HOLD", report["modes"]
-        print("\n".join(log))
-        states = {d.name: rs.node(d.name).lifecycle_state for d in (HARDWARE_INTERFACE, SAFETY_SHIELD, POLICY)}
-        assert set(states.values()) == {"inactive"}, (states, log)
-        assert [s["step"] for s in report["steps"]][:3] == [
-            "configure hardware_interface",
-            "configure safety_shield",
-            "configure policy",
-        ]
-        assert rs.recorder.controller, "nothing reached the controller"
-        assert_standing(rs.emulator)
+            _, errors = graph.communicate(timeout=20.0)
+        except subprocess.TimeoutExpired:
+            graph.kill()
+            _, errors = graph.communicate()
+    print("\n".join(log))
+    assert code == 0, (report.get("error"), log, errors[-2000:])
+    assert report["modes"][:2] == ["HOLD", "ACTIVE"] and report["modes"][-1] == "HOLD", report["modes"]
+    assert set(states.values()) == {"inactive"}, (states, log)
+    assert [s["step"] for s in report["steps"]][:3] == [
+        "configure hardware_interface",
+        "configure safety_shield",
+        "configure policy",
+    ]
+    assert commands, "nothing reached the controller"
+    assert tilts and math.degrees(max(tilts[-10:])) < 10.0, "the emulated robot is not upright"
 
 
 # ---------------------------------------------------------------------------------------------- the command line
