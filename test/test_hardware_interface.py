@@ -317,6 +317,14 @@ def test_shield_damping_holds_the_pose_measured_at_entry_and_sends_zero_stiffnes
     assert harness.gains[2].reshape(2, -1)[0] == pytest.approx(SPEC.kp[policy_index])
 
 
+def test_an_estop_before_the_first_command_sends_nothing(harness: Harness) -> None:
+    harness.configure_and_activate()
+    harness.mode("ESTOP")
+    harness.spin_until(lambda: harness.interface.state is OutputState.PASSIVE)
+    harness.spin_for(0.3)
+    assert harness.commands == []
+
+
 def test_deactivation_sends_one_hold_of_the_measured_pose_and_then_nothing(harness: Harness) -> None:
     harness.configure_and_activate()
     harness.send(DISTINCT)

@@ -30,7 +30,8 @@ What is sent:
   always starts from a ramp out of the measured pose.
 * **passive**: while ``/safety_shield/mode`` (latched) is DAMPING or ESTOP the shield's outputs are not
   forwarded. A position-only controller cannot go limp, so the node sends once the pose measured when the mode
-  was entered: the robot holds where it is (and with ``gains_topic`` the drivers get kp 0: real damping).
+  was entered: the robot holds where it is (and with ``gains_topic`` the drivers get kp 0: real damping). If
+  nothing was sent yet in this activation, nothing is sent.
 * **idle**: nothing. The node publishes nothing before its activation, nor before the first fresh command of an
   activation (the drivers keep whatever they do at enable: there is nothing of ours to take back).
 
@@ -519,6 +520,10 @@ class HardwareInterfaceNode(LifecycleNode):
     # ------------------------------------------------------------------ output
     def _enter_passive(self) -> None:
         self.state = OutputState.PASSIVE
+        if not self._published_in_activation:
+            # Nothing of ours reached the drivers yet (e.g. an e-stop before the first command): stay silent.
+            self.get_logger().warning(f"shield mode {self._shield_mode} before any command: sending nothing")
+            return
         self.get_logger().warning(
             f"shield mode {self._shield_mode}: "
             + ("kp 0 on the gains topic, " if self._gains_pub is not None else "position-only controller: ")
