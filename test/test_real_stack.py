@@ -541,6 +541,51 @@ def test_humanoid_rl_real_refuses_to_configure_with_missing_and_extra_controller
     assert report["emulator"]["commands_received"] == 0  # nothing moved
 
 
+def test_humanoid_rl_real_without_a_robot_names_the_sensor_topics_it_waited_for(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    code = cli_main(["real", "--engage", "auto", "--sensor-wait", "1", "--out", str(tmp_path)])
+    captured = capfd.readouterr()
+    assert code == 2
+    assert f"no {Topics.JOINT_STATES} received yet" in captured.err and f"no {Topics.IMU} received yet" in captured.err
+
+
+def test_humanoid_rl_real_drives_a_robot_whose_drivers_run_in_another_process(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The robot path of `humanoid-rl real` (no emulator in the process): the emulator is started like a robot's
+    drivers, as its own process, and knows nothing of the stack."""
+    import signal
+    import subprocess
+    import sys
+
+    params = ["--ros-args", "--params-file", str(config_path(PARAMETER_FILES[StackMode.REAL]))]
+    drivers = subprocess.Popen(
+        [sys.executable, "-m", HARDWARE_EMULATOR.module, *params],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    patient = tmp_path / "patient.yaml"
+    patient.write_text(yaml.safe_dump({name: {"ros__parameters": values} for name, values in PATIENT.items()}))
+    try:
+        args = ["--config", str(patient), "--engage", "auto", "--ramp-time", "0.5", "--duration", "1"]
+        code = cli_main(["real", *args, "--sensor-wait", "30", "--out", str(tmp_path)])
+    finally:
+        drivers.send_signal(signal.SIGINT)
+        try:
+            _, errors = drivers.communicate(timeout=20.0)
+        except subprocess.TimeoutExpired:
+            drivers.kill()
+            _, errors = drivers.communicate()
+    out = capfd.readouterr().out
+    assert code == 0, (out, errors[-2000:])
+    report = yaml.safe_load((tmp_path / "report.json").read_text())
+    assert "emulator" not in report
+    assert report["modes"][:2] == ["HOLD", "ACTIVE"] and report["modes"][-1] == "HOLD", report["modes"]
+    assert report["hardware_interface"]["forwarded"] > 0
+
+
 def test_the_hardware_interface_and_the_shield_get_the_same_damping_kd_scale() -> None:
     assert HW_CONFIG["damping_kd_scale"] == SHIELD_CONFIG["damping_kd_scale"]
 
