@@ -61,6 +61,7 @@ class FakeDriver(Node):
         super().__init__("fake_driver")
         self.positions = dict(zip(NAMES, SPEC.default_pose.tolist(), strict=True))
         self.publishing = True
+        self.clock_offset = 0.0  # seconds the driver's clock runs behind ours
         self._joint_pub = self.create_publisher(JointState, Topics.JOINT_STATES, SENSOR_QOS)
         self._imu_pub = self.create_publisher(Imu, Topics.IMU, SENSOR_QOS)
         self.create_timer(0.01, self._tick)
@@ -68,7 +69,7 @@ class FakeDriver(Node):
     def _tick(self) -> None:
         if not self.publishing:
             return
-        stamp = self.get_clock().now().to_msg()
+        stamp = seconds_to_stamp(self.get_clock().now().nanoseconds * 1e-9 - self.clock_offset)
         msg = JointState()
         msg.header.stamp = stamp
         msg.name = DRIVER
@@ -201,6 +202,13 @@ def test_configure_fails_without_fresh_joint_states_and_names_the_topic(harness:
     harness.driver.publishing = True
     harness.spin_until(harness.interface.sensors_ready)
     assert harness.interface.trigger_configure().name == "SUCCESS", harness.interface.configure_error
+
+
+def test_configure_fails_when_the_drivers_clock_is_further_off_than_command_timeout(harness: Harness) -> None:
+    harness.driver.clock_offset = 0.3  # the driver stamps 0.3 s in the past: within sensor_timeout, not usable
+    harness.spin_for(0.2)
+    assert harness.interface.trigger_configure().name == "FAILURE"
+    assert "command_timeout" in harness.interface.configure_error and "clock" in harness.interface.configure_error
 
 
 def test_fallback_damp_without_a_gains_topic_is_refused_at_construction() -> None:

@@ -273,6 +273,7 @@ class HardwareInterfaceNode(LifecycleNode):
         self._loop = LoopStats(50.0, window=STATS_WINDOW)
         # Sensors: watched from construction on, so that configure can judge their freshness at once.
         self._joint_state: tuple[float, JointState] | None = None  # (steady receipt time, message)
+        self._joint_state_delay = 0.0
         self._imu: tuple[float, Imu] | None = None
         self._sensor_subscriptions = [
             self.create_subscription(JointState, Topics.JOINT_STATES, self._on_joint_state, SENSOR_QOS),
@@ -284,6 +285,8 @@ class HardwareInterfaceNode(LifecycleNode):
     # ------------------------------------------------------------------ sensors
     def _on_joint_state(self, msg: JointState) -> None:
         self._joint_state = (time.monotonic(), msg)
+        # Measurement → arrival on this node's clock: the driver's clock offset plus transport latency.
+        self._joint_state_delay = self.get_clock().now().nanoseconds * 1e-9 - stamp_to_seconds(msg.header.stamp)
 
     def _on_imu(self, msg: Imu) -> None:
         self._imu = (time.monotonic(), msg)
@@ -356,6 +359,16 @@ class HardwareInterfaceNode(LifecycleNode):
         check_controller_joints(spec.joint_names, controller_joints, f"node {self.get_name()} (robot {spec.name!r})")
         problems = self.sensor_problems()
         if self._joint_state is not None:
+            # Commands carry the stamp of the measurement they were built from: a driver clock running behind ours
+            # by more than command_timeout would have every command dropped as stale.
+            delay = self._joint_state_delay
+            timeout = float(values["command_timeout"])
+            if abs(delay) > timeout and not problems:
+                problems.append(
+                    f"{Topics.JOINT_STATES} arrives stamped {delay:.3f} s away from this node's clock, more than "
+                    f"command_timeout ({timeout} s): every command would be dropped as stale. Synchronise the "
+                    "driver's clock with this computer's (chrony/PTP)"
+                )
             try:
                 JointOrderMap(controller_joints).reorder(self._joint_state[1].name, self._joint_state[1].position)
             except JointNameError as exc:
