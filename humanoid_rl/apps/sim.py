@@ -128,12 +128,13 @@ def run(args: argparse.Namespace) -> int:
         executor=ExecutorKind(args.executor),
     )
     wall_start = time.monotonic()
-    with InProcessStack(options) as stack:
+    try:
+        stack = InProcessStack(options)
+    except RuntimeError as exc:  # a node refused to configure (bad model, contract mismatch, bad robot config)
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    with stack:
         bridge = stack.node(SIM_BRIDGE.name)
-        policy_node = stack.node(POLICY.name)
-        if getattr(policy_node, "configure_error", ""):
-            print(f"error: the policy refused to start: {policy_node.configure_error}", file=sys.stderr)
-            return 2
         push_pub = bridge.create_publisher(WrenchStamped, Topics.SIM_PUSH, 10)
         pending = list(pushes)
         last_status = 0.0

@@ -65,13 +65,12 @@ def bring_up_lifecycle(node: Node) -> None:
 
     node.trigger_configure()
     if node._state_machine.current_state[0] != State.PRIMARY_STATE_INACTIVE:  # noqa: SLF001 - rclpy has no getter
-        raise RuntimeError(f"node {node.get_name()} failed to configure; see its log above for the reason")
+        reason = getattr(node, "configure_error", "") or "see its log above for the reason"
+        raise RuntimeError(f"node {node.get_name()} refused to configure: {reason}")
     node.trigger_activate()
 
 
-def run_nodes(
-    nodes: Sequence[Node], executor: Executor, should_stop: Callable[[], bool] = lambda: False
-) -> None:
+def run_nodes(nodes: Sequence[Node], executor: Executor, should_stop: Callable[[], bool] = lambda: False) -> None:
     for node in nodes:
         executor.add_node(node)
     for node in nodes:
