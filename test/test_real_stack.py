@@ -155,7 +155,9 @@ class RealStack:
             last = now
 
         reached = self.stack.spin_until(condition, wall_timeout_s=timeout, on_tick=tick)
-        assert reached or not must, f"condition not reached within {timeout} s; log: {self.log[-5:]}"
+        assert reached or not must, (
+            f"condition not reached within {timeout} s; log: {self.log[-5:]}; shield: {self.transitions()[-3:]}"
+        )
 
     def start_up(self) -> None:
         """Sensors → configure → activate → ramp complete (HOLD at the default pose)."""
