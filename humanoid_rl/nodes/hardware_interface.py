@@ -26,8 +26,8 @@ What is sent:
   ``command_timeout`` before the node's clock (or unstamped) is dropped, never forwarded (``stale_dropped``).
 * **holding** (defence in depth): when no fresh command arrived for ``command_timeout`` (steady clock: a crashed
   or deactivated shield, a network cut), the node stops forwarding and sends ONCE the measured pose (the newest
-  ``/joint_states``; ``fallback: damp`` adds passive gains). A fresh command resumes forwarding: the shield
-  always starts from a ramp out of the measured pose.
+  ``/joint_states``; ``fallback: damp`` adds passive gains). A fresh command resumes forwarding (a restarted
+  shield begins with a ramp out of the measured pose; a shield that was only late goes on where it was).
 * **passive**: while ``/safety_shield/mode`` (latched) is DAMPING or ESTOP the shield's outputs are not
   forwarded. A position-only controller cannot go limp, so the node sends once the pose measured when the mode
   was entered: the robot holds where it is (and with ``gains_topic`` the drivers get kp 0: real damping). If
@@ -40,8 +40,9 @@ Lifecycle:
 * **configure** loads the robot, checks ``controller_joints`` against the robot's joints (missing, extra or
   duplicated names fail with a message naming them), and checks that ``/joint_states`` (covering every
   controller joint, finite) and the IMU are arriving: the newest of each must be younger than
-  ``sensor_timeout``. It moves nothing. The sensor subscriptions exist from construction on (they only watch),
-  so configure can judge them at once.
+  ``sensor_timeout``, and joint states must arrive stamped within ``command_timeout`` of this node's clock
+  (a driver clock further off would get every command dropped as stale). It moves nothing. The sensor
+  subscriptions exist from construction on (they only watch), so configure can judge them at once.
 * **activate** starts forwarding (idle until the shield's first command); **deactivate** sends the measured pose
   once (if anything was sent in this activation) and stops; **cleanup** / **shutdown** free everything.
 
