@@ -27,9 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 def test_each_algorithm_trains_a_few_hundred_steps_and_leaves_an_exportable_checkpoint(
     tmp_path: Path, algo: str
 ) -> None:
-    metrics = train(
-        tiny_config(tmp_path, algo, total_timesteps=200, n_steps=100, eval_freq=100, checkpoint_freq=100)
-    )
+    metrics = train(tiny_config(tmp_path, algo))  # 256 steps, checkpoints and evaluations every 128
     run_dir = tmp_path / f"tiny-{algo}"
     assert metrics["status"] == "finished"
     assert metrics["steps"] >= 256
