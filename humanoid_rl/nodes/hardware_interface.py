@@ -61,7 +61,7 @@ from typing import Any
 import numpy as np
 from builtin_interfaces.msg import Duration as DurationMsg
 from rclpy.clock import Clock, ClockType
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import Float64MultiArray, MultiArrayDimension, String
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
@@ -73,6 +73,7 @@ from humanoid_rl.core.timing import LoopStats
 from humanoid_rl.graph import HARDWARE_INTERFACE, Topics
 from humanoid_rl.nodes.conversions import JointNameError, JointOrderMap, stamp_to_seconds
 from humanoid_rl.nodes.diagnostics import DiagnosticsPublisher
+from humanoid_rl.nodes.lifecycle import CheckedConfigureNode
 from humanoid_rl.nodes.params import DeclaredParameters
 from humanoid_rl.nodes.qos import COMMAND_QOS, LATCHED_QOS, SENSOR_QOS
 from humanoid_rl.nodes.runner import main_for
@@ -232,7 +233,7 @@ def check_controller_joints(robot_joints: Sequence[str], controller_joints: Sequ
         )
 
 
-class HardwareInterfaceNode(LifecycleNode):
+class HardwareInterfaceNode(CheckedConfigureNode):
     """See the module docstring. Construct, then configure/activate (lifecycle services or trigger_*)."""
 
     def __init__(self, **kwargs: Any) -> None:
@@ -341,17 +342,6 @@ class HardwareInterfaceNode(LifecycleNode):
         return positions if np.isfinite(positions).all() else None
 
     # ------------------------------------------------------------------ lifecycle
-    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
-        try:
-            self._configure()
-        except Exception as exc:  # every failure ends in FAILURE with its reason, nothing created stays
-            self._teardown()
-            self.configure_error = str(exc)
-            self.get_logger().error(f"configure failed: {exc}")
-            return TransitionCallbackReturn.FAILURE
-        self.configure_error = ""
-        self._configured = True
-        return super().on_configure(state)
 
     def _configure(self) -> None:
         values = self._params.values

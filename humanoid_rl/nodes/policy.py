@@ -29,7 +29,7 @@ import numpy as np
 from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import JointState
 
@@ -39,6 +39,7 @@ from humanoid_rl.core.timing import LoopStats
 from humanoid_rl.graph import POLICY, Topics
 from humanoid_rl.nodes.conversions import JointNameError, JointOrderMap
 from humanoid_rl.nodes.diagnostics import DiagnosticsPublisher
+from humanoid_rl.nodes.lifecycle import CheckedConfigureNode
 from humanoid_rl.nodes.params import DeclaredParameters
 from humanoid_rl.nodes.qos import COMMAND_QOS, SENSOR_QOS
 from humanoid_rl.nodes.runner import main_for
@@ -69,7 +70,7 @@ def _stamp_ns(stamp: Any) -> int:
     return stamp.sec * _NS + stamp.nanosec
 
 
-class PolicyNode(LifecycleNode):
+class PolicyNode(CheckedConfigureNode):
     """Runs the policy; see the module docstring. Construct, then configure/activate (or autostart)."""
 
     def __init__(self, **kwargs: Any) -> None:
@@ -117,17 +118,6 @@ class PolicyNode(LifecycleNode):
         return SetParametersResult(successful=True)
 
     # ------------------------------------------------------------------ lifecycle
-    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
-        try:
-            self._configure()
-        except Exception as exc:  # every failure, whatever raised it, must end in FAILURE with its reason
-            self._teardown()
-            self.configure_error = str(exc)
-            self.get_logger().error(f"configure failed: {exc}")
-            return TransitionCallbackReturn.FAILURE
-        self.configure_error = ""
-        self._configured = True
-        return super().on_configure(state)
 
     def _configure(self) -> None:
         values = self._params.values

@@ -90,7 +90,7 @@ from builtin_interfaces.msg import Time as TimeMsg
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import Empty, Float64MultiArray, String
@@ -116,6 +116,7 @@ from humanoid_rl.core.timing import LoopStats
 from humanoid_rl.graph import SAFETY_SHIELD, Topics
 from humanoid_rl.nodes.conversions import JointNameError, JointOrderMap, stamp_to_seconds
 from humanoid_rl.nodes.diagnostics import DiagnosticsPublisher
+from humanoid_rl.nodes.lifecycle import CheckedConfigureNode
 from humanoid_rl.nodes.params import DeclaredParameters
 from humanoid_rl.nodes.qos import COMMAND_QOS, LATCHED_QOS, SENSOR_QOS
 from humanoid_rl.nodes.runner import main_for
@@ -225,7 +226,7 @@ class OutputBudget:
         self.tokens = max(0.0, self.tokens - 1.0)
 
 
-class SafetyShieldNode(LifecycleNode):
+class SafetyShieldNode(CheckedConfigureNode):
     """Filters every command on its way to the joints; see the module docstring."""
 
     def __init__(self, **kwargs: Any) -> None:
@@ -316,17 +317,6 @@ class SafetyShieldNode(LifecycleNode):
         return self.shield.params
 
     # ------------------------------------------------------------------ lifecycle
-    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
-        try:
-            self._configure()
-        except Exception as exc:  # every failure, whatever raised it, ends in FAILURE with its reason
-            self._teardown()
-            self.configure_error = str(exc)
-            self.get_logger().error(f"configure failed: {exc}")
-            return TransitionCallbackReturn.FAILURE
-        self.configure_error = ""
-        self._configured = True
-        return super().on_configure(state)
 
     def _configure(self) -> None:
         values = self._node_params.values

@@ -1,0 +1,32 @@
+"""What every managed (lifecycle) node of ours does at configure, written once."""
+
+from __future__ import annotations
+
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+
+
+class CheckedConfigureNode(LifecycleNode):
+    """``on_configure`` runs the subclass's ``_configure()``; any failure, whatever raised it, tears down what was
+    created (``_teardown()``), keeps the reason in ``configure_error``, logs it and returns FAILURE, so a node
+    never ends half-configured and a launcher or ``humanoid-rl sim/real`` can name why."""
+
+    configure_error: str = ""
+    _configured: bool = False
+
+    def _configure(self) -> None:
+        raise NotImplementedError
+
+    def _teardown(self) -> None:
+        raise NotImplementedError
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self._configure()
+        except Exception as exc:  # noqa: BLE001 - every failure must end in FAILURE with its reason
+            self._teardown()
+            self.configure_error = str(exc)
+            self.get_logger().error(f"configure failed: {exc}")
+            return TransitionCallbackReturn.FAILURE
+        self.configure_error = ""
+        self._configured = True
+        return super().on_configure(state)
