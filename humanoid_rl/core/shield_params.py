@@ -39,7 +39,10 @@ SHIELD_PARAMETERS: tuple[ParamSpec, ...] = (
     ),
     ParamSpec(
         "soft_limit_gain",
-        10.0,
+        # 10/s capped a target's speed toward a limit at 3.8 rad/s even 0.38 rad away from it, which altered
+        # 352 of 563 commands of the shipped stand policy in `make sim` and made it fall; 25/s leaves safe
+        # commands untouched and still halves the remaining distance each 50 Hz period near a limit.
+        25.0,
         "soft-limit law: the target may move toward a soft limit at most at gain × distance to it"
         " (a discrete barrier; beyond the soft limit it is pulled back at that speed)",
         "1/s",
