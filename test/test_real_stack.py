@@ -312,6 +312,9 @@ def test_a_joint_trajectory_controller_gets_the_same_targets_by_name_and_the_rob
         assert rs.recorder.controller == []  # nothing on the forward command topic
         assert rs.emulator.commands_received > 0 and rs.emulator.commands_rejected == 0
         assert rs.emulator.last_command == pytest.approx(DEFAULT, abs=0.0)
+        # The trajectory controller interpolates toward each goal, and a starved emulator runs in slow motion:
+        # judge the pose once it has had time to settle (the bound is the same; a falling robot still fails).
+        rs.spin(1.0)
         assert max_error(rs.emulator.measured_pose(), DEFAULT) < STANDING_TOLERANCE
         assert_standing(rs.emulator)
 
