@@ -47,7 +47,7 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     ),
     Subcommand("train", "humanoid_rl.train.cli", "train a policy with stable-baselines3"),
     Subcommand("export", "humanoid_rl.train.export", "export a trained policy to ONNX with its contract"),
-    Subcommand("eval", "humanoid_rl.train.evaluate", "evaluate a policy (ONNX or checkpoint) in simulation"),
+    Subcommand("eval", "humanoid_rl.train.evaluate", "evaluate an exported ONNX policy in simulation"),
     Subcommand("bench", "humanoid_rl.apps.bench", "measure inference, loop timing and end-to-end latency"),
     Subcommand("check-robot", "humanoid_rl.apps.check_robot", "load a robot config and print its joints"),
 )
