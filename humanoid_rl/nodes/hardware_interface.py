@@ -452,12 +452,6 @@ class HardwareInterfaceNode(CheckedConfigureNode):
         self._teardown()
         super().destroy_node()
 
-    @property
-    def lifecycle_state(self) -> str:
-        if self._active:
-            return "active"
-        return "inactive" if self._configured else "unconfigured"
-
     # ------------------------------------------------------------------ inputs
     def _on_shield_mode(self, msg: String) -> None:
         self._shield_mode = msg.data

@@ -12,6 +12,13 @@ class CheckedConfigureNode(LifecycleNode):
 
     configure_error: str = ""
     _configured: bool = False
+    _active: bool = False
+
+    @property
+    def lifecycle_state(self) -> str:
+        if self._active:
+            return "active"
+        return "inactive" if self._configured else "unconfigured"
 
     def _configure(self) -> None:
         raise NotImplementedError

@@ -332,12 +332,6 @@ class PolicyNode(CheckedConfigureNode):
         self._loop = LoopStats(rate_hz, window=STATS_WINDOW)
         self._state_age = LoopStats(rate_hz, window=STATS_WINDOW)
 
-    @property
-    def lifecycle_state(self) -> str:
-        if self._active:
-            return "active"
-        return "inactive" if self._configured else "unconfigured"
-
     def timing(self) -> dict[str, float | int]:
         """Loop timing, inference and state-age figures (what /diagnostics reports)."""
         loop = self._loop.summary()

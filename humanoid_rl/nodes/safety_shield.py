@@ -448,12 +448,6 @@ class SafetyShieldNode(CheckedConfigureNode):
         self._teardown()
         super().destroy_node()
 
-    @property
-    def lifecycle_state(self) -> str:
-        if self._active:
-            return "active"
-        return "inactive" if self._configured else "unconfigured"
-
     # ------------------------------------------------------------------ time
     def _ros_now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
