@@ -415,18 +415,6 @@ class HardwareInterfaceNode(CheckedConfigureNode):
         self.state = OutputState.IDLE
         return super().on_deactivate(state)
 
-    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._teardown()
-        return super().on_cleanup(state)
-
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._teardown()
-        return super().on_shutdown(state)
-
-    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._teardown()
-        return TransitionCallbackReturn.SUCCESS
-
     def _stop_watchdog(self) -> None:
         if self._watchdog is not None:
             self.destroy_timer(self._watchdog)

@@ -8,7 +8,9 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 class CheckedConfigureNode(LifecycleNode):
     """``on_configure`` runs the subclass's ``_configure()``; any failure, whatever raised it, tears down what was
     created (``_teardown()``), keeps the reason in ``configure_error``, logs it and returns FAILURE, so a node
-    never ends half-configured and a launcher or ``humanoid-rl sim/real`` can name why."""
+    never ends half-configured and a launcher or ``humanoid-rl sim/real`` can name why. Cleanup, shutdown and
+    error all end in ``_teardown()``; shutdown first gives the node ``_on_shutdown_while_active()`` to leave the
+    joints safe."""
 
     configure_error: str = ""
     _configured: bool = False
@@ -26,6 +28,9 @@ class CheckedConfigureNode(LifecycleNode):
     def _teardown(self) -> None:
         raise NotImplementedError
 
+    def _on_shutdown_while_active(self) -> None:
+        """Shutdown straight from ACTIVE (Ctrl-C, launch exit): what a deactivation would have sent."""
+
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
             self._configure()
@@ -37,3 +42,17 @@ class CheckedConfigureNode(LifecycleNode):
         self.configure_error = ""
         self._configured = True
         return super().on_configure(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._teardown()
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        if self._active:
+            self._on_shutdown_while_active()
+        self._teardown()
+        return super().on_shutdown(state)
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._teardown()
+        return TransitionCallbackReturn.SUCCESS

@@ -399,19 +399,9 @@ class SafetyShieldNode(CheckedConfigureNode):
         self._active = False
         return super().on_deactivate(state)
 
-    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._teardown()
-        return super().on_cleanup(state)
-
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        if self._active and self.shield is not None:
-            self._publish_final_hold()  # shut down while active: leave the joints as a deactivation would
-        self._teardown()
-        return super().on_shutdown(state)
-
-    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._teardown()
-        return TransitionCallbackReturn.SUCCESS
+    def _on_shutdown_while_active(self) -> None:
+        if self.shield is not None:
+            self._publish_final_hold()  # leave the joints as a deactivation would
 
     def _start_timer(self) -> None:
         self._stop_timer()
