@@ -1,11 +1,16 @@
-"""Builds diagnostic_msgs from plain dicts so every node reports timing the same way."""
+"""Builds diagnostic_msgs from plain dicts so every node reports timing the same way, and gives nodes with
+timing windows a ``~/reset_statistics`` service (std_srvs/Trigger) to start them afresh, e.g. after a warm-up:
+
+    ros2 service call /policy/reset_statistics std_srvs/srv/Trigger
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
+from std_srvs.srv import Trigger
 
 from humanoid_rl.graph import Topics
 from humanoid_rl.nodes.qos import STATUS_QOS
@@ -25,10 +30,22 @@ def _fmt(value: object) -> str:
 class DiagnosticsPublisher:
     """One DiagnosticStatus per node named ``humanoid_rl/<node>``, published on /diagnostics."""
 
-    def __init__(self, node: Node) -> None:
+    RESET_SERVICE = "~/reset_statistics"
+
+    def __init__(self, node: Node, reset_statistics: Callable[[], None] | None = None) -> None:
         self._node = node
         self._pub = node.create_publisher(DiagnosticArray, Topics.DIAGNOSTICS, STATUS_QOS)
         self.name = f"humanoid_rl/{node.get_name()}"
+        self._reset_service = None
+        if reset_statistics is not None:
+            reset = reset_statistics
+
+            def _on_reset(request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+                reset()
+                response.success, response.message = True, "timing statistics start afresh"
+                return response
+
+            self._reset_service = node.create_service(Trigger, self.RESET_SERVICE, _on_reset)
 
     def publish(self, values: Mapping[str, object], level: str = "ok", message: str = "") -> None:
         status = DiagnosticStatus(
@@ -45,3 +62,5 @@ class DiagnosticsPublisher:
 
     def destroy(self) -> None:
         self._node.destroy_publisher(self._pub)
+        if self._reset_service is not None:
+            self._node.destroy_service(self._reset_service)

@@ -93,7 +93,7 @@ class PolicyNode(CheckedConfigureNode):
         self._command_stamp_ns = 0
         self._last_used_stamp_ns: int | None = None
         self._apply_runtime_parameters(self._params.values)
-        self._diagnostics = DiagnosticsPublisher(self)
+        self._diagnostics = DiagnosticsPublisher(self, self.reset_statistics)
         self._diag_published = 0
         self._diag_skips = 0
         self._diag_timer = self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)

@@ -263,7 +263,7 @@ class SimBridgeNode(Node):
             WrenchStamped, Topics.SIM_PUSH, self._on_push, COMMAND_QOS
         )  # an event: reliable
         self.create_service(Trigger, Topics.SIM_RESET, self._on_reset)
-        self._diagnostics = DiagnosticsPublisher(self)
+        self._diagnostics = DiagnosticsPublisher(self, self.reset_statistics)
         self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics, clock=self._steady)
         if self.sync:
             # Only the timeout is polled; an answered state advances from the command callback at once.
