@@ -32,7 +32,7 @@ LAUNCH_ARGUMENTS: tuple[tuple[str, str, str], ...] = (
 def _per_node_overrides() -> dict[str, dict[str, object]]:
     rate = LaunchConfiguration("policy_rate")
     sync = LaunchConfiguration("sync")
-    trigger = PythonExpression(["'state' if '", sync, "'.lower() == 'true' else 'timer'"])
+    shield_trigger = PythonExpression(["'state' if '", sync, "'.lower() == 'true' else 'timer'"])
     robot = LaunchConfiguration("robot_config")
     return {
         SIM_BRIDGE.name: {
@@ -42,7 +42,7 @@ def _per_node_overrides() -> dict[str, dict[str, object]]:
             "robot_config": robot,
         },
         SAFETY_SHIELD.name: {
-            "trigger": trigger,
+            "trigger": shield_trigger,
             "rate_hz": rate,
             "robot_config": robot,
             "control_period": PythonExpression(["1.0 / float(", rate, ")"]),
@@ -50,7 +50,7 @@ def _per_node_overrides() -> dict[str, dict[str, object]]:
         POLICY.name: {
             "model": LaunchConfiguration("model"),
             "rate_hz": rate,
-            "trigger": trigger,
+            "trigger": "state",  # as humanoid-rl sim: answer each simulated state at once, in both modes
             "robot_config": robot,
         },
     }

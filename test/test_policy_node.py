@@ -327,6 +327,33 @@ def test_state_trigger_computes_once_per_policy_period_of_joint_state_stamps_aft
         robot.close()
 
 
+def test_state_trigger_answers_an_estimator_a_state_behind_with_the_newest_joints_instead_of_starving(
+    ros, model_dir
+) -> None:
+    node, robot = start(model_dir / "stand.onnx", trigger="state", max_state_age=1.0)
+    try:
+        base = robot.now() - 0.2
+
+        def deliver(publisher, msg, attribute: str) -> None:
+            publisher.publish(msg)
+            assert spin_until(
+                robot.executor,
+                lambda: getattr(node, attribute) is not None and getattr(node, attribute).header == msg.header,
+                wall_timeout_s=5.0,
+            )
+
+        # Real time on an overloaded machine: every estimator output comes after the next joint state, so the
+        # estimator never catches up with the newest joints. Each of its outputs is answered at once.
+        for k in range(5):
+            deliver(robot.joint_pub, robot.joint_state(base + (k + 1) * 0.02), "_joint_msg")
+            deliver(robot.odom_pub, robot.odom(base + k * 0.02), "_odom_msg")
+        spin_until(robot.executor, lambda: len(robot.commands) >= 5, wall_timeout_s=5.0)
+        stamps = [round((stamp_to_seconds(c.header.stamp) - base) * 1000) for c in robot.commands]
+        assert stamps == [20, 40, 60, 80, 100]  # built from the newest joint state each time
+    finally:
+        robot.close()
+
+
 def test_deactivate_stops_publishing_and_configure_time_parameters_are_locked_while_configured(ros, model_dir) -> None:
     node, robot = start(model_dir / "stand.onnx")
     try:

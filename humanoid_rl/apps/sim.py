@@ -91,6 +91,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def stack_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    # The policy answers each simulated state as soon as the estimator has caught up with it, in both modes: on
+    # sim time a policy timer only wakes on /clock and answers about a period late (bench, one process, 50 Hz
+    # real time: state → shielded command p50 25 ms on the timer, 6.5 ms on the state). The shield steps with
+    # the states only in lock-step; in real time its own timer runs the watchdogs.
     trigger = "state" if args.sync else "timer"
     common = {"robot_config": args.robot_config}
     return {
@@ -109,7 +113,7 @@ def stack_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
             "rate_hz": float(args.rate),
             "control_period": 1.0 / float(args.rate),
         },
-        POLICY.name: {**common, "model": str(args.model), "rate_hz": float(args.rate), "trigger": trigger},
+        POLICY.name: {**common, "model": str(args.model), "rate_hz": float(args.rate), "trigger": "state"},
     }
 
 

@@ -92,6 +92,7 @@ class PolicyNode(CheckedConfigureNode):
         self._command = np.zeros(3)
         self._command_stamp_ns = 0
         self._last_used_stamp_ns: int | None = None
+        self._last_used_odom_ns: int | None = None
         self._apply_runtime_parameters(self._params.values)
         self._diagnostics = DiagnosticsPublisher(self, self.reset_statistics)
         self._diag_published = 0
@@ -182,6 +183,7 @@ class PolicyNode(CheckedConfigureNode):
         self._reset_stats(self._rate_hz)
         self._last_action[:] = 0.0
         self._last_used_stamp_ns = None
+        self._last_used_odom_ns = None
         self._active = True
         if self._trigger is TriggerMode.TIMER:
             self._timer = self.create_timer(1.0 / self._rate_hz, self._compute)
@@ -223,24 +225,29 @@ class PolicyNode(CheckedConfigureNode):
 
     def _on_joint_state_trigger(self, msg: JointState) -> None:
         self._joint_msg = msg
-        self._maybe_compute_for_state()
+        self._maybe_compute_for_state(odom_arrived=False)
 
     def _on_odom_trigger(self, msg: Odometry) -> None:
         self._odom_msg = msg
-        self._maybe_compute_for_state()
+        self._maybe_compute_for_state(odom_arrived=True)
 
-    def _maybe_compute_for_state(self) -> None:
-        """State trigger: once per new joint-state stamp, when the estimator has caught up with it."""
+    def _maybe_compute_for_state(self, odom_arrived: bool) -> None:
+        """State trigger: once per new joint-state stamp (at most one per policy period), when the estimator
+        has caught up with it; or, when the estimator has fallen a state behind (real time, overloaded), on its
+        next output with the newest joint state: waiting for a match that never comes would starve the robot."""
         joint, odom = self._joint_msg, self._odom_msg
-        if not self._active or joint is None:
+        if not self._active or joint is None or odom is None:
             return
         stamp_ns = _stamp_ns(joint.header.stamp)
         last = self._last_used_stamp_ns
         if last is not None and stamp_ns - last < self._min_stamp_step_ns:
             return
-        if odom is None or _stamp_ns(odom.header.stamp) < stamp_ns:
+        odom_ns = _stamp_ns(odom.header.stamp)
+        caught_up = odom_ns >= stamp_ns
+        behind = odom_arrived and (self._last_used_odom_ns is None or odom_ns > self._last_used_odom_ns)
+        if not (caught_up or behind):
             return  # the estimator output for this measurement is still on its way
-        self._last_used_stamp_ns = stamp_ns
+        self._last_used_stamp_ns, self._last_used_odom_ns = stamp_ns, odom_ns
         self._compute()
 
     def _on_cmd_vel(self, msg: Twist) -> None:
@@ -261,7 +268,8 @@ class PolicyNode(CheckedConfigureNode):
         if odom is None:
             return self._skip("no_estimator")
         joint_stamp = joint.header.stamp
-        joint_age_ns = now_ns - _stamp_ns(joint_stamp)
+        joint_stamp_ns = _stamp_ns(joint_stamp)
+        joint_age_ns = now_ns - joint_stamp_ns
         if abs(joint_age_ns) > self._max_age_ns:
             return self._skip("stale_joint_state")
         if abs(now_ns - _stamp_ns(odom.header.stamp)) > self._max_age_ns:
@@ -307,7 +315,10 @@ class PolicyNode(CheckedConfigureNode):
         # The observation's last_action is the clipped action, as the training environment stores it.
         np.clip(action, -self._action_clip, self._action_clip, out=self._last_action)
         self.published += 1
-        self._loop.tick(now_ns * 1e-9)
+        # A timer tick is timed by the clock; a state-triggered step by the state it answers, so a deadline miss
+        # is a state left unanswered (sim time only moves in /clock steps: the clock at compute time would count
+        # 0 / 20 / 40 ms periods at 50 Hz as misses where every state was answered).
+        self._loop.tick((joint_stamp_ns if self._trigger is TriggerMode.STATE else now_ns) * 1e-9)
         self._loop.latency(inference_s)
         self._state_age.latency(joint_age_ns * 1e-9)
 

@@ -469,11 +469,11 @@ class SimBridgeNode(Node):
 
     # ------------------------------------------------------------------ output
     def _publish_state(self) -> None:
+        # Latency is counted from here: the state exists once the physics step is done, before it is read out.
+        wall = time.perf_counter()
         sim = self.sim
         t_ns = self.sim_time_ns
         stamp = _stamp(t_ns)
-        self._clock_msg.clock = stamp
-        self._clock_pub.publish(self._clock_msg)
         sensors = sim.read_sensors()
         truth = sim.ground_truth()
 
@@ -507,8 +507,12 @@ class SimBridgeNode(Node):
         lin.x, lin.y, lin.z = truth.lin_vel_body.tolist()
         ang.x, ang.y, ang.z = truth.ang_vel_body.tolist()
         self._odom_pub.publish(odom)
+        # /clock last: nodes on sim time see the clock reach t only after the sensor messages stamped t went
+        # out, so what wakes on the clock finds this instant's data (measured: state → shielded command p50
+        # 28 ms with the clock first, 6.5 ms with it last, one process at 50 Hz in real time).
+        self._clock_msg.clock = stamp
+        self._clock_pub.publish(self._clock_msg)
 
-        wall = time.perf_counter()
         published = self._published_wall
         published[t_ns] = wall
         while len(published) > PUBLISHED_STAMPS_KEPT:
