@@ -185,7 +185,7 @@ def run_loop_cases(args: argparse.Namespace) -> list[dict[str, Any]]:
                 f"loop {rate:6.0f} Hz {label}: achieved {case['achieved_rate_hz']:7.1f} Hz "
                 f"({100 * case['achieved_fraction']:5.1f}%), misses {case['deadline_misses']}, latency p50 "
                 f"{case['latency_us']['p50']:.0f} µs p99 {case['latency_us']['p99']:.0f} µs, "
-                f"CPU cores {sum(case['cpu_cores_used']):.2f}",
+                f"real-time factor {case['real_time_factor']:.2f}, CPU cores {sum(case['cpu_cores_used']):.2f}",
                 flush=True,
             )
     for case in cases:
