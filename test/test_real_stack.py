@@ -14,6 +14,8 @@ because this process was starved (a measured stall longer than the timeout) from
 from __future__ import annotations
 
 import argparse
+import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -232,7 +234,19 @@ def max_error(a: dict[str, float], b: dict[str, float]) -> float:
     return max(abs(a[name] - b[name]) for name in NAMES)
 
 
+def interrupt(process: subprocess.Popen[str]) -> str:
+    """Ctrl-C a child stack as a user would (killed if it does not exit within 20 s); its stderr."""
+    process.send_signal(signal.SIGINT)
+    try:
+        return process.communicate(timeout=20.0)[1]
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.communicate()[1]
+
+
 # ---------------------------------------------------------------------------------------------- start-up
+
+
 def test_managed_start_up_moves_nothing_before_activation_ramps_engages_and_ends_holding_a_standing_robot() -> None:
     with real_stack(patient=True) as rs:
         rec, bring_up = rs.recorder, rs.bring_up
@@ -466,8 +480,6 @@ def test_attach_drives_a_graph_running_in_another_process_through_its_lifecycle_
     in another process and is driven only through lifecycle services, the engage service and the mode topic."""
     import json
     import math
-    import signal
-    import subprocess
     import sys
 
     from sensor_msgs.msg import Imu
@@ -503,12 +515,7 @@ def test_attach_drives_a_graph_running_in_another_process_through_its_lifecycle_
         remote.spin(0.5)
     finally:
         remote.destroy()
-        graph.send_signal(signal.SIGINT)
-        try:
-            _, errors = graph.communicate(timeout=20.0)
-        except subprocess.TimeoutExpired:
-            graph.kill()
-            _, errors = graph.communicate()
+        errors = interrupt(graph)
     print("\n".join(log))
     assert code == 0, (report.get("error"), log, errors[-2000:])
     assert report["modes"][:2] == ["HOLD", "ACTIVE"] and report["modes"][-1] == "HOLD", report["modes"]
@@ -574,8 +581,6 @@ def test_humanoid_rl_real_drives_a_robot_whose_drivers_run_in_another_process(
 ) -> None:
     """The robot path of `humanoid-rl real` (no emulator in the process): the emulator is started like a robot's
     drivers, as its own process, and knows nothing of the stack."""
-    import signal
-    import subprocess
     import sys
 
     params = ["--ros-args", "--params-file", str(config_path(PARAMETER_FILES[StackMode.REAL]))]
@@ -591,12 +596,7 @@ def test_humanoid_rl_real_drives_a_robot_whose_drivers_run_in_another_process(
         args = ["--config", str(patient), "--engage", "auto", "--ramp-time", "0.5", "--duration", "1"]
         code = cli_main(["real", *args, "--sensor-wait", "30", "--out", str(tmp_path)])
     finally:
-        drivers.send_signal(signal.SIGINT)
-        try:
-            _, errors = drivers.communicate(timeout=20.0)
-        except subprocess.TimeoutExpired:
-            drivers.kill()
-            _, errors = drivers.communicate()
+        errors = interrupt(drivers)
     out = capfd.readouterr().out
     assert code == 0, (out, errors[-2000:])
     report = yaml.safe_load((tmp_path / "report.json").read_text())

@@ -194,6 +194,7 @@ def benchmark_layout(
         sync=False, gui=False, seed=0, rate=rate_hz, push_duration=0.2, robot_config="", model=model
     )
     overrides = stack_overrides(args)
+    groups = layout_groups(layout)
     if trigger is not None:
         overrides[POLICY.name]["trigger"] = trigger.value
     trigger = TriggerMode(overrides[POLICY.name]["trigger"])
@@ -211,7 +212,7 @@ def benchmark_layout(
     log_paths: list[Path] = []
     probe = DiagnosticsProbe(domain_id)
     try:
-        for i, group in enumerate(layout_groups(layout)):
+        for i, group in enumerate(groups):
             log_paths.append(log_dir / f"{layout.value}-{trigger.value}-{rate_hz:g}hz-{i}.log")
             process, log = start_group(group, overrides, env, log_paths[-1])
             processes.append(process)
@@ -263,8 +264,8 @@ def benchmark_layout(
     return {
         "layout": layout.value,
         "policy_trigger": trigger.value,
-        "processes": [[d.name for d in g.nodes] for g in layout_groups(layout)],
-        "executors": [g.executor.value for g in layout_groups(layout)],
+        "processes": [[d.name for d in g.nodes] for g in groups],
+        "executors": [g.executor.value for g in groups],
         "rate_hz": rate_hz,
         "seconds": round(wall, 3),
         # The policy times its steps on the ROS clock, which is sim time here: per wall second it achieved its
