@@ -18,7 +18,7 @@ class Topics:
     # Robot (or simulator) ↔ stack
     JOINT_STATES = "/joint_states"  # sensor_msgs/JointState: measured position/velocity/effort
     IMU = "/imu/data"  # sensor_msgs/Imu: orientation, angular velocity, specific force
-    LEFT_FOOT_WRENCH = "/contacts/left_foot"  # geometry_msgs/WrenchStamped (world-aligned, at the sole)
+    LEFT_FOOT_WRENCH = "/contacts/left_foot"  # geometry_msgs/WrenchStamped, foot frame (z = sole normal)
     RIGHT_FOOT_WRENCH = "/contacts/right_foot"
     JOINT_COMMANDS = "/joint_commands"  # sensor_msgs/JointState: shielded position targets (only the shield)
     CLOCK = "/clock"  # rosgraph_msgs/Clock (simulation only)

@@ -104,26 +104,52 @@ def test_a_moderate_push_moves_the_base_and_a_huge_one_knocks_the_robot_over(spe
     assert math.degrees(knocked_tilt) > 60.0
 
 
-def test_foot_wrench_balances_a_steady_push(spec: RobotSpec) -> None:
+def foot_to_world_rotations(sim: HumanoidSim, spec: RobotSpec) -> list[np.ndarray]:
+    """Each foot link's rotation (foot -> world), read from PyBullet independently of the simulator's sensors."""
+    rotations = []
+    for link in spec.foot_links:
+        index = next(
+            i
+            for i in range(pb.getNumJoints(sim.robot_id, physicsClientId=sim.client_id))
+            if pb.getJointInfo(sim.robot_id, i, physicsClientId=sim.client_id)[12].decode() == link
+        )
+        orientation = pb.getLinkState(sim.robot_id, index, physicsClientId=sim.client_id)[5]
+        rotations.append(np.array(pb.getMatrixFromQuaternion(orientation)).reshape(3, 3))
+    return rotations
+
+
+def test_foot_wrenches_are_in_the_foot_frame_and_balance_a_steady_push(spec: RobotSpec) -> None:
+    # Both hips yawed the same way: the feet point 0.4 rad off the world x axis, so a world-aligned wrench and a
+    # foot-frame one differ by several newtons under the push below.
+    pose = spec.default_pose.copy()
+    for side in ("left", "right"):
+        pose[spec.joint_names.index(f"{side}_hip_yaw_joint")] = 0.4
     with HumanoidSim(spec, quiet()) as sim:
+        sim.reset(joint_pos=pose)
         # Stiffer joints keep the robot upright under the push; the check is on the contact forces.
-        sim.set_joint_targets(spec.default_pose, stiffness_scale=3.0, damping_scale=2.0)
+        sim.set_joint_targets(pose, stiffness_scale=3.0, damping_scale=2.0)
         sim.step(500)
         push = np.array([12.0, -5.0, 0.0])
         sim.apply_push(push, 3.0)
         sim.step(500)
-        wrenches, normal_forces = [], []
+        world_forces, sensor_forces, normal_forces = [], [], []
         for _ in range(100):  # 2 s: the mean over the sway is the static balance (momentum changes little)
             sim.step(20)
             readings = sim.read_sensors()
-            wrenches.append(readings.foot_wrenches)
+            rotations = foot_to_world_rotations(sim, spec)
+            sensor_forces.append(readings.foot_wrenches[:, :3])
+            world_forces.append([r @ w[:3] for r, w in zip(rotations, readings.foot_wrenches, strict=True)])
             normal_forces.append(readings.foot_forces)
-        total = np.mean(wrenches, axis=0)[:, :3].sum(axis=0)
+        total_world = np.mean(world_forces, axis=0).sum(axis=0)
+        total_sensor = np.mean(sensor_forces, axis=0).sum(axis=0)
         weight = RobotKinematics(spec).total_mass * 9.81
-        # The ground carries the weight and holds against the push.
-        assert total[:2] == pytest.approx(-push[:2], abs=2.0)
-        assert total[2] == pytest.approx(weight, rel=0.01)
-        assert np.mean(normal_forces, axis=0) == pytest.approx(np.mean(wrenches, axis=0)[:, 2], rel=1e-6)
+        # The ground carries the weight and holds against the push, once the sensor frames are rotated back.
+        assert total_world[:2] == pytest.approx(-push[:2], abs=2.0)
+        assert total_world[2] == pytest.approx(weight, rel=0.01)
+        # Read as world-aligned, the same numbers are off by the feet's yaw.
+        assert np.linalg.norm(total_sensor[:2] + push[:2]) > 4.0
+        # The soles are flat: the sensor's z is the normal force.
+        assert np.mean(normal_forces, axis=0) == pytest.approx(np.mean(sensor_forces, axis=0)[:, 2], rel=1e-3)
 
 
 def test_same_seed_gives_bit_identical_trajectories_and_other_seeds_differ(spec: RobotSpec) -> None:

@@ -14,7 +14,7 @@ Hardware topics:
   ``command_latency``.
 * out, at ``state_rate_hz`` on a steady-clock, deadline-based timer (like a controller manager's update loop):
   ``/joint_states`` (names in ``controller_joints`` order, the driver's order, not ours), ``/imu/data`` and the
-  two foot wrench topics (a force-torque sensor broadcaster; world-aligned, as the estimator expects). All
+  two foot wrench topics (a force-torque sensor broadcaster; in each foot's frame, as a sensor reports). All
   messages of one cycle carry the same stamp: the ROS time at which the sensors were read.
 
 Realism (all parameters):

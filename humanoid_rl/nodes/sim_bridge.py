@@ -2,10 +2,11 @@
 
 A plain ``Node`` named ``sim_bridge``. Every state period (``state_rate_hz``) it publishes, all stamped with
 the SIM time of that instant: ``/clock``, ``/joint_states`` (names in policy order; effort = the torque the
-motors applied), ``/imu/data`` (frame ``imu_link``), the two foot wrenches (world-aligned force and torque
-about the foot link origin, frame_id the foot link) and ``/sim/ground_truth/odom`` (``odom`` → ``base_link``,
-twist in ``base_link`` per REP 105). Sim time never goes back, not even across ``/sim/reset``; the first state
-is published one period after start (stamp > 0, so no consumer takes it for an unset stamp).
+motors applied), ``/imu/data`` (frame ``imu_link``), the two foot wrenches (force and torque about the foot
+link origin, in that link's frame, as an ankle force-torque sensor reports them) and ``/sim/ground_truth/odom``
+(``odom`` → ``base_link``, twist in ``base_link`` per REP 105). Sim time never goes back, not even across
+``/sim/reset``; the first state is published one period after start (stamp > 0, so no consumer takes it for an
+unset stamp).
 
 Actuation, decided before every period from what the bridge knows (:class:`Actuation`):
 

@@ -4,7 +4,8 @@ A plain ``Node`` named ``state_estimator``.
 
 Inputs (SENSOR_QOS): ``/imu/data`` (orientation required: REP 145's ``orientation_covariance[0] == -1`` is
 refused), ``/joint_states`` (mapped into policy order BY NAME; velocities required), ``/contacts/left_foot``
-and ``/contacts/right_foot`` (world-aligned WrenchStamped: ``force.z`` is the foot's normal force).
+and ``/contacts/right_foot`` (WrenchStamped in the foot's sensor frame, z along the sole normal: ``force.z`` is
+the foot's normal force, as an ankle force-torque sensor reports it).
 
 One estimator update per *sample*: an IMU message and a joint state stamped within ``max_sensor_skew`` of
 each other; whichever of the two arrives second triggers it (topics arrive in any order), with the newest foot
@@ -214,7 +215,7 @@ class StateEstimatorNode(Node):
     def _wrench_callback(self, side: int) -> Callable[[WrenchStamped], None]:
         def on_wrench(msg: WrenchStamped) -> None:
             first = np.isnan(self._foot_forces).any()
-            self._foot_forces[side] = msg.wrench.force.z  # world-aligned: the normal force on flat ground
+            self._foot_forces[side] = msg.wrench.force.z  # sensor frame: z is the sole normal
             if first:
                 self._try_update()  # a sample that arrived before the first wrenches is not lost
 

@@ -109,7 +109,9 @@ class SensorReadings:
     joint_vel: np.ndarray  # (n_joints,)
     foot_forces: np.ndarray  # (2,) N, normal contact force per foot (left, right)
     foot_contacts: np.ndarray  # (2,) bool, foot_forces above the contact threshold
-    foot_wrenches: np.ndarray  # (2, 6) world frame: force (3) and torque about the foot link origin (3)
+    # (2, 6) force (3) and torque about the foot link origin (3), both in the foot link frame: what a
+    # force-torque sensor in the ankle reports (its z is the sole normal; the sole is flat in that frame)
+    foot_wrenches: np.ndarray
 
 
 @dataclass
@@ -568,7 +570,16 @@ class HumanoidSim:
                 ty_sum += rz * fx - rx * fz
                 tz_sum += rx * fy - ry * fx
             forces[side] = normal_sum
-            wrenches[side] = (fx_sum, fy_sum, fz_sum, tx_sum, ty_sum, tz_sum)
+            # World -> foot link frame (a sensor reports in its own frame): the transpose of the link's rotation.
+            r = pb.getMatrixFromQuaternion(foot_states[side][5])  # row-major, foot -> world
+            wrenches[side] = (
+                r[0] * fx_sum + r[3] * fy_sum + r[6] * fz_sum,
+                r[1] * fx_sum + r[4] * fy_sum + r[7] * fz_sum,
+                r[2] * fx_sum + r[5] * fy_sum + r[8] * fz_sum,
+                r[0] * tx_sum + r[3] * ty_sum + r[6] * tz_sum,
+                r[1] * tx_sum + r[4] * ty_sum + r[7] * tz_sum,
+                r[2] * tx_sum + r[5] * ty_sum + r[8] * tz_sum,
+            )
         return forces, forces > self.config.contact_force_threshold_n, wrenches
 
     def ground_truth(self) -> BaseState:
