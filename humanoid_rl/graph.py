@@ -8,6 +8,7 @@ Plain data only: importable without rclpy or launch.
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -131,3 +132,13 @@ def sim_graph() -> tuple[NodeDescription, ...]:
 def real_graph(emulate: bool = False) -> tuple[NodeDescription, ...]:
     nodes = (STATE_ESTIMATOR, SAFETY_SHIELD, POLICY, HARDWARE_INTERFACE)
     return ((HARDWARE_EMULATOR,) + nodes) if emulate else nodes
+
+
+# DDS domains for stacks that must see no other (test sessions, bench cases): 10..99 stays clear of the common 0
+# and keeps Fast DDS's ports (which grow with the id) below the ephemeral port range.
+PRIVATE_DOMAIN_IDS = range(10, 100)
+
+
+def private_domain_id(avoid: str | None = None) -> int:
+    """A random domain from ``PRIVATE_DOMAIN_IDS``, other than ``avoid`` (a ``ROS_DOMAIN_ID`` value)."""
+    return random.SystemRandom().choice([d for d in PRIVATE_DOMAIN_IDS if str(d) != avoid])

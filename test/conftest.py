@@ -7,11 +7,11 @@ simulation) on one machine, or on one network, never see each other's topics.
 from __future__ import annotations
 
 import os
-import random
+
+from humanoid_rl.graph import private_domain_id  # plain data: importing it does not import rclpy
 
 # The PyPI ROS wheels ship Fast DDS; name it so rclpy does not look for another middleware.
 os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
-# A random domain per session unless the caller chose one: 10..99 stays clear of the common 0 and of the
-# ephemeral port range (Fast DDS ports grow with the domain id).
-os.environ.setdefault("ROS_DOMAIN_ID", str(random.SystemRandom().randint(10, 99)))
+# A random private domain per session unless the caller chose one.
+os.environ.setdefault("ROS_DOMAIN_ID", str(private_domain_id()))
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"

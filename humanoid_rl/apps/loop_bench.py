@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from humanoid_rl.graph import POLICY, SAFETY_SHIELD, SIM_BRIDGE, STATE_ESTIMATOR, NodeDescription
+from humanoid_rl.graph import POLICY, SAFETY_SHIELD, SIM_BRIDGE, STATE_ESTIMATOR, NodeDescription, private_domain_id
 from humanoid_rl.nodes.runner import ExecutorKind
 from humanoid_rl.policy.parameters import TriggerMode
 
@@ -57,13 +56,6 @@ def layout_groups(layout: Layout) -> list[ProcessGroup]:
 
 class LoopBenchError(RuntimeError):
     pass
-
-
-def private_domain_id() -> int:
-    """A DDS domain for one case, other than the caller's: the case sees no other stack, and no other stack
-    sees it. 10..99 keeps Fast DDS's ports (which grow with the id) below the ephemeral port range."""
-    current = os.environ.get("ROS_DOMAIN_ID", "0")
-    return random.SystemRandom().choice([d for d in range(10, 100) if str(d) != current])
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -198,7 +190,8 @@ def benchmark_layout(
     if trigger is not None:
         overrides[POLICY.name]["trigger"] = trigger.value
     trigger = TriggerMode(overrides[POLICY.name]["trigger"])
-    domain_id = private_domain_id()
+    # The case's own domain: it sees no other stack (not even the caller's), and no other stack sees it.
+    domain_id = private_domain_id(avoid=os.environ.get("ROS_DOMAIN_ID", "0"))
     env = {
         **os.environ,
         "ROS_DOMAIN_ID": str(domain_id),
