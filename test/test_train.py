@@ -88,6 +88,37 @@ def test_time_budget_stops_training_with_a_checkpoint_that_resume_continues_from
     assert resumed["wall_time_s"] > metrics["wall_time_s"]  # wall time accumulates over invocations
 
 
+def test_init_from_fine_tunes_a_checkpoint_at_the_new_rate_and_counts_its_steps_and_time(tmp_path: Path) -> None:
+    from humanoid_rl.train.cli import load_checkpoint
+
+    source_metrics = train(tiny_config(tmp_path, run_name="source"))
+    source = tmp_path / "source" / "final"
+    config = tiny_config(tmp_path, run_name="tuned", init_from=str(source), learning_rate=1e-5,
+                         total_timesteps=source_metrics["steps"] + 128, curriculum_start=1.0)
+    tuned = train(config)
+    # The new run continued the source's network: its steps and wall time include the source's.
+    assert tuned["steps"] == source_metrics["steps"] + 128
+    assert tuned["wall_time_s"] > source_metrics["wall_time_s"]
+    assert tuned["curriculum_level"] == 1.0
+    assert len(tuned["commands"]) == len(source_metrics["commands"]) + 1
+    model = load_checkpoint(tmp_path / "tuned" / "final", "ppo")
+    assert model.learning_rate == 1e-5 and model.lr_schedule(1.0) == pytest.approx(1e-5)
+    assert model.policy.optimizer.param_groups[0]["lr"] == pytest.approx(1e-5)  # trained at the new rate
+    source_model = load_checkpoint(source, "ppo")
+    assert source_model.learning_rate != 1e-5
+
+
+def test_init_from_refuses_a_directory_without_a_checkpoint_or_of_another_algorithm(tmp_path: Path) -> None:
+    from humanoid_rl.cli import CommandError
+
+    with pytest.raises(CommandError, match=r"no model.zip, vecnormalize.pkl, info.json there. Fix: pass a checkpoint"):
+        train(tiny_config(tmp_path, init_from=str(tmp_path)))
+    train(tiny_config(tmp_path, run_name="source"))
+    with pytest.raises(CommandError, match=r"checkpoint's algo is 'ppo', this run's is 'a2c'. Fix: pass --algo ppo"):
+        train(tiny_config(tmp_path, "a2c", init_from=str(tmp_path / "source" / "best")))
+    assert not (tmp_path / "tiny-a2c").exists()  # refused before a run directory was made
+
+
 def test_reward_terms_are_logged_to_tensorboard_one_scalar_each(tmp_path: Path) -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

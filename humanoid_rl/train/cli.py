@@ -125,10 +125,38 @@ def algorithm_class(algo: str) -> Any:
     return getattr(stable_baselines3, Algorithm(algo).name)
 
 
-def load_checkpoint(directory: Path, algo: str, env: Any | None = None) -> Any:
+def load_checkpoint(directory: Path, algo: str, env: Any | None = None, learning_rate: float | None = None) -> Any:
+    """The SB3 model saved in ``directory``; ``learning_rate`` replaces the saved one (a run continued or
+    fine-tuned trains at its config's rate, not silently at the checkpoint's)."""
     from humanoid_rl.train.callbacks import MODEL_FILE
 
-    return algorithm_class(algo).load(directory / MODEL_FILE, env=env, device="cpu")
+    custom = None if learning_rate is None else {"learning_rate": learning_rate}
+    return algorithm_class(algo).load(directory / MODEL_FILE, env=env, device="cpu", custom_objects=custom)
+
+
+def _fine_tune_source(config: TrainConfig) -> tuple[Path, dict[str, Any]]:
+    """The checkpoint ``config.init_from`` names and its info.json, checked against the run's task and algo."""
+    from humanoid_rl.cli import CommandError
+    from humanoid_rl.train.callbacks import CHECKPOINT_INFO, MODEL_FILE, VECNORMALIZE_FILE
+
+    source = Path(config.init_from)
+    missing = [name for name in (MODEL_FILE, VECNORMALIZE_FILE, CHECKPOINT_INFO) if not (source / name).is_file()]
+    if missing:
+        raise CommandError(f"--init-from {source}: no {', '.join(missing)} there. Fix: pass a checkpoint directory "
+                           "of a run, e.g. runs/NAME/best or runs/NAME/checkpoints/step_N")
+    info = json.loads((source / CHECKPOINT_INFO).read_text(encoding="utf-8"))
+    for key in ("task", "algo"):
+        if info.get(key) != getattr(config, key):
+            raise CommandError(f"--init-from {source}: that checkpoint's {key} is {info.get(key)!r}, this run's is "
+                               f"{getattr(config, key)!r}. Fix: pass --{key} {info.get(key)} or another checkpoint")
+    # The commands that trained the source (its run directory is the checkpoint's parent, or its grandparent
+    # for checkpoints/step_N): with this run's own, they are the policy's whole recipe.
+    for run_dir in (source.parent, source.parent.parent):
+        metrics = run_dir / "metrics.json"
+        if metrics.is_file():
+            info["commands"] = json.loads(metrics.read_text(encoding="utf-8")).get("commands", [])
+            break
+    return source, info
 
 
 def _new_run_dir(config: TrainConfig) -> Path:
@@ -194,20 +222,24 @@ def train(config: TrainConfig, resume: Path | None = None) -> dict[str, Any]:
                          evaluations=list(previous.get("evaluations", [])), best=previous.get("best"),
                          commands=[*earlier, list(sys.argv)])
     else:
+        source_info = _fine_tune_source(config)[1] if config.init_from else {}
         run_dir = _new_run_dir(config)
-        state = RunState(run_dir, config.task, config.algo, config.seed, config.curriculum_start)
+        state = RunState(run_dir, config.task, config.algo, config.seed, config.curriculum_start,
+                         wall_time_before_s=float(source_info.get("wall_time_s", 0.0)),
+                         commands=[*source_info.get("commands", []), list(sys.argv)])
     config.save_yaml(run_dir / "config.yaml")
 
     env = make_vec_env(config, config.n_envs, env_config(config, curriculum_level=state.curriculum_level))
     eval_env = make_vec_env(config, 1, env_config(config, episode_s=config.eval_episode_s,
                                                   curriculum_level=state.curriculum_level))
     eval_env = VecNormalize(eval_env, training=False, norm_obs=True, norm_reward=False, clip_obs=config.clip_obs)
-    if resume is not None:
-        checkpoint = run_dir / latest["checkpoint"]
+    if resume is not None or config.init_from:
+        checkpoint = run_dir / latest["checkpoint"] if resume is not None else Path(config.init_from)
         env = VecNormalize.load(str(checkpoint / VECNORMALIZE_FILE), env)
         env.training = True
-        model = load_checkpoint(checkpoint, config.algo, env)
-        print(f"resuming {run_dir} from {checkpoint} at {model.num_timesteps} steps, level {state.curriculum_level}",
+        model = load_checkpoint(checkpoint, config.algo, env, learning_rate=config.learning_rate)
+        verb = "resuming" if resume is not None else "fine-tuning into"
+        print(f"{verb} {run_dir} from {checkpoint} at {model.num_timesteps} steps, level {state.curriculum_level}",
               flush=True)
     else:
         env = VecNormalize(env, norm_obs=True, norm_reward=config.normalize_reward, clip_obs=config.clip_obs,
@@ -233,7 +265,9 @@ def train(config: TrainConfig, resume: Path | None = None) -> dict[str, Any]:
     print(f"training {config.algo} on {ENV_IDS[config.task]} with {config.n_envs} envs into {run_dir}", flush=True)
     remaining = max(0, config.total_timesteps - int(model.num_timesteps))
     try:
-        model.learn(total_timesteps=remaining, callback=callbacks, reset_num_timesteps=resume is None,
+        # A fine-tuned run keeps counting from its source's steps: the totals it reports are the policy's.
+        model.learn(total_timesteps=remaining, callback=callbacks,
+                    reset_num_timesteps=resume is None and not config.init_from,
                     tb_log_name="run", progress_bar=False)
         state.status = "time_budget" if budget.exhausted else "finished"
     except KeyboardInterrupt:

@@ -61,6 +61,10 @@ class TrainConfig:
     run_name: str = _setting("", "run directory name (empty: <task>-<algo>-<timestamp>)")
     torch_threads: int = _setting(1, "torch CPU threads in the learner (1 leaves the cores to the simulators)")
     robot_config: str = _setting("", "robot YAML (empty: the shipped humanoid)")
+    init_from: str = _setting(
+        "", "fine-tune: start a new run from this checkpoint directory (e.g. runs/NAME/best), its weights and "
+        "observation statistics; its steps and wall time count in this run's totals (empty: a fresh network)"
+    )
 
     # ---- environment
     episode_s: float = _setting(20.0, "training episode length in seconds (truncation)")
