@@ -112,6 +112,15 @@ def test_export_refuses_a_checkpoint_without_its_normalizer_stats(
     assert not (tmp_path / "x.onnx").exists()
 
 
+def test_exporting_a_checkpoint_again_writes_the_same_bytes(exported: tuple[Path, Path], tmp_path: Path) -> None:
+    # So `humanoid-rl export ... --eval-json` after an evaluation writes the very file that was evaluated.
+    run_dir, output = exported
+    again = tmp_path / "again.onnx"
+    result = export_policy(resolve_checkpoint(run_dir), again, rollout_episodes=1, rollout_s=1.0, n_pairs=32)
+    assert again.read_bytes() == output.read_bytes()
+    assert result["sha256"] in again.with_suffix(".md").read_text()
+
+
 @pytest.mark.parametrize("algo", ["sac", "td3"])
 def test_squashed_actors_of_off_policy_algorithms_export_with_the_same_actions(tmp_path: Path, algo: str) -> None:
     train(tiny_config(tmp_path, algo, total_timesteps=192, eval_freq=10**6, checkpoint_freq=10**6))

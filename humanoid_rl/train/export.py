@@ -18,7 +18,6 @@ import pickle
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -321,7 +320,8 @@ def training_summary(checkpoint: Checkpoint, config: Any, model: Any) -> dict[st
         "config": config.to_dict(),
         "stable_baselines3": stable_baselines3.__version__,
         "torch": torch.__version__,
-        "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        # No export time: exporting a checkpoint again gives the same bytes, so an evaluation's sha256 names
+        # the shipped file, not a sibling export.
     }
 
 
@@ -383,12 +383,15 @@ def model_card(output: Path, result: dict[str, Any], config: Any, eval_results: 
         f"| curriculum level at the checkpoint | {t.get('curriculum_level')} |",
         f"| network | {config.net_arch} (actor), normalization clip ±{config.clip_obs} |",
         f"| checkpoint | `{t['checkpoint']}` |",
+        *([f"| fine-tuned from | `{config.init_from}` (its steps and wall time are included above) |"]
+          if getattr(config, "init_from", "") else []),
         f"| parity PyTorch vs ONNX Runtime (max abs) | recorded pairs {parity['recorded_pairs']:.2g}, "
         f"1000 random obs {parity['random_observations']:.2g} |",
         "",
         "## Commands",
         "",
-        "Training (each invocation of the run; later ones continue it with --resume):",
+        "Training, every invocation that made this policy (`--resume` continues a run, `--init-from` starts a "
+        "new run from an earlier run's checkpoint):",
         "",
         "```",
         *(_command_line(c) for c in t.get("train_commands") or [None]),
