@@ -134,8 +134,8 @@ def load_checkpoint(directory: Path, algo: str, env: Any | None = None, learning
     return algorithm_class(algo).load(directory / MODEL_FILE, env=env, device="cpu", custom_objects=custom)
 
 
-def _fine_tune_source(config: TrainConfig) -> tuple[Path, dict[str, Any]]:
-    """The checkpoint ``config.init_from`` names and its info.json, checked against the run's task and algo."""
+def _fine_tune_source_info(config: TrainConfig) -> dict[str, Any]:
+    """info.json of the checkpoint ``config.init_from`` names, checked against the run's task and algo."""
     from humanoid_rl.cli import CommandError
     from humanoid_rl.train.callbacks import CHECKPOINT_INFO, MODEL_FILE, VECNORMALIZE_FILE
 
@@ -156,7 +156,7 @@ def _fine_tune_source(config: TrainConfig) -> tuple[Path, dict[str, Any]]:
         if metrics.is_file():
             info["commands"] = json.loads(metrics.read_text(encoding="utf-8")).get("commands", [])
             break
-    return source, info
+    return info
 
 
 def _new_run_dir(config: TrainConfig) -> Path:
@@ -222,7 +222,7 @@ def train(config: TrainConfig, resume: Path | None = None) -> dict[str, Any]:
                          evaluations=list(previous.get("evaluations", [])), best=previous.get("best"),
                          commands=[*earlier, list(sys.argv)])
     else:
-        source_info = _fine_tune_source(config)[1] if config.init_from else {}
+        source_info = _fine_tune_source_info(config) if config.init_from else {}
         run_dir = _new_run_dir(config)
         state = RunState(run_dir, config.task, config.algo, config.seed, config.curriculum_start,
                          wall_time_before_s=float(source_info.get("wall_time_s", 0.0)),
