@@ -137,25 +137,24 @@ def load_checkpoint(directory: Path, algo: str, env: Any | None = None, learning
 def _fine_tune_source_info(config: TrainConfig) -> dict[str, Any]:
     """info.json of the checkpoint ``config.init_from`` names, checked against the run's task and algo."""
     from humanoid_rl.cli import CommandError
-    from humanoid_rl.train.callbacks import CHECKPOINT_INFO, MODEL_FILE, VECNORMALIZE_FILE
+    from humanoid_rl.train.callbacks import CHECKPOINT_INFO, METRICS_FILE, MODEL_FILE, VECNORMALIZE_FILE
+    from humanoid_rl.train.export import resolve_checkpoint
 
     source = Path(config.init_from)
     missing = [name for name in (MODEL_FILE, VECNORMALIZE_FILE, CHECKPOINT_INFO) if not (source / name).is_file()]
     if missing:
         raise CommandError(f"--init-from {source}: no {', '.join(missing)} there. Fix: pass a checkpoint directory "
                            "of a run, e.g. runs/NAME/best or runs/NAME/checkpoints/step_N")
-    info = json.loads((source / CHECKPOINT_INFO).read_text(encoding="utf-8"))
+    checkpoint = resolve_checkpoint(source)  # finds the run directory the checkpoint belongs to, as export does
+    info = dict(checkpoint.info)
     for key in ("task", "algo"):
         if info.get(key) != getattr(config, key):
             raise CommandError(f"--init-from {source}: that checkpoint's {key} is {info.get(key)!r}, this run's is "
                                f"{getattr(config, key)!r}. Fix: pass --{key} {info.get(key)} or another checkpoint")
-    # The commands that trained the source (its run directory is the checkpoint's parent, or its grandparent
-    # for checkpoints/step_N): with this run's own, they are the policy's whole recipe.
-    for run_dir in (source.parent, source.parent.parent):
-        metrics = run_dir / "metrics.json"
-        if metrics.is_file():
-            info["commands"] = json.loads(metrics.read_text(encoding="utf-8")).get("commands", [])
-            break
+    # The commands that trained the source, with this run's own, are the policy's whole recipe.
+    metrics = checkpoint.run_dir / METRICS_FILE if checkpoint.run_dir is not None else None
+    if metrics is not None and metrics.is_file():
+        info["commands"] = json.loads(metrics.read_text(encoding="utf-8")).get("commands", [])
     return info
 
 
