@@ -4,8 +4,9 @@ Modes:
 
 * **HOLD** (start): waits for the first joint state (passive output meanwhile), then ramps from the measured
   pose to the default pose over ``ramp_time``. After the ramp, a fresh policy command that the filter accepts
-  switches to ACTIVE, if the shield is engaged. After a command timeout HOLD ramps from the last output to
-  ``hold_pose``.
+  switches to ACTIVE, if the shield is engaged. Leaving ACTIVE (disengaged, command timeout) HOLD starts from
+  the policy's recent targets averaged over ``hold_average_time`` and ramps to ``hold_pose``: a closed-loop
+  policy's last target alone is a feedback correction of that instant, and frozen it tips the robot.
 * **ACTIVE**: policy commands go through the filter. No accepted command for longer than ``command_timeout``,
   or disengaged: HOLD.
 * **DAMPING**: no joint state or no IMU/balance update for longer than ``state_timeout``, or a balance trip.
@@ -138,11 +139,16 @@ class SafetyShield:
     TRANSITION_LOG_LENGTH = 256
 
     def __init__(
-        self, limits: JointLimits, params: ShieldParams | None = None, require_engage: bool = False
+        self,
+        limits: JointLimits,
+        params: ShieldParams | None = None,
+        require_engage: bool = False,
+        reset_hint: str = "a reset",
     ) -> None:
         self.filter = SafetyFilter(limits, params)
         self.limits = limits
         self.require_engage = require_engage
+        self.reset_hint = reset_hint  # how a user resets, for messages (the node names its service)
         self.engaged = not require_engage
         self.mode = ShieldMode.HOLD
         self.last_reason = "start-up: waiting for the first joint state"
@@ -169,6 +175,9 @@ class SafetyShield:
         self._assessment: BalanceAssessment = NO_BALANCE
         self._first_step_time: float | None = None
         self._now = -math.inf
+        # Exponential average of the ACTIVE outputs (see hold_average_time), restarted at each entry to ACTIVE.
+        self._average = self._output.copy()
+        self._average_time = -math.inf
 
     # ---------------------------------------------------------------- inputs
     @property
@@ -316,7 +325,7 @@ class SafetyShield:
         self._assessment = balance  # reused by the filter calls of this step
         if balance.trip:
             self._balance_latched = True
-            self._enter(ShieldMode.DAMPING, f"balance trip: {balance.reason}; reset() to recover", now)
+            self._enter(ShieldMode.DAMPING, f"balance trip: {balance.reason}; latched until {self.reset_hint}", now)
             return self._finish(self._passive(balance))
         if self.mode is ShieldMode.DAMPING:
             self._start_ramp_from_measured(now)
@@ -340,6 +349,7 @@ class SafetyShield:
                     self._output = result.positions
                 age = now - self._last_accepted_time
                 if age <= self.params.command_timeout:
+                    self._track_average(now)
                     return self._finish(self._active(result, balance))
                 self._enter_hold(
                     now,
@@ -355,6 +365,7 @@ class SafetyShield:
             if result is not None and result.accepted:
                 self._output = result.positions
                 self._enter(ShieldMode.ACTIVE, "ramp complete and a fresh policy command accepted", now)
+                self._average, self._average_time = self._output.copy(), now
                 return self._finish(self._active(result, balance))
         elif not self._command_seen:
             self._command_seen = True
@@ -421,9 +432,18 @@ class SafetyShield:
         self._output = measured
         self._ramp = _Ramp(now, measured, self.limits.default_pose, self.params.ramp_time)
 
+    def _track_average(self, now: float) -> None:
+        """Fold this step's ACTIVE output into the exponential average (time constant hold_average_time)."""
+        tau = self.params.hold_average_time
+        dt = now - self._average_time
+        weight = 1.0 if tau <= 0.0 or not dt < math.inf else -math.expm1(-max(dt, 0.0) / tau)
+        self._average += weight * (self._output - self._average)
+        self._average_time = now
+
     def _enter_hold(self, now: float, reason: str) -> None:
-        goal = self.limits.default_pose if self.params.hold_pose == "default" else self._output
-        self._ramp = _Ramp(now, self._output, goal, self.params.ramp_time)
+        start = self._average.copy() if self.params.hold_average_time > 0.0 else self._output
+        goal = self.limits.default_pose if self.params.hold_pose == "default" else start
+        self._ramp = _Ramp(now, start, goal, self.params.ramp_time)
         self._enter(ShieldMode.HOLD, f"{reason}: holding, ramping to the {self.params.hold_pose} pose", now)
 
     def _enter(self, mode: ShieldMode, reason: str, now: float, force: bool = False) -> None:
@@ -470,6 +490,14 @@ class SafetyShield:
     def measured_positions(self) -> np.ndarray | None:
         """The last accepted joint positions (policy order), None before the first."""
         return None if self._positions is None else self._positions.copy()
+
+    def hold_target(self) -> np.ndarray:
+        """What to hold when the shield stops stepping (deactivation, shutdown) in ACTIVE or HOLD: in ACTIVE the
+        policy's averaged targets (as a disengage would start from), in HOLD the last output, which the robot
+        is already tracking. Never the measured pose: a PD target at the measured pose lets gravity sag it."""
+        if self.mode is ShieldMode.ACTIVE and self.params.hold_average_time > 0.0:
+            return self._average.copy()
+        return self._output.copy()
 
     @property
     def ramp_complete(self) -> bool:

@@ -190,6 +190,7 @@ BUDGET_RATE = 1.1
 BUDGET_CAPACITY = 1.5
 BUDGET_TOLERANCE = 1e-3  # of a period: stamps quantised to ns / ms never hold back an on-time output
 CLOCK_JUMP_TOLERANCE_S = 1e-3
+_CLOCK_JUMP_REASON = "estop: clock jumped back"
 NODE_COUNTERS = (
     "outputs_published",
     "outputs_deferred",  # a command waited for the output budget (flood) or for its state (state trigger)
@@ -323,7 +324,12 @@ class SafetyShieldNode(CheckedConfigureNode):
         spec = RobotSpec.load(values["robot_config"] or None)
         kinematics = RobotKinematics(spec)
         params = ShieldParams.from_mapping(self._shield_params.values)
-        self.shield = SafetyShield(JointLimits.from_robot_spec(spec), params, bool(values["require_engage"]))
+        self.shield = SafetyShield(
+            JointLimits.from_robot_spec(spec),
+            params,
+            bool(values["require_engage"]),
+            reset_hint=f"{Topics.SHIELD_RESET} is called",
+        )
         self.spec, self.kinematics = spec, kinematics
         self._joint_map = JointOrderMap(spec.joint_names)
         default = spec.default_pose
@@ -687,10 +693,9 @@ class SafetyShieldNode(CheckedConfigureNode):
             return
         if self._positions is None:
             return  # never saw a state: nothing was ever published, nothing to hold
-        lower, upper = shield.limits.lower, shield.limits.upper
-        hold = np.minimum(np.maximum(self._positions, lower), upper)
+        hold = shield.hold_target()
         zeros = np.zeros_like(hold)
-        self._publish_mode(ShieldMode.HOLD.value, "deactivated: holding the measured pose")
+        self._publish_mode(ShieldMode.HOLD.value, "deactivated: holding the pose the robot stands in")
         self._publish(ShieldOutput(ShieldMode.HOLD, hold, zeros, zeros, 1.0, 1.0), self._state_stamp)
 
     def _clock_jumped_back(self, now: float) -> None:
@@ -699,11 +704,15 @@ class SafetyShieldNode(CheckedConfigureNode):
         old = self.shield
         assert old is not None
         self.counters["clock_jumps_back"] += 1
-        new = SafetyShield(old.limits, old.params, old.require_engage)
+        new = SafetyShield(old.limits, old.params, old.require_engage, old.reset_hint)
         new.engaged = old.engaged
         new.counters = old.counters
         if old.mode in (ShieldMode.ESTOP, ShieldMode.DAMPING):
-            new.estop(f"clock jumped back while in {old.mode.value} ({old.last_reason}); reset to recover", now)
+            # A latched stop stays latched, named by its first cause: repeated jumps must not nest the reasons.
+            cause = old.last_reason if old.last_reason.startswith(_CLOCK_JUMP_REASON) else (
+                f"{_CLOCK_JUMP_REASON} while in {old.mode.value} ({old.last_reason})"
+            )
+            new.estop(cause.removeprefix("estop: "), now)
         self.shield = new
         self._budget.reset()
         self._last_command_receipt = -math.inf
