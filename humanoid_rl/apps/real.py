@@ -587,7 +587,7 @@ def _run_in_process(args: argparse.Namespace, report: dict[str, Any]) -> int:
             if args.emulate:
                 report["emulator"] = stack.node(HARDWARE_EMULATOR.name).report()
             bring_up.destroy()
-    if args.emulate and report["emulator"]["fell"]:
+    if args.emulate and not report["emulator"]["standing"]:
         code = code or 1
     return code
 
@@ -605,10 +605,10 @@ def summary_text(report: dict[str, Any], out_dir: Path) -> str:
         lines.append(f"start-up ramp: {report['ramp_s']:.2f} s")
     emu = report.get("emulator")
     if emu:
+        lines.append(f"emulated robot: {emu['posture']}")
         lines.append(
-            f"emulated robot: {'FELL' if emu['fell'] else 'standing'} (base height {emu['base_height_m']:.3f} m), "
-            f"{emu['states_published']} sensor cycles at {emu['achieved_rate_hz']:.0f} Hz, dropped {emu['dropped']}, "
-            f"cycle lateness p50 {emu['cycle_lateness_p50_ms']:.2f} ms"
+            f"emulator: {emu['states_published']} sensor cycles at {emu['achieved_rate_hz']:.0f} Hz, "
+            f"dropped {emu['dropped']}, cycle lateness p50 {emu['cycle_lateness_p50_ms']:.2f} ms"
         )
     lines.append(f"report: {out_dir / 'report.json'}")
     return "\n".join(lines)

@@ -217,6 +217,9 @@ def collect_report(stack: Any, args: argparse.Namespace, wall_time_s: float, pus
         "fell": b["fell"],
         "upright_time_s": b["upright_time_s"],
         "base_height_min_m": b["base_height_min_m"],
+        "final_tilt_deg": b["final_tilt_deg"],
+        "standing": b["standing"],
+        "posture": b["posture"],
         "policy_rate_hz": {"target": float(args.rate), "achieved": timing["achieved_rate_hz"]},
         "latency_us": {"p50": b["latency_p50_us"], "p99": b["latency_p99_us"], "max": b["latency_max_us"]},
         "deadline_misses": timing["deadline_misses"],
@@ -285,6 +288,7 @@ def summary_text(report: dict[str, Any], out_dir: Path) -> str:
         f"{'FELL' if report['fell'] else 'stayed up'}: {report['upright_time_s']:.1f} s upright of "
         f"{report['sim_time_s']:.1f} s simulated in {report['wall_time_s']:.1f} s wall "
         f"(x{report['real_time_factor']:.2f} real time); min base height {report['base_height_min_m']:.3f} m\n"
+        f"at the end: {report['posture']}\n"
         f"policy {report['policy_rate_hz']['achieved']:.1f}/{report['policy_rate_hz']['target']:.0f} Hz, "
         f"latency p50 {lat['p50']:.0f} µs p99 {lat['p99']:.0f} µs max {lat['max']:.0f} µs, "
         f"deadline misses {report['deadline_misses']}\n"

@@ -56,6 +56,7 @@ from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory
 
 from humanoid_rl.core.params import ParamSpec
+from humanoid_rl.core.posture import describe, has_fallen, is_standing
 from humanoid_rl.core.robot_spec import RobotSpec
 from humanoid_rl.core.timing import LoopStats
 from humanoid_rl.graph import HARDWARE_EMULATOR, Frames, Topics
@@ -123,8 +124,6 @@ PARAMETERS: tuple[ParamSpec, ...] = (
 )
 
 MAX_CATCH_UP_CYCLES = 3  # more would make a late cycle later still (a spiral on a loaded CPU)
-FALL_HEIGHT_FRACTION = 0.6
-FALL_TILT_RAD = math.radians(60.0)
 STATS_WINDOW = 5000
 _NS = 1_000_000_000
 
@@ -386,9 +385,7 @@ class HardwareEmulatorNode(Node):
         truth = self.sim.ground_truth()
         height = float(truth.pos[2])
         self.base_height_min = min(self.base_height_min, height)
-        if not self.fell and (
-            height < FALL_HEIGHT_FRACTION * self.spec.nominal_base_height or truth.tilt_rad > FALL_TILT_RAD
-        ):
+        if not self.fell and has_fallen(truth.tilt_rad, height, self.spec.nominal_base_height):
             self.fell = True
             self.get_logger().warning(f"the emulated robot fell (base height {height:.3f} m)")
 
@@ -401,6 +398,7 @@ class HardwareEmulatorNode(Node):
     def report(self) -> dict[str, Any]:
         truth = self.sim.ground_truth()
         latency = self._latency.summary()
+        tilt, height, nominal = truth.tilt_rad, float(truth.pos[2]), self.spec.nominal_base_height
         return {
             "controller": self.kind.value,
             "state_rate_hz": self.state_rate_hz,
@@ -418,6 +416,8 @@ class HardwareEmulatorNode(Node):
             "base_height_m": float(truth.pos[2]),
             "base_height_min_m": self.base_height_min,
             "tilt_deg": math.degrees(truth.tilt_rad),
+            "standing": not self.fell and is_standing(tilt, height, nominal),
+            "posture": describe(self.fell, tilt, height, nominal),
         }
 
     def destroy_node(self) -> None:

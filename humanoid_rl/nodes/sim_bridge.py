@@ -55,6 +55,7 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
 from humanoid_rl.core.params import ParamSpec
+from humanoid_rl.core.posture import describe, has_fallen, is_standing
 from humanoid_rl.core.robot_spec import RobotSpec
 from humanoid_rl.core.rotations import quat_to_matrix
 from humanoid_rl.core.shield_modes import ShieldMode
@@ -141,8 +142,6 @@ class Actuation(Enum):
 
 
 DAMPING_MODES = frozenset({ShieldMode.DAMPING, ShieldMode.ESTOP})
-FALL_HEIGHT_FRACTION = 0.6  # base below this fraction of the nominal standing height: fallen
-FALL_TILT_RAD = math.radians(60.0)
 # Real time: a late tick (after on-time ones) steps the periods it owes, up to this much sim time (at least 2
 # periods); older debt is dropped.
 MAX_CATCH_UP_S = 0.05
@@ -350,6 +349,8 @@ class SimBridgeNode(Node):
                 f"unknown /safety_shield/mode {msg.data!r} ignored", throttle_duration_sec=5.0
             )
             return
+        if self.sim.base_held and self._shield_mode not in DAMPING_MODES:
+            self.sim.hold_base(False)  # the shield has taken the reset robot over (HOLD ramp): let it stand
         self._update_actuation()
 
     def _on_push(self, msg: WrenchStamped) -> None:
@@ -383,6 +384,11 @@ class SimBridgeNode(Node):
         self._published_wall.clear()
         self._new_episode_tracking()
         self.resets += 1
+        # A latched shield (DAMPING/ESTOP) would let the new robot collapse at once, and it refuses a reset while
+        # the old one lies beyond the trip: hold the new one on a gantry in the default pose until the shield
+        # leaves the latched mode (/safety_shield/reset), so the two resets work in this order.
+        held = self._shield_mode in DAMPING_MODES
+        self.sim.hold_base(held)
         self._update_actuation()
         if self._started:
             if self.sync:
@@ -390,13 +396,20 @@ class SimBridgeNode(Node):
             else:
                 self._rt_anchor, self._rt_periods = time.perf_counter(), 0
         response.success = True
-        response.message = f"reset at sim time {offset / _NS:.3f} s (episode seed {self.sim.seed})"
+        response.message = f"reset at sim time {offset / _NS:.3f} s (episode seed {self.sim.seed})" + (
+            f"; the shield is {self._shield_mode.value}: the robot is held on a gantry until "
+            f"{Topics.SHIELD_RESET} is called"
+            if held
+            else ""
+        )
         return response
 
     # ------------------------------------------------------------------ actuation
     def _update_actuation(self) -> None:
         """Decide what drives the joints now and tell the sim if that changed."""
-        if self._shield_mode in DAMPING_MODES:
+        if self.sim.base_held:
+            actuation = Actuation.DEFAULT_POSE  # a reset robot on its gantry holds the default pose
+        elif self._shield_mode in DAMPING_MODES:
             actuation = Actuation.SHIELD_DAMPING
         elif self._command is None:
             actuation = Actuation.DEFAULT_POSE
@@ -530,6 +543,7 @@ class SimBridgeNode(Node):
         self.upright_time_s = 0.0
         self.base_height_min = math.inf
         self.base_height = math.nan
+        self.tilt = math.nan
 
     def _track(
         self,
@@ -542,9 +556,10 @@ class SimBridgeNode(Node):
     ) -> None:
         height = float(pos[2])
         self.base_height = height
+        self.tilt = tilt
         self.base_height_min = min(self.base_height_min, height)
         if not self.fell:
-            if height < FALL_HEIGHT_FRACTION * self.spec.nominal_base_height or tilt > FALL_TILT_RAD:
+            if has_fallen(tilt, height, self.spec.nominal_base_height):
                 self.fell = True
                 self.get_logger().warning(f"the robot fell at sim time {t_ns / _NS:.3f} s")
             else:
@@ -613,6 +628,10 @@ class SimBridgeNode(Node):
             "fell": self.fell,
             "upright_time_s": self.upright_time_s,
             "base_height_min_m": self.base_height_min,
+            "final_tilt_deg": math.degrees(self.tilt),
+            "final_base_height_m": self.base_height,
+            "standing": not self.fell and is_standing(self.tilt, self.base_height, self.spec.nominal_base_height),
+            "posture": describe(self.fell, self.tilt, self.base_height, self.spec.nominal_base_height),
             "resets": self.resets,
             "actuation": self.actuation.value,
             "commands_applied": self.commands_applied,

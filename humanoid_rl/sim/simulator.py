@@ -168,6 +168,7 @@ class HumanoidSim:
         if self._client < 0:
             raise SimError("PyBullet could not connect (a second GUI window in one process is not allowed)")
         self._closed = False
+        self._gantry: int | None = None  # fixed constraint on the base (hold_base)
         try:
             self._load_world()
         except BaseException:
@@ -288,6 +289,7 @@ class HumanoidSim:
         if seed is None:
             seed = int(self._episode_seeds.integers(0, 2**63 - 1))
         self.seed = seed
+        self.hold_base(False)
         randomization_rng, noise_rng = np.random.default_rng(seed).spawn(2)
         self._noise_rng = noise_rng
         pose = (
@@ -396,6 +398,28 @@ class HumanoidSim:
         lowered = (upright_com[0][0], upright_com[0][1], upright_com[0][2] - gap)
         pb.resetBasePositionAndOrientation(robot, lowered, upright_com[1], physicsClientId=client)
         self.standing_base_height = _SPAWN_HEIGHT_M - gap  # base link frame height with the soles on the ground
+
+    # ------------------------------------------------------------------------------------------ gantry
+
+    def hold_base(self, hold: bool) -> None:
+        """A virtual gantry: ``True`` fixes the base where it is now (a robot on a stand), ``False`` lets it go.
+        For simulation only: a robot reset while the shield is latched passive is held until the shield takes
+        it over again, instead of collapsing at once."""
+        client = self._client
+        if hold and self._gantry is None:
+            position, orientation = pb.getBasePositionAndOrientation(self.robot_id, physicsClientId=client)
+            self._gantry = pb.createConstraint(
+                self.robot_id, -1, -1, -1, pb.JOINT_FIXED, (0, 0, 0), (0, 0, 0), position,
+                childFrameOrientation=orientation, physicsClientId=client,
+            )
+            pb.changeConstraint(self._gantry, maxForce=1e6, physicsClientId=client)
+        elif not hold and self._gantry is not None:
+            pb.removeConstraint(self._gantry, physicsClientId=client)
+            self._gantry = None
+
+    @property
+    def base_held(self) -> bool:
+        return self._gantry is not None
 
     # ------------------------------------------------------------------------------------------ commands
 
