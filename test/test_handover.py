@@ -340,6 +340,19 @@ def test_a_standing_robot_stays_standing_through_the_hand_over_over_ten_seeds(
     check(run_case(backend, case, seed), backend, case, seed)
 
 
+def test_tightening_the_rate_bound_live_at_once_does_not_knock_a_standing_robot_over() -> None:
+    """``ros2 param set /safety_shield max_target_rate 0.05`` from 10 in one step froze the policy's instantaneous
+    target and the robot fell (3 of 3); the shield now closes in on a tightened bound, halving each second."""
+    with rig("sim", 0, require_engage=False) as r:
+        r.start()
+        r.spin_for(2.0)
+        r.begin()
+        assert r.shield.set_parameters([Parameter("max_target_rate", value=0.05)])[0].successful
+        outcome = r.observe(OBSERVE_S)
+        assert r.shield.shield.params.max_target_rate == 0.05  # reached within the 10 s (log2(200) = 7.6 s)
+    check(outcome, "sim", "max_target_rate 10 → 0.05", 0)
+
+
 def test_hold_after_active_starts_from_the_policys_average_not_its_last_target() -> None:
     """The cause, shown at the core: HOLD's first target after a disengage is the exponential average of the
     accepted targets, not the instant the policy was in."""

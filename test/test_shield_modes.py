@@ -326,15 +326,34 @@ def test_set_params_refuses_out_of_range_and_inconsistent_values_and_keeps_the_o
 
 
 def test_a_valid_parameter_change_takes_effect_on_the_next_step() -> None:
-    rig = Rig(PARAMS.with_changes(max_target_rate=10.0))
+    rig = Rig(PARAMS.with_changes(max_target_rate=1.0))
     rig.run_until_active()
-    assert rig.shield.set_params({"max_target_rate": 1.0}) == []
+    assert rig.shield.set_params({"max_target_rate": 10.0}) == []  # a loosening: at once
     previous = rig.tick().positions
     far = DEFAULT + 0.5
     out = rig.tick(positions=far)
-    assert np.abs(out.positions - previous).max() == pytest.approx(1.0 * DT)
+    assert np.abs(out.positions - previous).max() == pytest.approx(10.0 * DT)
     assert rig.shield.counters.param_changes == 1
     assert rig.shield.set_params({"ramp_time": 1}) == [] and type(rig.shield.params.ramp_time) is float
+
+
+def test_a_tightened_motion_bound_closes_in_halving_each_second_and_other_changes_keep_its_goal() -> None:
+    rig = Rig(PARAMS.with_changes(max_target_rate=10.0))
+    rig.run_until_active()
+    assert rig.shield.set_params({"max_target_rate": 1.0}) == []
+    assert rig.shield.requested_params.max_target_rate == 1.0  # what was asked for, at once
+    assert rig.shield.params.max_target_rate == 10.0  # what binds, until the next step
+    seconds = round(1.0 / DT)
+    for _ in range(seconds):
+        rig.tick()
+    assert rig.shield.params.max_target_rate == pytest.approx(5.0)
+    assert rig.shield.set_params({"tilt_warn": 0.3}) == []  # an unrelated change mid-way keeps the goal
+    for _ in range(3 * seconds):
+        rig.tick()
+    assert rig.shield.params.max_target_rate == 1.0 and rig.shield.params.tilt_warn == 0.3
+    previous = rig.tick().positions
+    out = rig.tick(positions=DEFAULT + 0.5)
+    assert np.abs(out.positions - previous).max() == pytest.approx(1.0 * DT)
 
 
 def test_a_joint_state_keyed_by_name_is_reordered_extras_ignored_and_a_bad_one_refused() -> None:

@@ -476,9 +476,12 @@ def test_a_valid_parameter_set_through_the_parameter_service_changes_the_next_co
         result = harness.set_parameter("max_target_rate", 1.0)
         assert result.successful, result.reason
         assert harness.shield.get_parameter("max_target_rate").value == 1.0
+        assert harness.shield.shield.requested_params.max_target_rate == 1.0
+        harness.spin_for(3.6)  # a tightened bound closes in, halving each second: 10 → 1 rad/s in 3.3 s
         assert harness.shield.shield.params.max_target_rate == 1.0
         count = len(harness.recorder.outputs)
         policy.target = DEFAULT + 0.1
+        harness.spin_for(1.0)  # 0.1 rad at 1 rad/s: the first five commands are clipped by the rate bound
         harness.spin_until(lambda: len(harness.recorder.outputs) >= count + 3)
         steps = np.diff([o.positions for o in harness.recorder.outputs[count - 1 :]], axis=0)
         assert np.abs(steps).max() <= 1.0 * 0.02 + 1e-12  # now 1 rad/s × control_period per output

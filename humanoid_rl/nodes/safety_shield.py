@@ -704,7 +704,7 @@ class SafetyShieldNode(CheckedConfigureNode):
         old = self.shield
         assert old is not None
         self.counters["clock_jumps_back"] += 1
-        new = SafetyShield(old.limits, old.params, old.require_engage, old.reset_hint)
+        new = SafetyShield(old.limits, old.requested_params, old.require_engage, old.reset_hint)
         new.engaged = old.engaged
         new.counters = old.counters
         if old.mode in (ShieldMode.ESTOP, ShieldMode.DAMPING):
