@@ -409,6 +409,32 @@ def test_a_long_gap_is_integrated_as_max_dt_only_and_counted(spec, kinematics):
     assert np.abs(out.linear_velocity_world).max() < 0.01
 
 
+def test_an_estimate_that_loses_its_footing_says_so_and_stays_bounded_until_a_foot_is_down(spec, kinematics):
+    """A fallen robot's feet carry no load and its accelerometer reads the impacts: integrated alone, a height ran
+    away to -3.8 m. After max_flight_s without contact the output is flagged invalid and held."""
+    stream = standing_stream(spec, kinematics, duration_s=6.0)
+    airborne = (stream.times >= 1.0) & (stream.times < 4.0)
+    stream.foot_forces[airborne] = 0.0
+    stream.accel[airborne] += np.array([1.5, 0.0, -4.0])  # what the IMU-only prediction would integrate
+    estimator = LeggedStateEstimator(spec, kinematics)
+    outputs = run(estimator, stream)
+    limit = estimator.params.max_flight_s
+    flags = np.array([o.valid for o in outputs])
+    t = stream.times
+    assert flags[t < 1.0 + limit - 2 * DT].all() and not flags[(t > 1.0 + limit + 2 * DT) & (t < 4.0)].any()
+    heights = np.array([o.height for o in outputs])
+    start = heights[t < 1.0][-1]
+    # Only the first max_flight_s is integrated (4 m/s² for 0.5 s: 0.5 m at most), then the estimate is held.
+    assert np.abs(heights - start).max() < 0.6
+    held = [o for o in outputs if not o.valid]
+    assert all(np.array_equal(o.linear_velocity_world, np.zeros(3)) for o in held)
+    assert held[-1].covariance_diag[3] > held[0].covariance_diag[3]  # it says it knows less and less
+    assert estimator.lost_footing_updates == len(held)
+    # Feet down again: valid at once, and the legs pull the velocity back to rest.
+    assert flags[t >= 4.0].all()
+    assert np.abs(outputs[-1].linear_velocity_world).max() < 0.05
+
+
 def test_reset_forgets_the_state_and_reinitialises_from_the_next_sample(spec, kinematics, swaying):
     estimator = LeggedStateEstimator(spec, kinematics)
     first = run(estimator, swaying)[:500]

@@ -124,6 +124,11 @@ class EstimatorParams:
     anything physical for a humanoid (1e4 N, 1000 g), far below what would overflow the filter."""
     max_dt_s: float = 0.05
     """s: a gap longer than this (lost samples) is integrated as max_dt_s only, and counted."""
+    max_flight_s: float = 0.5
+    """s: no foot in contact for longer than this (a fall, the robot lifted or lying on its side) and the estimate
+    has lost its footing: nothing anchors it, and the IMU integrated alone runs away (a fallen robot's height read
+    -3.8 m). The output is then flagged invalid, the base holds its last position with zero velocity and a
+    variance that keeps growing, until a foot is in contact again."""
     initial_position_std: float = 0.01
     initial_velocity_std: float = 0.1
     initial_foot_std: float = 0.01
@@ -144,6 +149,7 @@ class EstimatorParams:
             "foot_velocity_std",
             "gravity",
             "max_dt_s",
+            "max_flight_s",
             "initial_position_std",
             "initial_velocity_std",
             "initial_foot_std",
@@ -223,6 +229,8 @@ class EstimatorOutput:
     covariance_diag: FloatArray  # (12,) variances of [p, v, p_left_foot, p_right_foot]
     foot_positions: FloatArray  # world (2, 3), left, right
     gyro_bias: FloatArray  # (3,) rad/s, the estimate subtracted from the gyro
+    valid: bool = True  # False while no foot has been in contact for longer than max_flight_s
+    no_contact_s: float = 0.0  # how long no foot has been in contact
 
 
 Quat = tuple[float, float, float, float]
@@ -410,6 +418,8 @@ class LeggedStateEstimator:
         """Samples whose time was not after the previous one (ignored)."""
         self.gaps_clamped = 0
         """Updates whose dt exceeded params.max_dt_s."""
+        self.lost_footing_updates = 0
+        """Updates made while no foot had been in contact for longer than params.max_flight_s."""
         self.reset()
 
     # ------------------------------------------------------------------ public API
@@ -444,6 +454,7 @@ class LeggedStateEstimator:
         self._gyro_bias: Vec3 = (0.0, 0.0, 0.0)
         self.contact_detector.reset()
         self._last_output: EstimatorOutput | None = None
+        self._last_contact_s = -math.inf
 
     def update(
         self,
@@ -484,6 +495,7 @@ class LeggedStateEstimator:
             self._gyro_bias = (0.0, 0.0, 0.0)
             self._gyro = gyro.copy()
             self._time_s = time_s
+            self._last_contact_s = time_s  # a start counts as on the ground: max_flight_s to find a foot
             self._last_output = self._make_output()
             return self._last_output
 
@@ -511,6 +523,19 @@ class LeggedStateEstimator:
         except np.linalg.LinAlgError:  # singular innovation covariance: only reachable with absurd inputs
             x, cov = self._x_work, self._cov_work
             x[0] = math.nan
+        if contacts.any() or not math.isfinite(self._last_contact_s):
+            self._last_contact_s = time_s
+        elif time_s - self._last_contact_s > self.params.max_flight_s:
+            # Lost footing: hold the base where it was, still, and say how uncertain that is (the velocity
+            # variance grows as the IMU-only prediction's would); the feet follow the kinematics.
+            previous = self._x
+            x[POSITION] = previous[POSITION]
+            x[VELOCITY] = 0.0
+            cov[3:6, :] = 0.0
+            cov[:, 3:6] = 0.0
+            grown = self._cov.diagonal()[3:6] + (self.params.accel_noise_density**2 + 1.0) * dt
+            cov[[3, 4, 5], [3, 4, 5]] = grown
+            self.lost_footing_updates += 1
         if not (np.isfinite(x).all() and np.isfinite(cov).all()):
             self.samples_rejected += 1
             raise EstimatorInputError(
@@ -626,6 +651,8 @@ class LeggedStateEstimator:
         velocity = x[VELOCITY]
         return EstimatorOutput(
             time_s=self._time_s,
+            valid=self._time_s - self._last_contact_s <= self.params.max_flight_s,
+            no_contact_s=max(0.0, self._time_s - self._last_contact_s),
             position=x[POSITION],
             orientation_xyzw=self._quat,
             linear_velocity_world=velocity,

@@ -322,6 +322,7 @@ class StateEstimatorNode(Node):
             "time_jumps": self.time_jumps,
             "samples_out_of_order": self.estimator.samples_out_of_order,
             "gaps_clamped": self.estimator.gaps_clamped,
+            "lost_footing_updates": self.estimator.lost_footing_updates,
         }
         if self._truth is not None:
             out.update(self._truth.summary())
@@ -336,6 +337,9 @@ class StateEstimatorNode(Node):
         if last is not None:
             values["contacts"] = f"{int(last.contacts[0])},{int(last.contacts[1])}"
             values["height_m"] = last.height
+            values["valid"] = last.valid
+            values["no_contact_s"] = last.no_contact_s
+            values["velocity_std_mps"] = float(np.sqrt(last.covariance_diag[3:6].max()))
         if self._truth is not None:
             values.update(self._truth.summary())
         dropped = sum(self.dropped.values())
@@ -348,6 +352,12 @@ class StateEstimatorNode(Node):
             else:
                 why = " (no IMU or no joint states)"
             level, message = "warn", "no estimate in the last period" + why
+        elif last is not None and not last.valid:
+            level = "error"
+            message = (
+                f"lost footing: no foot in contact for {last.no_contact_s:.1f} s; the estimate holds its last "
+                "position with zero velocity and a growing covariance until a foot is down again"
+            )
         elif dropped > self._diag_dropped:
             level, message = "warn", f"{dropped - self._diag_dropped} input(s) dropped"
         self._diag_updates, self._diag_dropped = self.updates, dropped
