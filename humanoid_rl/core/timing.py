@@ -62,11 +62,16 @@ class LoopStats:
         return TimingSummary(
             target_rate_hz=self.target_rate_hz,
             achieved_rate_hz=achieved,
-            jitter_us=float(periods.std() * 1e6) if periods.size else 0.0,
-            period_p99_us=float(np.percentile(periods, 99) * 1e6) if periods.size else 0.0,
+            jitter_us=_ns_resolution(periods.std() * 1e6) if periods.size else 0.0,
+            period_p99_us=_ns_resolution(np.percentile(periods, 99) * 1e6) if periods.size else 0.0,
             deadline_misses=self.deadline_misses,
             ticks=self.ticks,
-            latency_p50_us=float(np.percentile(lat, 50)) if lat.size else 0.0,
-            latency_p99_us=float(np.percentile(lat, 99)) if lat.size else 0.0,
-            latency_max_us=float(lat.max()) if lat.size else 0.0,
+            latency_p50_us=_ns_resolution(np.percentile(lat, 50)) if lat.size else 0.0,
+            latency_p99_us=_ns_resolution(np.percentile(lat, 99)) if lat.size else 0.0,
+            latency_max_us=_ns_resolution(lat.max()) if lat.size else 0.0,
         )
+
+
+def _ns_resolution(microseconds: float) -> float:
+    """Clocks tick in nanoseconds: below that a figure is float rounding (a jitter of 1.4e-08 µs was printed)."""
+    return round(float(microseconds), 3) + 0.0  # + 0.0 turns -0.0 into 0.0

@@ -262,7 +262,9 @@ class StateEstimatorNode(Node):
         wall = time.perf_counter()
         self._loop.tick(wall)
         self._loop.latency(elapsed)
-        self._age.latency(self.get_clock().now().nanoseconds / _NS - stamp_ns / _NS)
+        # Lock-step simulation publishes /clock after the sensors of the same instant: a stamp ahead of the clock
+        # is a fresh sample (age 0), not a negative age.
+        self._age.latency(max(0.0, self.get_clock().now().nanoseconds / _NS - stamp_ns / _NS))
         self.updates += 1
         if self._truth is not None:
             self._truth.add_estimate(stamp_ns, out)
