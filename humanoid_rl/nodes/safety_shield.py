@@ -327,10 +327,12 @@ class SafetyShieldNode(CheckedConfigureNode):
         self.spec, self.kinematics = spec, kinematics
         self._joint_map = JointOrderMap(spec.joint_names)
         default = spec.default_pose
-        # Height of the foot link frames above the ground when standing (as the estimator derives it).
+        # Height of the sole-centre frames (the foot frames moved by the soles' x/y offsets) above the ground
+        # when standing, as the estimator derives it; the support polygon is built around them.
         self._foot_frame_height = float(
-            spec.nominal_base_height + kinematics.foot_positions_in_base(default)[:, 2].mean()
+            spec.nominal_base_height + kinematics.sole_centres_in_base(default)[:, 2].mean()
         )
+        self._sole_sizes = spec.sole_sizes
         self._imu_in_base = self._imu_mounting(kinematics, spec)
         self._reset_inputs()
         self._output_msg = JointState()
@@ -545,7 +547,7 @@ class SafetyShieldNode(CheckedConfigureNode):
                 odom["com_height"],
                 odom["feet"],
                 contacts,
-                self.spec.foot_size,
+                self._sole_sizes,
                 odom["yaw"],
             )
         else:
@@ -575,7 +577,7 @@ class SafetyShieldNode(CheckedConfigureNode):
         # REP 105: the twist is in the child frame (the base) unless the child frame is the parent frame.
         if msg.child_frame_id and msg.child_frame_id != msg.header.frame_id:
             velocity = quat_rotate(quat, velocity)
-        com, feet = self.kinematics.com_and_foot_positions(position, quat, self._positions)
+        com, feet = self.kinematics.com_and_sole_centres(position, quat, self._positions)
         ground = float(feet[:, 2].mean()) - self._foot_frame_height
         self._odom = {
             "com_xy": com[:2],
