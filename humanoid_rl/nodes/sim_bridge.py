@@ -128,6 +128,13 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         10.0,
     ),
     ParamSpec("push_duration", 0.2, "how long a /sim/push force acts on the base", "s", 0.001, 10.0),
+    ParamSpec(
+        "gantry",
+        False,
+        "hold the base with a virtual gantry (a fixed constraint) from start and after /sim/reset until the "
+        "shield reports ACTIVE, for robots that cannot stand under PD alone",
+        read_only=True,
+    ),
 )
 
 
@@ -196,6 +203,10 @@ class SimBridgeNode(Node):
                 randomization=DomainRandomization(enabled=bool(values["randomize"])),
             ),
         )
+        self.gantry = bool(values["gantry"])
+        self.gantry_releases = 0
+        if self.gantry:
+            self.sim.hold_base()
         self._physics_step_ns = round(_NS / self.sim.physics_rate_hz)
         self._period_ns = self._physics_step_ns * self.steps_per_state
         self._joint_map = JointOrderMap(spec.joint_names)
@@ -350,6 +361,10 @@ class SimBridgeNode(Node):
                 f"unknown /safety_shield/mode {msg.data!r} ignored", throttle_duration_sec=5.0
             )
             return
+        if self._shield_mode is ShieldMode.ACTIVE and self.sim.base_held:
+            self.sim.release_base()  # engaged: the policy holds the robot up from now on
+            self.gantry_releases += 1
+            self.get_logger().info(f"shield ACTIVE: gantry released at sim time {self.sim_time_ns / _NS:.3f} s")
         self._update_actuation()
 
     def _on_push(self, msg: WrenchStamped) -> None:
@@ -376,6 +391,8 @@ class SimBridgeNode(Node):
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         offset = self.sim_time_ns  # the new episode continues the clock: stamps never go back
         self.sim.reset()
+        if self.gantry and self._shield_mode is not ShieldMode.ACTIVE:
+            self.sim.hold_base()
         self._set_imu_covariances()  # a randomized episode may scale the IMU noise
         self._time_offset_ns = self._episode_start_ns = offset
         self._command = None
@@ -626,6 +643,7 @@ class SimBridgeNode(Node):
             "pushes_rejected": self.pushes_rejected,
             "shield_mode_counts": dict(self.shield_mode_counts),
             "unknown_shield_modes": self.unknown_modes,
+            "gantry_releases": self.gantry_releases,
         }
 
     def traces(self) -> dict[str, Any]:
