@@ -6,72 +6,17 @@ a small URDF the test writes itself."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
+import numpy as np
 import pytest
-import yaml
+from robot_fixtures import JOINTS, box_link, joint, tiny_urdf, write, y_up_urdf
 
 from humanoid_rl import cli
 from humanoid_rl.core.kinematics import RobotKinematics
 from humanoid_rl.core.robot_spec import RobotConfigError, RobotSpec
 from humanoid_rl.sim.simulator import HumanoidSim, SimConfig
-
-JOINTS = ("left_hip_joint", "left_ankle_joint", "right_hip_joint", "right_ankle_joint")
-
-
-def box_link(name: str, size: str, mass: float | None, z: float, x: float = 0.0) -> str:
-    inertial = (
-        ""
-        if mass is None
-        else f'<inertial><origin xyz="{x} 0 {z}"/><mass value="{mass}"/>'
-        '<inertia ixx="0.01" ixy="0" ixz="0" iyy="0.01" iyz="0" izz="0.01"/></inertial>'
-    )
-    shape = f'<origin xyz="{x} 0 {z}"/><geometry><box size="{size}"/></geometry>'
-    return f'<link name="{name}">{inertial}<visual>{shape}</visual><collision>{shape}</collision></link>'
-
-
-def joint(name: str, parent: str, child: str, xyz: str, kind: str = "revolute") -> str:
-    limit = '<axis xyz="0 1 0"/><limit lower="-1" upper="1" velocity="10" effort="100"/>' if kind == "revolute" else ""
-    return (
-        f'<joint name="{name}" type="{kind}"><parent link="{parent}"/><child link="{child}"/>'
-        f'<origin xyz="{xyz}"/>{limit}</joint>'
-    )
-
-
-def tiny_urdf(leg_mass: float | None = 2.0, extra: str = "") -> str:
-    """A 4-joint pair of legs: pelvis, hip pitch, 0.4 m leg, ankle pitch, foot with its sole 2 cm ahead."""
-    parts = [box_link("pelvis", "0.2 0.3 0.1", 10.0, 0.0)]
-    for side, y in (("left", 0.1), ("right", -0.1)):
-        parts += [
-            box_link(f"{side}_leg", "0.05 0.05 0.4", leg_mass if side == "left" else 2.0, -0.2),
-            box_link(f"{side}_foot", "0.2 0.1 0.03", 0.5, -0.035, x=0.02),
-            joint(f"{side}_hip_joint", "pelvis", f"{side}_leg", f"0 {y} -0.05"),
-            joint(f"{side}_ankle_joint", f"{side}_leg", f"{side}_foot", "0 0 -0.4"),
-        ]
-    return '<?xml version="1.0"?>\n<robot name="tiny">' + "".join(parts) + extra + "</robot>\n"
-
-
-def tiny_yaml(urdf: str, **extra: object) -> dict:
-    return {
-        "name": "tiny",
-        "urdf": urdf,
-        "base_link": "pelvis",
-        "imu_link": "pelvis",
-        "foot_links": {"left": "left_foot", "right": "right_foot"},
-        "nominal_base_height": 0.5,
-        "joints": [{"name": name, "default": 0.0, "kp": 100.0, "kd": 2.0} for name in JOINTS],
-        **extra,
-    }
-
-
-def write(directory: Path, urdf_text: str | bytes = "", urdf_name: str = "tiny.urdf", **yaml_extra: object) -> Path:
-    urdf_path = directory / urdf_name
-    urdf_path.parent.mkdir(parents=True, exist_ok=True)
-    data = urdf_text if isinstance(urdf_text, bytes) else (urdf_text or tiny_urdf()).encode()
-    urdf_path.write_bytes(data)
-    config = directory / "tiny.yaml"
-    config.write_text(yaml.safe_dump(tiny_yaml(yaml_extra.pop("urdf", urdf_name), **yaml_extra), sort_keys=False))
-    return config
 
 
 def check_json(capsys: pytest.CaptureFixture[str], *args: str) -> dict:
@@ -163,10 +108,30 @@ def test_the_urdf_may_be_relative_absolute_or_a_package_uri(tmp_path: Path, monk
         RobotSpec.load(write(tmp_path / "e", urdf="package://tiny_description/urdf/tiny.urdf"))
 
 
-def test_a_base_orientation_for_y_up_models_is_read_and_shown(
+def test_a_model_drawn_y_up_stands_upright_with_its_base_orientation(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = write(tmp_path, base_orientation_rpy=[1.5707963, 0.0, 0.0])
-    assert RobotSpec.load(config).base_orientation_rpy == (1.5707963, 0.0, 0.0)
+    config = write(tmp_path, y_up_urdf(), base_orientation_rpy=[math.pi / 2, 0.0, 0.0])
+    spec = RobotSpec.load(config)
+    assert spec.base_orientation_rpy == (math.pi / 2, 0.0, 0.0)
+    # The soles come from the foot boxes, read in the upright frame: 0.2 long, 0.1 wide, 2 cm ahead, 5 cm down.
+    for sole in spec.soles:
+        assert sole.size == pytest.approx((0.2, 0.1)) and sole.offset == pytest.approx((0.02, 0.0, -0.05))
+    upright = np.array([math.sin(math.pi / 4), 0.0, 0.0, math.cos(math.pi / 4)])
+    kinematics = RobotKinematics(spec)
+    _, soles = kinematics.com_and_sole_centres(np.array([0.0, 0.0, 0.5]), upright, spec.default_pose)
+    np.testing.assert_allclose(soles, [[0.02, 0.1, 0.05], [0.02, -0.1, 0.05]], atol=1e-12)  # left is +y
+
+    data = check_json(capsys, "--robot-config", str(config))
+    assert data["base_orientation_rpy"] == [math.pi / 2, 0.0, 0.0] and data["models"]["warnings"] == []
+    with HumanoidSim(spec, SimConfig(seed=0)) as sim:
+        assert sim.standing_base_height == pytest.approx(0.5, abs=1e-3)
+        np.testing.assert_allclose(sim.ground_truth().quat, upright, atol=1e-6)
+        sim.set_joint_targets(spec.default_pose)
+        sim.step(2000)
+        truth = sim.ground_truth()
+        assert truth.pos[2] == pytest.approx(0.5, abs=0.01)
+        np.testing.assert_allclose(truth.projected_gravity, [0.0, -1.0, 0.0], atol=0.02)  # base y is up
+        assert truth.tilt_rad < 0.02  # upright as the spec defines it
     with pytest.raises(RobotConfigError, match="base_orientation_rpy"):
         RobotSpec.load(write(tmp_path, base_orientation_rpy=[1.57, 0.0]))

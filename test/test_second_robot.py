@@ -5,8 +5,10 @@ shield, judging balance from the simulator's real state, does not trip while it 
 from __future__ import annotations
 
 import importlib.util
+import math
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +16,11 @@ import pytest
 import rclpy
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from robot_fixtures import write, y_up_urdf
 
 from humanoid_rl.core.kinematics import RobotKinematics
 from humanoid_rl.core.robot_spec import RobotSpec, Sole
-from humanoid_rl.core.shield import BalanceState, ShieldMode
+from humanoid_rl.core.shield import BalanceAssessment, ShieldMode
 from humanoid_rl.graph import Topics
 from humanoid_rl.nodes.runner import make_executor, spin_until
 from humanoid_rl.nodes.safety_shield import SafetyShieldNode
@@ -89,10 +92,17 @@ def ros() -> Iterator[None]:
     rclpy.shutdown()
 
 
-def test_the_shield_does_not_trip_while_it_stands_in_its_default_pose(ros: None, spec: RobotSpec) -> None:
-    """Bridge + shield on the biped12 config; the shield's odometry is the simulator's ground truth, so
-    balance is judged from the real state. No policy: the shield holds the default pose."""
-    robot = ("robot_config", str(CONFIG))
+@dataclass
+class Stand:
+    transitions: list
+    assessment: BalanceAssessment  # from the shield's last balance inputs
+    tilt: float  # the shield's tilt at the end, rad
+
+
+def stand_under_the_shield(config: Path, seconds: float) -> Stand:
+    """Bridge + shield on ``config``; the shield's odometry is the simulator's ground truth, so balance is judged
+    from the real state. No policy: the shield holds the default pose."""
+    robot = ("robot_config", str(config))
     bridge = SimBridgeNode(
         parameter_overrides=[
             Parameter(k, value=v)
@@ -118,24 +128,32 @@ def test_the_shield_does_not_trip_while_it_stands_in_its_default_pose(ros: None,
             wall_timeout_s=15.0,
         )
         executor.add_node(bridge)  # sim time starts now
-        assert spin_until(executor, lambda: bridge.sim_time_s >= 4.0, wall_timeout_s=120.0)
+        assert spin_until(executor, lambda: bridge.sim_time_s >= seconds, wall_timeout_s=120.0)
         core = shield.shield
         assert core is not None
-        assert core.mode is ShieldMode.HOLD and {t.to_mode for t in core.transitions} <= {ShieldMode.HOLD}
-        odom = shield._odom  # the balance inputs the shield built from the last ground-truth odometry
-        assert odom is not None
-        assessment = core.filter.assess_balance(
-            BalanceState(
-                0.0, 0.0, odom["com_xy"], odom["com_vel_xy"], odom["com_height"], odom["feet"],
-                np.array([True, True]), spec.sole_sizes, odom["yaw"],
-            )
-        )  # fmt: skip
-        print(f"\nbiped12 standing: capture point {assessment.capture_point_distance:+.4f} m inside the soles")
-        # Soles 0.24 m long centred 3 cm ahead of the ankles, the CoM ~1.5 cm ahead of their centres: ~0.10 m to
-        # the toe. Soles centred under the ankles (the old assumption) would give 0.12 - 0.045 = 0.075 m.
-        assert 0.09 < assessment.capture_point_distance < 0.115
-        assert assessment.warning_level == 0.0 and not assessment.trip
+        balance = shield.last_balance  # what the shield judged balance from, last
+        assert balance is not None and balance.com_xy is not None  # with the capture point
+        return Stand(list(core.transitions), core.filter.assess_balance(balance), balance.tilt)
     finally:
         for node in (bridge, shield, io):
             executor.remove_node(node)
             node.destroy_node()
+
+
+def test_the_shield_does_not_trip_while_it_stands_in_its_default_pose(ros: None) -> None:
+    stand = stand_under_the_shield(CONFIG, 4.0)
+    assert {t.to_mode for t in stand.transitions} <= {ShieldMode.HOLD}
+    print(f"\nbiped12 standing: capture point {stand.assessment.capture_point_distance:+.4f} m inside the soles")
+    # Soles 0.24 m long centred 3 cm ahead of the ankles, the CoM ~1.5 cm ahead of their centres: ~0.10 m to the
+    # toe. Soles centred under the ankles (the old assumption) would give 0.12 - 0.045 = 0.075 m.
+    assert 0.09 < stand.assessment.capture_point_distance < 0.115
+    assert stand.assessment.warning_level == 0.0 and not stand.assessment.trip
+    assert stand.tilt < 0.01
+
+
+def test_a_model_drawn_y_up_stands_under_the_shield_without_a_tilt(ros: None, tmp_path: Path) -> None:
+    stand = stand_under_the_shield(write(tmp_path, y_up_urdf(), base_orientation_rpy=[math.pi / 2, 0.0, 0.0]), 3.0)
+    assert {t.to_mode for t in stand.transitions} <= {ShieldMode.HOLD}
+    assert stand.tilt < 0.02  # the base is turned 90°, its upright frame is not
+    # Feet 0.2 m apart (soles 0.1 wide) and 0.2 long, CoM over the ankles, 2 cm behind the sole centres.
+    assert stand.assessment.capture_point_distance == pytest.approx(0.08, abs=0.01)

@@ -4,10 +4,11 @@ The model is built from the spec's URDF with a free-flyer root. Joint vectors ar
 spec's ``joint_names``); they are mapped to pinocchio's ``q``/``v`` indices by name, never by position, since
 pinocchio orders joints its own way. Passive joints (``spec.passive_joints``) are held at zero.
 
-Each foot also gets a sole-centre frame: the foot frame moved by the sole offset's x/y (``spec.soles``), so a
-sole centre costs what a foot position costs. The offset's z (the sole's depth below the frame) is left out:
-it moves nothing in the ground plane while the foot is flat, which is when it carries the robot, and the
-shield's support polygon has always taken the foot frame's x/y for a sole centre below it.
+Each foot also gets a sole-centre frame: the foot frame moved by the sole offset's x/y (``spec.soles``, in the
+foot frame turned upright), so a sole centre costs what a foot position costs. The offset's z (the sole's depth
+below the frame) is left out: it moves nothing in the ground plane while the foot is flat, which is when it
+carries the robot, and the shield's support polygon has always taken the foot frame's x/y for a sole centre
+below it.
 
 Every method reuses one ``pin.Data`` and preallocated ``q`` vectors, so an instance is fast but not
 thread-safe: give each thread its own ``RobotKinematics``.
@@ -58,9 +59,14 @@ class RobotKinematics:
                 )
             self._foot_frame_ids.append(self.model.getFrameId(link))
         self._sole_frame_ids: list[int] = []
+        zero_pose = self.model.createData()
+        pin.framesForwardKinematics(self.model, zero_pose, pin.neutral(self.model))
+        base_upright = pin.rpy.rpyToMatrix(*spec.base_orientation_rpy)
         for link, frame_id, sole in zip(spec.foot_links, self._foot_frame_ids, spec.soles, strict=True):
             foot = self.model.frames[frame_id]
-            offset = pin.SE3(np.eye(3), np.array([sole.offset[0], sole.offset[1], 0.0]))
+            # The sole is given in the foot frame turned upright (spec.soles); its offset, in the foot frame:
+            foot_from_upright = (base_upright @ zero_pose.oMf[frame_id].rotation).T
+            offset = pin.SE3(np.eye(3), foot_from_upright @ np.array([sole.offset[0], sole.offset[1], 0.0]))
             self._sole_frame_ids.append(
                 self.model.addFrame(
                     pin.Frame(f"{link}_sole_centre", foot.parentJoint, frame_id, foot.placement * offset, pin.OP_FRAME)

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from humanoid_rl.core.soles import Sole, SoleError, sole_from_urdf_link, sole_from_yaml
+from humanoid_rl.core.soles import Sole, SoleError, rpy_matrix, sole_from_urdf_link, sole_from_yaml
 
 __all__ = ["JointSpec", "RobotConfigError", "RobotSpec", "Sole", "UrdfJoint", "parse_urdf", "read_urdf_text"]
 
@@ -335,8 +335,29 @@ def _package_dirs(file: Path, value: Any) -> list[Path]:
     return [(file.parent / v).resolve() for v in value]
 
 
+def upright_from_link(root: ET.Element, link: str, base_rpy: tuple[float, float, float]) -> np.ndarray:
+    """Rotation from a link's frame to the base's upright axes with every joint at zero (the joint origins'
+    rpy down the chain, then the base orientation): identity for a z-up model without rotated joint origins."""
+    joint_of = {j.find("child").get("link", ""): j for j in root.findall("joint") if j.find("child") is not None}
+    rotation = np.eye(3)
+    while link in joint_of:
+        joint = joint_of[link]
+        origin = joint.find("origin")
+        rpy = [float(v) for v in (origin.get("rpy", "0 0 0") if origin is not None else "0 0 0").split()]
+        if any(rpy):
+            rotation = rpy_matrix(rpy) @ rotation
+        parent = joint.find("parent")
+        link = parent.get("link", "") if parent is not None else ""
+    return rpy_matrix(base_rpy) @ rotation if any(base_rpy) else rotation
+
+
 def _soles(
-    file: Path, data: dict, root: ET.Element, foot_links: tuple[str, str], urdf_path: Path
+    file: Path,
+    data: dict,
+    root: ET.Element,
+    foot_links: tuple[str, str],
+    urdf_path: Path,
+    base_rpy: tuple[float, float, float],
 ) -> tuple[Sole, Sole]:
     """Per foot: the YAML's ``soles`` entry, else ``foot_size`` centred under the foot, else the URDF's footprint."""
     if "soles" in data and "foot_size" in data:
@@ -347,7 +368,7 @@ def _soles(
 
     def from_urdf(link: str) -> Sole:
         try:
-            return sole_from_urdf_link(links[link])
+            return sole_from_urdf_link(links[link], upright_from_link(root, link, base_rpy))
         except SoleError as error:
             raise RobotConfigError(urdf_path, error.key, error.problem, error.fix) from None
 
@@ -359,7 +380,7 @@ def _soles(
         soles = []
         for link in foot_links:
             try:
-                depth = sole_from_urdf_link(links[link]).offset[2]
+                depth = sole_from_urdf_link(links[link], upright_from_link(root, link, base_rpy)).offset[2]
             except SoleError:
                 depth = 0.0  # only the size is known
             soles.append(Sole(foot_size, (0.0, 0.0, depth)))
@@ -461,10 +482,10 @@ def _load(config_path: Path) -> RobotSpec:
     for side, link in zip(FOOT_LINK_KEYS, foot_links, strict=True):
         _check_link(file, f"foot_links.{side}", link, urdf_path, links)
 
-    soles = _soles(file, data, urdf_root_element(urdf_path), foot_links, urdf_path)
     base_orientation_rpy = (
         _rpy(file, data["base_orientation_rpy"]) if "base_orientation_rpy" in data else (0.0, 0.0, 0.0)
     )
+    soles = _soles(file, data, urdf_root_element(urdf_path), foot_links, urdf_path, base_orientation_rpy)
     nominal_base_height = _positive(file, "nominal_base_height", data["nominal_base_height"])
 
     rates = data.get("rates", {}) or {}

@@ -6,7 +6,9 @@ contact points (their bounding rectangle); without it the foot link's collision 
 define it. The safety shield's support polygon is the hull of these rectangles
 (:func:`humanoid_rl.core.shield_filter.support_polygon_distance`).
 
-Plain Python + xml.etree: no numpy, so the robot computer parses it with the rest of the spec.
+Soles are described in the foot frame turned upright: the foot link's own frame for the usual z-up model whose
+foot frames are aligned with the base, and axes that are world-aligned (x forward, z up) when the robot stands
+upright in its zero pose for a model drawn another way up (``base_orientation_rpy``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Sole", "SoleError", "sole_from_points", "sole_from_urdf_link", "sole_from_yaml"]
+import numpy as np
+
+__all__ = ["Sole", "SoleError", "rpy_matrix", "sole_from_points", "sole_from_urdf_link", "sole_from_yaml"]
 
 SOLE_KEYS = ("size", "offset", "points")
 # Contact points must fill at least this share of their bounding rectangle: the shield uses the rectangle, and
@@ -36,7 +40,7 @@ class SoleError(ValueError):
 @dataclass(frozen=True)
 class Sole:
     size: tuple[float, float]  # length (foot x), width (foot y), metres
-    offset: tuple[float, float, float]  # the rectangle's centre in the foot frame, metres
+    offset: tuple[float, float, float]  # the rectangle's centre in the foot frame (turned upright), metres
 
     def as_dict(self) -> dict[str, list[float]]:
         return {"size": list(self.size), "offset": list(self.offset)}
@@ -115,35 +119,56 @@ def sole_from_points(points: Sequence[Sequence[float]], key: str) -> Sole:
     return Sole((length, width), (0.5 * (max(xs) + min(xs)), 0.5 * (max(ys) + min(ys)), min(zs)))
 
 
-def _origin(element: ET.Element, key: str) -> tuple[float, float, float]:
+def rpy_matrix(rpy: Sequence[float]) -> np.ndarray:
+    """URDF roll-pitch-yaw (about fixed x, then y, then z) as a rotation matrix: Rz(yaw) Ry(pitch) Rx(roll)."""
+    (cr, cp, cy), (sr, sp, sy) = (math.cos(a) for a in rpy), (math.sin(a) for a in rpy)
+    return np.array(
+        [
+            [cy * cp, cy * sp * sr - sy * cr, cy * sp * cr + sy * sr],
+            [sy * cp, sy * sp * sr + cy * cr, sy * sp * cr - cy * sr],
+            [-sp, cp * sr, cp * cr],
+        ]
+    )
+
+
+def _origin(element: ET.Element) -> tuple[np.ndarray, np.ndarray]:
+    """(xyz, rotation) of an element's <origin>."""
     origin = element.find("origin")
     if origin is None:
-        return 0.0, 0.0, 0.0
+        return np.zeros(3), np.eye(3)
+    xyz = np.array([float(v) for v in origin.get("xyz", "0 0 0").split()])
     rpy = [float(v) for v in origin.get("rpy", "0 0 0").split()]
-    if any(abs(angle) > 1e-9 for angle in rpy):
-        raise SoleError(key, f"a rotated collision shape (rpy {rpy})", "give the sole in the robot YAML ('soles:')")
-    x, y, z = (float(v) for v in origin.get("xyz", "0 0 0").split())
-    return x, y, z
+    return xyz, (np.eye(3) if not any(rpy) else rpy_matrix(rpy))
 
 
-def sole_from_urdf_link(link: ET.Element) -> Sole:
-    """The footprint of a foot link's collision boxes and spheres (spheres count as contact points)."""
+def sole_from_urdf_link(link: ET.Element, upright_from_foot: np.ndarray | None = None) -> Sole:
+    """The footprint of a foot link's collision boxes and spheres (spheres count as contact points): the
+    rectangle spanned by their lowest points, in the foot frame turned upright (``upright_from_foot``: the
+    rotation from the foot frame to axes that are world-aligned when the robot stands upright in its zero
+    pose; identity for the usual z-up model)."""
     name = link.get("name", "")
     key = f"<link {name}> <collision>"
-    points: list[tuple[float, float, float]] = []
+    turn = np.eye(3) if upright_from_foot is None else upright_from_foot
+    points: list[np.ndarray] = []
     for collision in link.findall("collision"):
         geometry = collision.find("geometry")
         shape = geometry[0] if geometry is not None and len(geometry) else None
         if shape is None or shape.tag not in ("box", "sphere"):
             continue  # cylinders and meshes: no footprint we can trust
-        x, y, z = _origin(collision, key)
+        xyz, rotation = _origin(collision)
         if shape.tag == "box":
-            sx, sy, sz = (float(v) for v in shape.get("size", "0 0 0").split())
-            points += [(x + a * sx / 2, y + b * sy / 2, z - sz / 2) for a in (-1, 1) for b in (-1, 1)]
+            half = np.array([float(v) for v in shape.get("size", "0 0 0").split()]) / 2
+            points += [turn @ (xyz + rotation @ (half * (a, b, c))) for a in (-1, 1) for b in (-1, 1) for c in (-1, 1)]
         else:
-            points.append((x, y, z - float(shape.get("radius", "0"))))
+            points.append(turn @ xyz - (0.0, 0.0, float(shape.get("radius", "0"))))
     if not points:
         raise SoleError(
             key, "the foot link has no collision box or sphere to take the sole from", "give 'soles:' in the robot YAML"
         )
-    return sole_from_points(points, key)
+    lowest = min(float(p[2]) for p in points)
+    bottom = [(float(p[0]), float(p[1]), float(p[2])) for p in points if p[2] <= lowest + 1e-6]
+    if len(bottom) < 3:
+        raise SoleError(
+            key, "the foot's collision shapes have no flat bottom (tilted?)", "give 'soles:' in the robot YAML"
+        )
+    return sole_from_points(bottom, key)

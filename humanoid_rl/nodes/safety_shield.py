@@ -270,6 +270,7 @@ class SafetyShieldNode(CheckedConfigureNode):
         self._state_stamp_s = -math.inf
         self._positions: np.ndarray | None = None  # newest accepted joint positions, policy order
         self._odom: dict[str, Any] | None = None
+        self.last_balance: BalanceState | None = None
         self._odom_time = -math.inf
         self._contacts = np.zeros(2, dtype=bool)  # none known: the core then uses both feet
         self._contacts_time = -math.inf
@@ -334,6 +335,7 @@ class SafetyShieldNode(CheckedConfigureNode):
         )
         self._sole_sizes = spec.sole_sizes
         self._imu_in_base = self._imu_mounting(kinematics, spec)
+        self._upright_in_base = self._upright_frame(spec)
         self._reset_inputs()
         self._output_msg = JointState()
         self._output_msg.name = list(spec.joint_names)
@@ -358,8 +360,20 @@ class SafetyShieldNode(CheckedConfigureNode):
         )
 
     @staticmethod
+    def _upright_frame(spec: RobotSpec) -> np.ndarray | None:
+        """The base's upright frame in the base frame (xyzw): base_orientation_rpy undone; None for z-up models."""
+        if not any(spec.base_orientation_rpy):
+            return None
+        import pinocchio as pin  # the kinematics already loaded it
+
+        q = pin.Quaternion(pin.rpy.rpyToMatrix(*spec.base_orientation_rpy))
+        return quat_conjugate(np.array([q.x, q.y, q.z, q.w]))
+
+    @staticmethod
     def _imu_mounting(kinematics: RobotKinematics, spec: RobotSpec) -> np.ndarray | None:
-        """The IMU frame's orientation in the base frame (xyzw), or None when they are aligned."""
+        """The IMU frame's orientation (xyzw) in the base's upright frame (the base frame turned by the spec's
+        base_orientation_rpy: z up when the robot stands), or None when they are aligned. Tilt and heading are
+        judged in that frame, so a model drawn y-up is upright when it stands."""
         import pinocchio as pin  # the kinematics already loaded it
 
         model, data = kinematics.model, kinematics.model.createData()
@@ -369,7 +383,9 @@ class SafetyShieldNode(CheckedConfigureNode):
                 f"imu_link {spec.imu_link!r} or base_link {spec.base_link!r} is not a frame of {spec.urdf_path}"
             )
         rotation = (
-            data.oMf[model.getFrameId(spec.base_link)].rotation.T @ data.oMf[model.getFrameId(spec.imu_link)].rotation
+            pin.rpy.rpyToMatrix(*spec.base_orientation_rpy)
+            @ data.oMf[model.getFrameId(spec.base_link)].rotation.T
+            @ data.oMf[model.getFrameId(spec.imu_link)].rotation
         )
         if np.allclose(rotation, np.eye(3), atol=1e-9):
             return None
@@ -552,6 +568,7 @@ class SafetyShieldNode(CheckedConfigureNode):
             )
         else:
             balance = BalanceState(tilt, tilt_rate)
+        self.last_balance = balance  # what balance was last judged from (diagnostics, tests)
         accepted = self.shield.on_balance(balance, now)  # non-finite tilt: refused and counted by the core
         if accepted and self._withheld and self._active and self._trigger is ShieldTrigger.STATE:
             self._output(now)  # the state that waited for this first IMU sample gets its answer now
@@ -584,7 +601,7 @@ class SafetyShieldNode(CheckedConfigureNode):
             "com_vel_xy": velocity[:2],
             "com_height": float(com[2]) - ground,
             "feet": feet,
-            "yaw": float(yaw(quat)),
+            "yaw": float(yaw(quat if self._upright_in_base is None else quat_multiply(quat, self._upright_in_base))),
         }
         self._odom_time = self._now()
 

@@ -127,11 +127,14 @@ class BaseState:
     lin_vel_body: np.ndarray  # (3,) base frame
     com: np.ndarray  # (3,) whole-body centre of mass, world
     projected_gravity: np.ndarray  # (3,) unit (0, 0, -1) expressed in the base frame
+    upright_in_base: np.ndarray | None = None  # xyzw, the spec's base_orientation_rpy undone; None: z-up model
 
     @property
     def tilt_rad(self) -> float:
-        """Angle between the base z axis and world up."""
-        return float(tilt_angle(self.quat))
+        """Angle between the upright base's z axis (the base z axis for z-up models) and world up."""
+        if self.upright_in_base is None:
+            return float(tilt_angle(self.quat))
+        return float(tilt_angle(quat_multiply(self.quat, self.upright_in_base)))
 
 
 def _cross3(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -169,6 +172,9 @@ class HumanoidSim:
             raise SimError("PyBullet could not connect (a second GUI window in one process is not allowed)")
         self._closed = False
         self._gantry: int | None = None  # PyBullet constraint holding the base, while a virtual gantry holds it
+        rpy = spec.base_orientation_rpy
+        x, y, z, w = pb.getQuaternionFromEuler(rpy)
+        self._upright_in_base = np.array([-x, -y, -z, w]) if any(rpy) else None
         try:
             self._load_world()
         except BaseException:
@@ -636,6 +642,7 @@ class HumanoidSim:
             lin_vel_body=rotation.T @ velocity,
             com=whole_body_com,
             projected_gravity=projected_gravity(quat),
+            upright_in_base=self._upright_in_base,
         )
 
     # ------------------------------------------------------------------------------------------ limits
