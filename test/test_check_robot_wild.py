@@ -135,3 +135,19 @@ def test_a_model_drawn_y_up_stands_upright_with_its_base_orientation(
         assert truth.tilt_rad < 0.02  # upright as the spec defines it
     with pytest.raises(RobotConfigError, match="base_orientation_rpy"):
         RobotSpec.load(write(tmp_path, base_orientation_rpy=[1.57, 0.0]))
+
+
+def test_a_world_link_with_a_floating_joint_is_refused_saying_how_to_fix_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world = '<link name="world"/>' + joint("world_joint", "world", "pelvis", "0 0 0", "floating")
+    message = one_line_error(capsys, "--robot-config", str(write(tmp_path, tiny_urdf(extra=world))))
+    assert "a floating joint" in message and "remove link 'world' and this joint" in message
+
+
+def test_a_massless_base_is_named_because_pybullet_would_fix_it_in_space(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    urdf = tiny_urdf().replace('<mass value="10.0"/>', '<mass value="0"/>')
+    warnings = check_json(capsys, "--robot-config", str(write(tmp_path, urdf)))["models"]["warnings"]
+    assert any("base link 'pelvis' has no mass: PyBullet fixes a massless base in space" in w for w in warnings)

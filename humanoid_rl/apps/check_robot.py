@@ -126,6 +126,11 @@ def check_models(spec: RobotSpec) -> ModelCheck:
             )
         elif simulated is not None and declared is not None and abs(simulated - declared) > 1e-6:
             check.warnings.append(f"link {link!r}: the URDF says {declared:g} kg, PyBullet uses {simulated:g} kg")
+    if not pybullet_masses.get(spec.base_link):
+        check.warnings.append(
+            f"base link {spec.base_link!r} has no mass: PyBullet fixes a massless base in space, so the simulated "
+            "robot cannot fall; give it an <inertial> with a mass"
+        )
     if abs(check.pybullet_mass - check.pinocchio_mass) > 1e-6:
         check.warnings.append(
             f"total mass: PyBullet {check.pybullet_mass:.3f} kg, pinocchio {check.pinocchio_mass:.3f} kg"

@@ -224,7 +224,13 @@ def parse_urdf(urdf_path: Path) -> tuple[str, list[str], dict[str, UrdfJoint]]:
                 urdf_path,
                 f"joint {name}",
                 f"a {joint.type} joint: the stack drives 1-DoF joints only and the base is its only free body",
-                "replace it with revolute joints (one per axis) or a fixed joint",
+                "replace it with revolute joints (one per axis) or a fixed joint"
+                + (
+                    f"; a floating joint from a world link: remove link {joint.parent!r} and this joint, the "
+                    "root link is the floating base"
+                    if joint.type == "floating"
+                    else ""
+                ),
             )
         joints[name] = joint
         children.add(joint.child)
