@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from humanoid_rl.core.soles import Sole, SoleError, rpy_matrix, sole_from_urdf_link, sole_from_yaml
+from humanoid_rl.core.soles import Sole, SoleError, robot_soles
 
 __all__ = ["JointSpec", "RobotConfigError", "RobotSpec", "Sole", "UrdfJoint", "parse_urdf", "read_urdf_text"]
 
@@ -341,22 +341,6 @@ def _package_dirs(file: Path, value: Any) -> list[Path]:
     return [(file.parent / v).resolve() for v in value]
 
 
-def upright_from_link(root: ET.Element, link: str, base_rpy: tuple[float, float, float]) -> np.ndarray:
-    """Rotation from a link's frame to the base's upright axes with every joint at zero (the joint origins'
-    rpy down the chain, then the base orientation): identity for a z-up model without rotated joint origins."""
-    joint_of = {j.find("child").get("link", ""): j for j in root.findall("joint") if j.find("child") is not None}
-    rotation = np.eye(3)
-    while link in joint_of:
-        joint = joint_of[link]
-        origin = joint.find("origin")
-        rpy = [float(v) for v in (origin.get("rpy", "0 0 0") if origin is not None else "0 0 0").split()]
-        if any(rpy):
-            rotation = rpy_matrix(rpy) @ rotation
-        parent = joint.find("parent")
-        link = parent.get("link", "") if parent is not None else ""
-    return rpy_matrix(base_rpy) @ rotation if any(base_rpy) else rotation
-
-
 def _soles(
     file: Path,
     data: dict,
@@ -370,44 +354,22 @@ def _soles(
         raise RobotConfigError(
             file, "foot_size", "both 'foot_size' and 'soles' are given", "keep 'soles' and remove 'foot_size'"
         )
-    links = {link.get("name", ""): link for link in root.findall("link")}
-
-    def from_urdf(link: str) -> Sole:
-        try:
-            return sole_from_urdf_link(links[link], upright_from_link(root, link, base_rpy))
-        except SoleError as error:
-            raise RobotConfigError(urdf_path, error.key, error.problem, error.fix) from None
-
+    foot_size = None
     if "foot_size" in data:
         size = data["foot_size"]
         if not isinstance(size, list) or len(size) != 2:
             raise RobotConfigError(file, "foot_size", f"expected [length, width], got {size!r}", "write two numbers")
         foot_size = (_positive(file, "foot_size[0]", size[0]), _positive(file, "foot_size[1]", size[1]))
-        soles = []
-        for link in foot_links:
-            try:
-                depth = sole_from_urdf_link(links[link], upright_from_link(root, link, base_rpy)).offset[2]
-            except SoleError:
-                depth = 0.0  # only the size is known
-            soles.append(Sole(foot_size, (0.0, 0.0, depth)))
-        return soles[0], soles[1]
     given = data.get("soles", {}) or {}
     if not isinstance(given, dict):
         raise RobotConfigError(
             file, "soles", "expected a mapping", "write soles: {left: {size: [l, w], offset: [x, y, z]}, right: ...}"
         )
     _check_keys(file, "soles.", given, (), FOOT_LINK_KEYS)
-    soles = []
-    for side, link in zip(FOOT_LINK_KEYS, foot_links, strict=True):
-        if side not in given:
-            soles.append(from_urdf(link))
-            continue
-        try:
-            soles.append(sole_from_yaml(given[side]))
-        except SoleError as error:
-            key = f"soles.{side}" + (f".{error.key}" if error.key else "")
-            raise RobotConfigError(file, key, error.problem, error.fix) from None
-    return soles[0], soles[1]
+    try:
+        return robot_soles(given, foot_size, root, foot_links, base_rpy)
+    except SoleError as error:
+        raise RobotConfigError(urdf_path if error.in_urdf else file, error.key, error.problem, error.fix) from None
 
 
 def _rpy(file: Path, value: Any) -> tuple[float, float, float]:

@@ -21,7 +21,16 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Sole", "SoleError", "rpy_matrix", "sole_from_points", "sole_from_urdf_link", "sole_from_yaml"]
+__all__ = [
+    "Sole",
+    "SoleError",
+    "robot_soles",
+    "rpy_matrix",
+    "sole_from_points",
+    "sole_from_urdf_link",
+    "sole_from_yaml",
+    "upright_from_link",
+]
 
 SOLE_KEYS = ("size", "offset", "points")
 # Contact points must fill at least this share of their bounding rectangle: the shield uses the rectangle, and
@@ -30,10 +39,10 @@ MIN_POINT_FILL = 0.95
 
 
 class SoleError(ValueError):
-    """A sole problem; ``RobotSpec.load`` adds the file. ``key`` is relative to the foot's entry."""
+    """A sole problem; ``RobotSpec.load`` adds the file: the URDF's when ``in_urdf``, else the YAML's."""
 
-    def __init__(self, key: str, problem: str, fix: str) -> None:
-        self.key, self.problem, self.fix = key, problem, fix
+    def __init__(self, key: str, problem: str, fix: str, in_urdf: bool = False) -> None:
+        self.key, self.problem, self.fix, self.in_urdf = key, problem, fix, in_urdf
         super().__init__(f"key '{key}': {problem}. Fix: {fix}")
 
 
@@ -172,3 +181,55 @@ def sole_from_urdf_link(link: ET.Element, upright_from_foot: np.ndarray | None =
             key, "the foot's collision shapes have no flat bottom (tilted?)", "give 'soles:' in the robot YAML"
         )
     return sole_from_points(bottom, key)
+
+
+def upright_from_link(root: ET.Element, link: str, base_rpy: Sequence[float]) -> np.ndarray:
+    """Rotation from a link's frame to the base's upright axes with every joint at zero (the joint origins'
+    rpy down the chain, then the base orientation): identity for a z-up model without rotated joint origins."""
+    joint_of = {j.find("child").get("link", ""): j for j in root.findall("joint") if j.find("child") is not None}
+    rotation = np.eye(3)
+    while link in joint_of:
+        joint = joint_of[link]
+        origin = joint.find("origin")
+        rpy = [float(v) for v in (origin.get("rpy", "0 0 0") if origin is not None else "0 0 0").split()]
+        if any(rpy):
+            rotation = rpy_matrix(rpy) @ rotation
+        parent = joint.find("parent")
+        link = parent.get("link", "") if parent is not None else ""
+    return rpy_matrix(base_rpy) @ rotation if any(base_rpy) else rotation
+
+
+def robot_soles(
+    given: dict[str, Any],
+    foot_size: tuple[float, float] | None,
+    root: ET.Element,
+    foot_links: tuple[str, str],
+    base_rpy: Sequence[float],
+) -> tuple[Sole, Sole]:
+    """(left, right): ``given[side]`` (the YAML's ``soles``), else a ``foot_size`` sole centred under the foot
+    frame (the URDF footprint's depth, if it has one), else the foot link's URDF footprint."""
+    links = {link.get("name", ""): link for link in root.findall("link")}
+
+    def from_urdf(link: str) -> Sole:
+        try:
+            return sole_from_urdf_link(links[link], upright_from_link(root, link, base_rpy))
+        except SoleError as error:
+            raise SoleError(error.key, error.problem, error.fix, in_urdf=True) from None
+
+    soles = []
+    for side, link in zip(("left", "right"), foot_links, strict=True):
+        if foot_size is not None:
+            try:
+                depth = from_urdf(link).offset[2]
+            except SoleError:
+                depth = 0.0  # only the size is known
+            soles.append(Sole(foot_size, (0.0, 0.0, depth)))
+        elif side in given:
+            try:
+                soles.append(sole_from_yaml(given[side]))
+            except SoleError as error:
+                key = f"soles.{side}" + (f".{error.key}" if error.key else "")
+                raise SoleError(key, error.problem, error.fix) from None
+        else:
+            soles.append(from_urdf(link))
+    return soles[0], soles[1]
