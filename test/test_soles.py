@@ -216,3 +216,35 @@ def test_the_capture_point_check_uses_the_soles_given_per_foot() -> None:
     # from (-0.12, 0.05), direction (0.04, -0.2), so the origin is (0.2·0.12 - 0.04·0.05)/√(0.2² + 0.04²) inside.
     assert distance(((0.30, 0.10), (0.22, 0.10))) == pytest.approx(0.022 / math.hypot(0.2, 0.04))
     assert distance(((0.30, 0.10), (0.30, 0.10))) == pytest.approx(0.12)
+
+
+def foot_collisions(urdf: str, link: str, collisions: str) -> str:
+    """The shipped URDF with ``link``'s collision elements replaced."""
+    start = urdf.index(f'<link name="{link}">')
+    end = urdf.index("</link>", start)
+    body = urdf[start:end]
+    kept = body[: body.index("<collision>")] if "<collision>" in body else body
+    return urdf[:start] + kept + collisions + urdf[end:]
+
+
+def test_collision_spheres_at_the_sole_corners_are_its_contact_points(tmp_path: Path) -> None:
+    spheres = "".join(
+        f'<collision><origin xyz="{x} {y} -0.04"/><geometry><sphere radius="0.01"/></geometry></collision>'
+        for x in (-0.08, 0.14)
+        for y in (-0.04, 0.04)
+    )
+    urdf = foot_collisions(SHIPPED_URDF.read_text(), "left_foot", spheres)
+    spec = RobotSpec.load(robot_yaml(tmp_path, lambda d: d.pop("foot_size"), urdf))
+    assert spec.soles[0].size == pytest.approx((0.22, 0.08)) and spec.soles[0].offset == pytest.approx((0.03, 0, -0.05))
+    assert spec.soles[1].size == pytest.approx((0.22, 0.10))  # the right foot keeps its box
+
+
+def test_a_collision_box_turned_by_its_origin_gives_the_turned_footprint(tmp_path: Path) -> None:
+    # A 0.10 x 0.22 box turned 90° about z is the 0.22 x 0.10 sole; 0.04 thick about z = -0.04: 6 cm down.
+    box = (
+        f'<collision><origin xyz="0.01 0 -0.04" rpy="0 0 {math.pi / 2}"/>'
+        '<geometry><box size="0.10 0.22 0.04"/></geometry></collision>'
+    )
+    urdf = foot_collisions(SHIPPED_URDF.read_text(), "left_foot", box)
+    sole = RobotSpec.load(robot_yaml(tmp_path, lambda d: d.pop("foot_size"), urdf)).soles[0]
+    assert sole.size == pytest.approx((0.22, 0.10)) and sole.offset == pytest.approx((0.01, 0.0, -0.06))
