@@ -151,3 +151,11 @@ def test_a_massless_base_is_named_because_pybullet_would_fix_it_in_space(
     urdf = tiny_urdf().replace('<mass value="10.0"/>', '<mass value="0"/>')
     warnings = check_json(capsys, "--robot-config", str(write(tmp_path, urdf)))["models"]["warnings"]
     assert any("base link 'pelvis' has no mass: PyBullet fixes a massless base in space" in w for w in warnings)
+
+
+def test_an_unreadable_foot_collision_is_one_line_naming_the_link(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    urdf = tiny_urdf().replace('<box size="0.2 0.1 0.03"/>', '<box size="0.2 wide 0.03"/>', 2)  # left foot
+    message = one_line_error(capsys, "--robot-config", str(write(tmp_path, urdf)))
+    assert "<link left_foot> <collision>" in message and "cannot read the collision shapes" in message

@@ -34,7 +34,8 @@ class RobotKinematics:
     def __init__(self, spec: RobotSpec) -> None:
         self.spec = spec
         # From the text, as PyBullet reads it (trailing NULs and blanks ignored).
-        self.model = pin.buildModelFromXML(read_urdf_text(spec.urdf_path).decode(), pin.JointModelFreeFlyer())
+        urdf_text = read_urdf_text(spec.urdf_path).decode(errors="replace")
+        self.model = pin.buildModelFromXML(urdf_text, pin.JointModelFreeFlyer())
         self.n_joints = spec.n_joints
         q_index, v_index = [], []
         for name in spec.joint_names:

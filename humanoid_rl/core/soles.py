@@ -150,14 +150,8 @@ def _origin(element: ET.Element) -> tuple[np.ndarray, np.ndarray]:
     return xyz, (np.eye(3) if not any(rpy) else rpy_matrix(rpy))
 
 
-def sole_from_urdf_link(link: ET.Element, upright_from_foot: np.ndarray | None = None) -> Sole:
-    """The footprint of a foot link's collision boxes and spheres (spheres count as contact points): the
-    rectangle spanned by their lowest points, in the foot frame turned upright (``upright_from_foot``: the
-    rotation from the foot frame to axes that are world-aligned when the robot stands upright in its zero
-    pose; identity for the usual z-up model)."""
-    name = link.get("name", "")
-    key = f"<link {name}> <collision>"
-    turn = np.eye(3) if upright_from_foot is None else upright_from_foot
+def _footprint_points(link: ET.Element, turn: np.ndarray) -> list[np.ndarray]:
+    """Box corners and sphere bottoms of a link's collision shapes, in the turned (upright) foot frame."""
     points: list[np.ndarray] = []
     for collision in link.findall("collision"):
         geometry = collision.find("geometry")
@@ -170,6 +164,19 @@ def sole_from_urdf_link(link: ET.Element, upright_from_foot: np.ndarray | None =
             points += [turn @ (xyz + rotation @ (half * (a, b, c))) for a in (-1, 1) for b in (-1, 1) for c in (-1, 1)]
         else:
             points.append(turn @ xyz - (0.0, 0.0, float(shape.get("radius", "0"))))
+    return points
+
+
+def sole_from_urdf_link(link: ET.Element, upright_from_foot: np.ndarray | None = None) -> Sole:
+    """The footprint of a foot link's collision boxes and spheres (spheres count as contact points): the
+    rectangle spanned by their lowest points, in the foot frame turned upright (``upright_from_foot``: the
+    rotation from the foot frame to axes that are world-aligned when the robot stands upright in its zero
+    pose; identity for the usual z-up model)."""
+    key = f"<link {link.get('name', '')}> <collision>"
+    try:
+        points = _footprint_points(link, np.eye(3) if upright_from_foot is None else upright_from_foot)
+    except ValueError as error:  # a number the URDF does not spell as one
+        raise SoleError(key, f"cannot read the collision shapes ({error})", "repair the URDF") from None
     if not points:
         raise SoleError(
             key, "the foot link has no collision box or sphere to take the sole from", "give 'soles:' in the robot YAML"
@@ -188,7 +195,9 @@ def upright_from_link(root: ET.Element, link: str, base_rpy: Sequence[float]) ->
     rpy down the chain, then the base orientation): identity for a z-up model without rotated joint origins."""
     joint_of = {j.find("child").get("link", ""): j for j in root.findall("joint") if j.find("child") is not None}
     rotation = np.eye(3)
-    while link in joint_of:
+    for _ in range(len(joint_of)):  # bounded: a malformed URDF may loop
+        if link not in joint_of:
+            break
         joint = joint_of[link]
         origin = joint.find("origin")
         rpy = [float(v) for v in (origin.get("rpy", "0 0 0") if origin is not None else "0 0 0").split()]
@@ -215,6 +224,10 @@ def robot_soles(
             return sole_from_urdf_link(links[link], upright_from_link(root, link, base_rpy))
         except SoleError as error:
             raise SoleError(error.key, error.problem, error.fix, in_urdf=True) from None
+        except ValueError as error:  # a joint origin's rpy that is not three numbers
+            raise SoleError(
+                f"<link {link}>", f"cannot read its joint origins ({error})", "repair the URDF", True
+            ) from None
 
     soles = []
     for side, link in zip(("left", "right"), foot_links, strict=True):
