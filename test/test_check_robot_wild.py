@@ -159,3 +159,11 @@ def test_an_unreadable_foot_collision_is_one_line_naming_the_link(
     urdf = tiny_urdf().replace('<box size="0.2 0.1 0.03"/>', '<box size="0.2 wide 0.03"/>', 2)  # left foot
     message = one_line_error(capsys, "--robot-config", str(write(tmp_path, urdf)))
     assert "<link left_foot> <collision>" in message and "cannot read the collision shapes" in message
+
+
+def test_the_table_shows_each_sole_and_both_models_masses(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["check-robot", "--robot-config", "biped12"]) == 0
+    out = capsys.readouterr().out
+    assert "left sole      0.240 x 0.090 m, centre (+0.030, +0.000, -0.050) m in the foot frame" in out
+    assert "models         pinocchio 27.810 kg, PyBullet 27.810 kg, standing base height in PyBullet 0.7807 m" in out
+    assert "warning" not in out
