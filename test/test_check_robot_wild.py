@@ -73,10 +73,10 @@ def test_a_link_without_inertial_is_named_with_the_mass_each_model_gives_it(
     assert any("total mass: PyBullet 14.000 kg, pinocchio 13.000 kg" in w for w in models["warnings"])
 
 
-def test_a_trailing_nul_that_pybullet_accepts_is_accepted_everywhere(
+def test_a_trailing_nul_or_leading_blank_that_pybullet_accepts_is_accepted_everywhere(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = write(tmp_path, tiny_urdf().encode() + b"\x00\n\x00")
+    config = write(tmp_path, b"\n  " + tiny_urdf().encode() + b"\x00\n\x00")  # and blanks before <?xml
     assert check_json(capsys, "--robot-config", str(config))["models"]["warnings"] == []
     spec = RobotSpec.load(config)
     assert RobotKinematics(spec).total_mass == pytest.approx(15.0)

@@ -172,8 +172,9 @@ class RobotSpec:
 
 
 def read_urdf_text(urdf_path: Path) -> bytes:
-    """The URDF's bytes without the trailing NULs and blanks some exporters leave (PyBullet ignores them)."""
-    return urdf_path.read_bytes().rstrip(b"\x00 \t\r\n")
+    """The URDF's bytes without the leading blanks and trailing NULs and blanks some exporters leave (PyBullet
+    and pinocchio ignore them; Python's XML parser refuses a declaration after a blank)."""
+    return urdf_path.read_bytes().strip(b"\x00 \t\r\n")
 
 
 def urdf_root_element(urdf_path: Path) -> ET.Element:
