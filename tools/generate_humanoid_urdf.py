@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""Generate ``urdf/humanoid.urdf``: a 21-joint electric humanoid built from primitive shapes.
+"""Generate ``urdf/humanoid.urdf``: a 21-joint electric humanoid built from primitive shapes; with
+``--legs-only``, ``urdf/biped12.urdf`` + ``config/robots/biped12.yaml``: a 12-joint pair of legs under a
+pelvis with a battery, whose soles are longer, narrower and centred 3 cm ahead of the ankle.
 
 Every link is a small set of boxes, cylinders (axis along the link's z) and spheres, each with its own mass.
 The link's inertial block (mass, centre of mass, inertia tensor about the centre of mass) is computed from
@@ -13,8 +15,9 @@ negative (the thigh swings forwards), elbow flexion is negative (the forearm swi
 The foot link's frame is at the ankle; the sole (a flat box face) is ``ANKLE_HEIGHT`` below it, centred
 straight under the ankle, so a foot frame's x/y is the centre of the support rectangle when the foot is flat.
 
-Usage: ``python tools/generate_humanoid_urdf.py [--output PATH] [--check]``.
-The committed ``urdf/humanoid.urdf`` must equal this script's output (a test checks it).
+Usage: ``python tools/generate_humanoid_urdf.py [--legs-only] [--output PATH] [--check]``.
+The committed ``urdf/humanoid.urdf`` (and the legs-only URDF and YAML) must equal this script's output
+(tests check them).
 """
 
 from __future__ import annotations
@@ -29,7 +32,11 @@ import numpy as np
 Vec3 = tuple[float, float, float]
 
 ROBOT_NAME = "humanoid"
-DEFAULT_OUTPUT = Path(__file__).resolve().parent.parent / "urdf" / "humanoid.urdf"
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_OUTPUT = REPO / "urdf" / "humanoid.urdf"
+LEGS_ONLY_NAME = "biped12"
+LEGS_ONLY_OUTPUT = REPO / "urdf" / f"{LEGS_ONLY_NAME}.urdf"
+LEGS_ONLY_CONFIG = REPO / "config" / "robots" / f"{LEGS_ONLY_NAME}.yaml"
 
 # Leg geometry (metres).
 HIP_HALF_SPACING = 0.09  # lateral offset of each hip from the pelvis centre
@@ -41,6 +48,20 @@ ANKLE_HEIGHT = 0.06  # ankle joint -> sole
 FOOT_LENGTH = 0.22
 FOOT_WIDTH = 0.10
 FOOT_THICKNESS = 0.04
+
+
+@dataclass(frozen=True)
+class FootGeometry:
+    ankle_height: float  # ankle joint -> sole
+    length: float
+    width: float
+    thickness: float
+    forward: float  # sole centre ahead of the ankle
+
+
+HUMANOID_FOOT = FootGeometry(ANKLE_HEIGHT, FOOT_LENGTH, FOOT_WIDTH, FOOT_THICKNESS, 0.0)
+# The legs-only robot's feet: a sole centred 3 cm ahead of the ankle (heel short, toe long), as on many robots.
+LEGS_ONLY_FOOT = FootGeometry(ankle_height=0.05, length=0.24, width=0.09, thickness=0.035, forward=0.03)
 
 
 @dataclass(frozen=True)
@@ -133,7 +154,7 @@ def revolute(
     return Joint(name, parent, child, origin, axis, lower, upper, act.velocity, act.effort, act.damping)
 
 
-def leg(side: str) -> tuple[list[Link], list[Joint]]:
+def leg(side: str, foot: FootGeometry = HUMANOID_FOOT) -> tuple[list[Link], list[Joint]]:
     sign = 1.0 if side == "left" else -1.0  # mirrors y offsets and roll ranges
     p = f"{side}_"
     links = [
@@ -148,9 +169,9 @@ def leg(side: str) -> tuple[list[Link], list[Joint]]:
             p + "foot",
             (
                 Box(
-                    (FOOT_LENGTH, FOOT_WIDTH, FOOT_THICKNESS),
+                    (foot.length, foot.width, foot.thickness),
                     0.9,
-                    (0.0, 0.0, -ANKLE_HEIGHT + FOOT_THICKNESS / 2),
+                    (foot.forward, 0.0, -foot.ankle_height + foot.thickness / 2),
                 ),
             ),
             "dark",
@@ -308,6 +329,71 @@ def build_robot() -> tuple[list[Link], list[Joint]]:
     return links, joints
 
 
+def build_legs_only_robot() -> tuple[list[Link], list[Joint]]:
+    """Pelvis (with a battery on top standing in for the upper body) and two legs: 12 actuated joints."""
+    links = [
+        Link("pelvis", (Box((0.14, 0.24, 0.12), 7.0), Box((0.12, 0.18, 0.10), 5.0, (0.0, 0.0, 0.11))), "dark"),
+        Link("imu_link", (Box((0.02, 0.02, 0.01), 0.01, collide=False),), "red"),
+    ]
+    joints = [Joint("imu_joint", "pelvis", "imu_link", (0.0, 0.0, 0.0))]
+    for side in ("left", "right"):
+        leg_links, leg_joints = leg(side, LEGS_ONLY_FOOT)
+        links += leg_links
+        joints += leg_joints
+    return links, joints
+
+
+# (hip pitch, knee, ankle pitch) of the legs-only default pose: crouched, soles flat (they sum to zero), hips
+# forward so that the CoM settles over the sole centres, 3 cm ahead of the ankles.
+LEGS_ONLY_PITCH_POSE = (-0.25, 0.6, -0.35)
+# name suffix: (kp, kd); PD alone holds it standing (test/test_second_robot.py checks it in PyBullet).
+LEGS_ONLY_GAINS = {
+    "hip_yaw_joint": (100.0, 3.0),
+    "hip_roll_joint": (200.0, 5.0),
+    "hip_pitch_joint": (200.0, 5.0),
+    "knee_joint": (300.0, 6.0),
+    "ankle_pitch_joint": (300.0, 5.0),
+    "ankle_roll_joint": (80.0, 2.5),
+}
+
+
+def legs_only_base_height() -> float:
+    """Pelvis height with the soles flat on the ground in the default pose (planar leg geometry)."""
+    hip, knee, _ = LEGS_ONLY_PITCH_POSE
+    return (
+        HIP_YAW_DROP
+        + HIP_ROLL_DROP
+        + THIGH_LENGTH * np.cos(hip)
+        + SHANK_LENGTH * np.cos(hip + knee)
+        + LEGS_ONLY_FOOT.ankle_height
+    )
+
+
+def build_legs_only_yaml() -> str:
+    hip, knee, ankle = LEGS_ONLY_PITCH_POSE
+    default = {"hip_pitch_joint": hip, "knee_joint": knee, "ankle_pitch_joint": ankle}
+    lines = [
+        "# Generated by tools/generate_humanoid_urdf.py --legs-only: edit that script, not this file.",
+        "# A second robot: 12 leg joints, soles 3 cm ahead of the ankles. The soles come from the foot links'",
+        "# collision boxes in the URDF (no 'soles:' key needed); a sole could also be given here, per foot.",
+        f"name: {LEGS_ONLY_NAME}",
+        f"urdf: ../../urdf/{LEGS_ONLY_NAME}.urdf",
+        "base_link: pelvis",
+        "imu_link: imu_link",
+        "foot_links: {left: left_foot, right: right_foot}",
+        f"nominal_base_height: {fmt(round(float(legs_only_base_height()), 4))}",
+        "rates: {physics_hz: 1000, policy_hz: 50}",
+        "joints:",
+    ]
+    for side in ("left", "right"):
+        for suffix, (kp, kd) in LEGS_ONLY_GAINS.items():
+            name = f"{side}_{suffix}"
+            lines.append(
+                f"  - {{name: {name}, default: {fmt(default.get(suffix, 0.0))}, kp: {fmt(kp)}, kd: {fmt(kd)}}}"
+            )
+    return "\n".join(lines) + "\n"
+
+
 # ---------------------------------------------------------------------------------------------- inertia
 
 
@@ -409,12 +495,14 @@ def joint_xml(joint: Joint) -> list[str]:
     return lines
 
 
-def build_urdf() -> str:
-    links, joints = build_robot()
+def build_urdf(legs_only: bool = False) -> str:
+    links, joints = build_legs_only_robot() if legs_only else build_robot()
     lines = [
         '<?xml version="1.0"?>',
-        "<!-- Generated by tools/generate_humanoid_urdf.py: edit that script, not this file. -->",
-        f'<robot name="{ROBOT_NAME}">',
+        "<!-- Generated by tools/generate_humanoid_urdf.py"
+        + (" (legs only)" if legs_only else "")
+        + ": edit that script, not this file. -->",
+        f'<robot name="{LEGS_ONLY_NAME if legs_only else ROBOT_NAME}">',
     ]
     for name, rgba in MATERIALS.items():
         lines += [f'  <material name="{name}">', f'    <color rgba="{rgba}"/>', "  </material>"]
@@ -428,21 +516,25 @@ def build_urdf() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="where to write the URDF")
+    parser.add_argument("--legs-only", action="store_true", help="the 12-joint legs-only robot (URDF and YAML)")
+    parser.add_argument("--output", type=Path, default=None, help="where to write the URDF")
     parser.add_argument("--check", action="store_true", help="exit 1 if the file differs from the generated text")
     args = parser.parse_args(argv)
-    text = build_urdf()
+    outputs = {args.output or (LEGS_ONLY_OUTPUT if args.legs_only else DEFAULT_OUTPUT): build_urdf(args.legs_only)}
+    if args.legs_only:
+        config = LEGS_ONLY_CONFIG if args.output is None else args.output.with_suffix(".yaml")
+        outputs[config] = build_legs_only_yaml()
     if args.check:
-        current = args.output.read_text() if args.output.exists() else ""
-        if current != text:
-            print(f"{args.output} is out of date: run python tools/generate_humanoid_urdf.py", file=sys.stderr)
-            return 1
-        return 0
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(text)
-    links, _ = build_robot()
+        stale = [path for path, text in outputs.items() if not (path.exists() and path.read_text() == text)]
+        for path in stale:
+            print(f"{path} is out of date: run python tools/generate_humanoid_urdf.py", file=sys.stderr)
+        return 1 if stale else 0
+    for path, text in outputs.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    links, _ = build_legs_only_robot() if args.legs_only else build_robot()
     total = sum(link_inertial(link)[0] for link in links)
-    print(f"wrote {args.output} ({len(links)} links, {total:.2f} kg)")
+    print(f"wrote {', '.join(map(str, outputs))} ({len(links)} links, {total:.2f} kg)")
     return 0
 
 

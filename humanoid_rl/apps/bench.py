@@ -52,7 +52,7 @@ def benchmark_shield(n: int = 20_000, seed: int = 0) -> dict[str, Any]:
     for i in range(n):
         k = i & 255
         start = clock()
-        com, feet = kinematics.com_and_foot_positions(base_pos, base_quat, states[k])
+        com, feet = kinematics.com_and_sole_centres(base_pos, base_quat, states[k])
         mid = clock()
         balance = BalanceState(
             tilt=0.02,
@@ -62,7 +62,7 @@ def benchmark_shield(n: int = 20_000, seed: int = 0) -> dict[str, Any]:
             com_height=com[2] - float(feet[:, 2].min()),
             feet=feet,
             contacts=np.array([True, True]),
-            foot_size=spec.foot_size,
+            foot_size=spec.sole_sizes,
             yaw=0.0,
         )
         state = FilterState(stamp=1.0, positions=states[k], velocities=np.zeros(spec.n_joints), balance=balance)

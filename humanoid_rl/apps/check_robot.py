@@ -2,17 +2,25 @@
 
 The table is what the policy sees, in policy order: limits from the URDF, gains and default pose from the
 YAML. Any problem is a RobotConfigError naming the file, the key and the fix (printed as one line).
+
+The URDF is also loaded the two other ways the stack loads it, so a robot that passes here runs in `sim`:
+pinocchio (the shield's and estimator's kinematics) and the PyBullet simulator (posed in its default pose
+and lowered onto the ground). Where the two disagree on the robot's masses (a link without <inertial>:
+PyBullet gives it 1 kg, pinocchio 0 kg) the difference is named.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
+import os
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from humanoid_rl.core.robot_spec import RobotSpec
+from humanoid_rl.core.robot_spec import RobotSpec, urdf_root_element
 from humanoid_rl.paths import config_path
 
 COLUMNS: tuple[tuple[str, str], ...] = (
@@ -35,6 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="robot YAML path, or the name of a shipped robot (config/robots/<name>.yaml); default: humanoid",
     )
+    parser.add_argument("--robot-config", default=None, help="robot YAML (the same as the positional form)")
     parser.add_argument("--json", action="store_true", help="print the spec as JSON instead of a table")
 
 
@@ -48,6 +57,92 @@ def resolve_config(value: str | None) -> Path | None:
     return config_path("robots", f"{value}.yaml")
 
 
+@dataclass
+class ModelCheck:
+    """The robot as pinocchio and PyBullet load it."""
+
+    pinocchio_mass: float  # kg, what the kinematics (CoM, capture point) use
+    pybullet_mass: float  # kg, what the simulator moves
+    standing_base_height: float  # m, base height with the soles on the ground in PyBullet (default pose)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _declared_masses(spec: RobotSpec) -> dict[str, float | None]:
+    """Mass per link as the URDF declares it; None where the link has no <inertial>."""
+    masses: dict[str, float | None] = {}
+    for link in urdf_root_element(spec.urdf_path).findall("link"):
+        mass = link.find("inertial/mass")
+        masses[link.get("name", "")] = None if mass is None else float(mass.get("value", "0"))
+    return masses
+
+
+def _import_pybullet_to_stderr() -> None:
+    """Import PyBullet with its C-level build banner sent to stderr, so that `--json` output stays JSON."""
+    if "pybullet" in sys.modules:
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        import pybullet  # noqa: F401
+
+        ctypes.CDLL(None).fflush(None)  # the banner sits in C stdio's buffer until flushed
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def check_models(spec: RobotSpec) -> ModelCheck:
+    """Load the URDF in pinocchio and in the simulator; raise CommandError when either cannot."""
+    _import_pybullet_to_stderr()
+    import pybullet as pb
+
+    from humanoid_rl.cli import CommandError
+    from humanoid_rl.core.kinematics import RobotKinematics
+    from humanoid_rl.sim.simulator import HumanoidSim, SimConfig, SimError
+
+    try:
+        kinematics = RobotKinematics(spec)
+    except (ValueError, RuntimeError) as error:
+        raise CommandError(f"{spec.urdf_path}: pinocchio cannot use it: {error}") from None
+    try:
+        with HumanoidSim(spec, SimConfig(seed=0)) as sim:
+            sim.reset(seed=0)
+            client = sim._client  # read-only queries of the model PyBullet built
+            pybullet_masses = {
+                name: float(pb.getDynamicsInfo(sim.robot_id, index, physicsClientId=client)[0])
+                for index, name in zip(range(-1, len(sim.link_names) - 1), sim.link_names, strict=True)
+            }
+            standing = sim.standing_base_height
+    except (SimError, pb.error) as error:
+        raise CommandError(f"{spec.urdf_path}: the simulator (PyBullet) cannot load it: {error}") from None
+    check = ModelCheck(kinematics.total_mass, sum(pybullet_masses.values()), standing)
+    for link, declared in _declared_masses(spec).items():
+        simulated = pybullet_masses.get(link)
+        if declared is None and simulated:
+            check.warnings.append(
+                f"link {link!r} has no <inertial>: PyBullet simulates it as {simulated:g} kg, pinocchio (the "
+                f"shield's CoM) as 0 kg; give it an <inertial> (a few grams for a frame-only link)"
+            )
+        elif simulated is not None and declared is not None and abs(simulated - declared) > 1e-6:
+            check.warnings.append(f"link {link!r}: the URDF says {declared:g} kg, PyBullet uses {simulated:g} kg")
+    if not pybullet_masses.get(spec.base_link):
+        check.warnings.append(
+            f"base link {spec.base_link!r} has no mass: PyBullet fixes a massless base in space, so the simulated "
+            "robot cannot fall; give it an <inertial> with a mass"
+        )
+    if abs(check.pybullet_mass - check.pinocchio_mass) > 1e-6:
+        check.warnings.append(
+            f"total mass: PyBullet {check.pybullet_mass:.3f} kg, pinocchio {check.pinocchio_mass:.3f} kg"
+        )
+    if abs(standing - spec.nominal_base_height) > 0.01:
+        check.warnings.append(
+            f"nominal_base_height {spec.nominal_base_height:.4f} m, but PyBullet stands the default pose at "
+            f"{standing:.4f} m: set nominal_base_height to the latter"
+        )
+    return check
+
+
 def spec_as_dict(spec: RobotSpec) -> dict[str, object]:
     return {
         "name": spec.name,
@@ -58,6 +153,8 @@ def spec_as_dict(spec: RobotSpec) -> dict[str, object]:
         "imu_link": spec.imu_link,
         "foot_links": list(spec.foot_links),
         "foot_size": list(spec.foot_size),
+        "soles": [sole.as_dict() for sole in spec.soles],
+        "base_orientation_rpy": list(spec.base_orientation_rpy),
         "nominal_base_height": spec.nominal_base_height,
         "physics_rate_hz": spec.physics_rate_hz,
         "policy_rate_hz": spec.policy_rate_hz,
@@ -87,7 +184,15 @@ def print_summary(spec: RobotSpec, out: TextIO) -> None:
         f"links          base {spec.base_link}, imu {spec.imu_link}, feet {' / '.join(spec.foot_links)}",
         file=out,
     )
-    print(f"foot size      {spec.foot_size[0]:.3f} x {spec.foot_size[1]:.3f} m", file=out)
+    for side, sole in zip(("left", "right"), spec.soles, strict=True):
+        x, y, z = sole.offset
+        print(
+            f"{side + ' sole':<15}{sole.size[0]:.3f} x {sole.size[1]:.3f} m, centre ({x:+.3f}, {y:+.3f}, {z:+.3f}) m "
+            "in the foot frame",
+            file=out,
+        )
+    if any(spec.base_orientation_rpy):
+        print(f"base upright   rpy {' '.join(f'{a:+.4f}' for a in spec.base_orientation_rpy)} rad", file=out)
     print(f"base height    {spec.nominal_base_height:.4f} m (default pose)", file=out)
     print(
         f"rates          physics {spec.physics_rate_hz:g} Hz, policy {spec.policy_rate_hz:g} Hz "
@@ -129,11 +234,34 @@ def print_summary(spec: RobotSpec, out: TextIO) -> None:
     )
 
 
+def print_models(check: ModelCheck, out: TextIO) -> None:
+    print(
+        f"models         pinocchio {check.pinocchio_mass:.3f} kg, PyBullet {check.pybullet_mass:.3f} kg, "
+        f"standing base height in PyBullet {check.standing_base_height:.4f} m",
+        file=out,
+    )
+    for warning in check.warnings:
+        print(f"warning        {warning}", file=out)
+
+
 def run(args: argparse.Namespace) -> int:
-    spec = RobotSpec.load(resolve_config(args.config))
+    from humanoid_rl.cli import CommandError
+
+    if args.config is not None and args.robot_config is not None and args.config != args.robot_config:
+        raise CommandError(f"two robot configs given ({args.config!r} and --robot-config {args.robot_config!r})")
+    spec = RobotSpec.load(resolve_config(args.robot_config or args.config))
+    check = check_models(spec)
     if args.json:
-        json.dump(spec_as_dict(spec), sys.stdout, indent=2)
+        data = spec_as_dict(spec)
+        data["models"] = {
+            "pinocchio_mass": check.pinocchio_mass,
+            "pybullet_mass": check.pybullet_mass,
+            "standing_base_height": check.standing_base_height,
+            "warnings": check.warnings,
+        }
+        json.dump(data, sys.stdout, indent=2)
         print()
     else:
         print_summary(spec, sys.stdout)
+        print_models(check, sys.stdout)
     return 0

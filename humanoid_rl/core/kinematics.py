@@ -1,8 +1,14 @@
-"""Whole-body kinematics with pinocchio: centre of mass, foot positions and foot Jacobians.
+"""Whole-body kinematics with pinocchio: centre of mass, foot positions, sole centres and foot Jacobians.
 
 The model is built from the spec's URDF with a free-flyer root. Joint vectors are in **policy order** (the
 spec's ``joint_names``); they are mapped to pinocchio's ``q``/``v`` indices by name, never by position, since
 pinocchio orders joints its own way. Passive joints (``spec.passive_joints``) are held at zero.
+
+Each foot also gets a sole-centre frame: the foot frame moved by the sole offset's x/y (``spec.soles``, in the
+foot frame turned upright), so a sole centre costs what a foot position costs. The offset's z (the sole's depth
+below the frame) is left out: it moves nothing in the ground plane while the foot is flat, which is when it
+carries the robot, and the shield's support polygon has always taken the foot frame's x/y for a sole centre
+below it.
 
 Every method reuses one ``pin.Data`` and preallocated ``q`` vectors, so an instance is fast but not
 thread-safe: give each thread its own ``RobotKinematics``.
@@ -15,7 +21,7 @@ import math
 import numpy as np
 import pinocchio as pin
 
-from humanoid_rl.core.robot_spec import RobotSpec
+from humanoid_rl.core.robot_spec import RobotSpec, read_urdf_text
 
 __all__ = ["RobotKinematics"]
 
@@ -27,8 +33,9 @@ class RobotKinematics:
 
     def __init__(self, spec: RobotSpec) -> None:
         self.spec = spec
-        self.model = pin.buildModelFromUrdf(str(spec.urdf_path), pin.JointModelFreeFlyer())
-        self.data = self.model.createData()
+        # From the text, as PyBullet reads it (trailing NULs and blanks ignored).
+        urdf_text = read_urdf_text(spec.urdf_path).decode(errors="replace")
+        self.model = pin.buildModelFromXML(urdf_text, pin.JointModelFreeFlyer())
         self.n_joints = spec.n_joints
         q_index, v_index = [], []
         for name in spec.joint_names:
@@ -52,6 +59,21 @@ class RobotKinematics:
                     f"foot link {link!r} of {spec.config_path} is not a frame of {spec.urdf_path}"
                 )
             self._foot_frame_ids.append(self.model.getFrameId(link))
+        self._sole_frame_ids: list[int] = []
+        zero_pose = self.model.createData()
+        pin.framesForwardKinematics(self.model, zero_pose, pin.neutral(self.model))
+        base_upright = pin.rpy.rpyToMatrix(*spec.base_orientation_rpy)
+        for link, frame_id, sole in zip(spec.foot_links, self._foot_frame_ids, spec.soles, strict=True):
+            foot = self.model.frames[frame_id]
+            # The sole is given in the foot frame turned upright (spec.soles); its offset, in the foot frame:
+            foot_from_upright = (base_upright @ zero_pose.oMf[frame_id].rotation).T
+            offset = pin.SE3(np.eye(3), foot_from_upright @ np.array([sole.offset[0], sole.offset[1], 0.0]))
+            self._sole_frame_ids.append(
+                self.model.addFrame(
+                    pin.Frame(f"{link}_sole_centre", foot.parentJoint, frame_id, foot.placement * offset, pin.OP_FRAME)
+                )
+            )
+        self.data = self.model.createData()  # after the sole frames: Data sizes its frame placements then
         self.total_mass: float = float(pin.computeTotalMass(self.model))
         # Two configuration buffers: one with the real base pose (world quantities), one with the base at
         # the origin (base-frame quantities). Passive joints stay at pinocchio's neutral (zero) position.
@@ -93,8 +115,8 @@ class RobotKinematics:
             )
         q[self._q_index] = joint_pos
 
-    def _feet_from_data(self) -> np.ndarray:
-        for side, frame_id in enumerate(self._foot_frame_ids):
+    def _feet_from_data(self, frame_ids: list[int] | None = None) -> np.ndarray:
+        for side, frame_id in enumerate(self._foot_frame_ids if frame_ids is None else frame_ids):
             self._feet[side] = pin.updateFramePlacement(self.model, self.data, frame_id).translation
         return self._feet.copy()
 
@@ -122,6 +144,20 @@ class RobotKinematics:
             self.model, self.data, q, compute_subtree_coms=False
         ).copy()  # runs forward kinematics too
         return com, self._feet_from_data()
+
+    def com_and_sole_centres(
+        self, base_pos: np.ndarray, base_quat_xyzw: np.ndarray, joint_pos: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``com`` and the world positions of the sole centres, (2, 3) left, right: what the shield's support
+        polygon is built from. With no sole offset these are the foot positions, bit for bit."""
+        q = self._load_world(base_pos, base_quat_xyzw, joint_pos)
+        com = pin.centerOfMass(self.model, self.data, q, compute_subtree_coms=False).copy()
+        return com, self._feet_from_data(self._sole_frame_ids)
+
+    def sole_centres_in_base(self, joint_pos: np.ndarray) -> np.ndarray:
+        """Sole centres in the base frame, (2, 3): row 0 left, row 1 right."""
+        pin.forwardKinematics(self.model, self.data, self._load_base(joint_pos))
+        return self._feet_from_data(self._sole_frame_ids)
 
     def com_in_base(self, joint_pos: np.ndarray) -> np.ndarray:
         """Centre of mass in the base frame, (3,)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import math
+import os
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,13 +20,17 @@ from typing import Any
 import numpy as np
 import yaml
 
-__all__ = ["JointSpec", "RobotConfigError", "RobotSpec", "UrdfJoint", "parse_urdf"]
+from humanoid_rl.core.soles import Sole, SoleError, robot_soles
+
+__all__ = ["JointSpec", "RobotConfigError", "RobotSpec", "Sole", "UrdfJoint", "parse_urdf", "read_urdf_text"]
 
 DEFAULT_PHYSICS_RATE_HZ = 1000.0
 DEFAULT_POLICY_RATE_HZ = 50.0
 
-# Joint types the policy can command; fixed/floating/planar joints are not actuated.
+# Joint types the policy can command; fixed joints are not actuated.
 ACTUATED_JOINT_TYPES = ("revolute", "prismatic", "continuous")
+# Multi-DoF joints: the stack drives 1-DoF joints, and the base is its only free body.
+REFUSED_JOINT_TYPES = ("floating", "planar", "spherical", "ball")
 
 REQUIRED_KEYS = (
     "name",
@@ -33,11 +38,11 @@ REQUIRED_KEYS = (
     "base_link",
     "imu_link",
     "foot_links",
-    "foot_size",
     "nominal_base_height",
     "joints",
 )
-OPTIONAL_KEYS = ("rates", "passive_joints")
+# foot_size: the old form of soles (both soles that size, centred under the foot frame); one of the two at most.
+OPTIONAL_KEYS = ("rates", "passive_joints", "soles", "foot_size", "package_dirs", "base_orientation_rpy")
 JOINT_KEYS = ("name", "default", "kp", "kd")
 FOOT_LINK_KEYS = ("left", "right")
 RATE_KEYS = ("physics_hz", "policy_hz")
@@ -95,12 +100,15 @@ class RobotSpec:
     base_link: str
     imu_link: str
     foot_links: tuple[str, str]  # (left, right)
-    foot_size: tuple[float, float]  # sole length (x), width (y), metres
+    soles: tuple[Sole, Sole]  # (left, right), each in its foot link's frame
     nominal_base_height: float  # base height when standing in the default pose
     physics_rate_hz: float
     policy_rate_hz: float
     config_hash: str  # sha256 over URDF bytes + YAML bytes
     passive_joints: tuple[str, ...] = ()  # URDF actuated joints the policy deliberately leaves alone
+    # The base's orientation (roll, pitch, yaw about fixed x, y, z) when the robot stands upright: zero for z-up
+    # models, e.g. (pi/2, 0, 0) for a model drawn y-up.
+    base_orientation_rpy: tuple[float, float, float] = (0.0, 0.0, 0.0)
     # Derived, policy order, read-only float64 arrays.
     joint_names: tuple[str, ...] = field(init=False)
     lower: np.ndarray = field(init=False, compare=False, repr=False)
@@ -128,6 +136,16 @@ class RobotSpec:
             object.__setattr__(self, key, value)
 
     @property
+    def foot_size(self) -> tuple[float, float]:
+        """The left sole's (length, width): both soles' on a symmetric robot. Per foot: ``soles``."""
+        return self.soles[0].size
+
+    @property
+    def sole_sizes(self) -> tuple[tuple[float, float], tuple[float, float]]:
+        """(left, right) sole (length, width), as the shield's ``BalanceState.foot_size`` takes them."""
+        return self.soles[0].size, self.soles[1].size
+
+    @property
     def decimation(self) -> int:
         """Physics steps per policy step."""
         return int(round(self.physics_rate_hz / self.policy_rate_hz))
@@ -153,10 +171,16 @@ class RobotSpec:
 # ---------------------------------------------------------------------------------------------- URDF
 
 
-def parse_urdf(urdf_path: Path) -> tuple[str, list[str], dict[str, UrdfJoint]]:
-    """Root link, all link names (document order) and joints by name. Raises RobotConfigError on bad XML."""
+def read_urdf_text(urdf_path: Path) -> bytes:
+    """The URDF's bytes without the leading blanks and trailing NULs and blanks some exporters leave (PyBullet
+    and pinocchio ignore them; Python's XML parser refuses a declaration after a blank)."""
+    return urdf_path.read_bytes().strip(b"\x00 \t\r\n")
+
+
+def urdf_root_element(urdf_path: Path) -> ET.Element:
+    """The URDF's <robot> element. Raises RobotConfigError on bad XML."""
     try:
-        root = ET.parse(urdf_path).getroot()
+        root = ET.fromstring(read_urdf_text(urdf_path))
     except ET.ParseError as exc:
         raise RobotConfigError(
             urdf_path, "<robot>", f"the URDF is not valid XML ({exc})", "repair the XML"
@@ -165,6 +189,13 @@ def parse_urdf(urdf_path: Path) -> tuple[str, list[str], dict[str, UrdfJoint]]:
         raise RobotConfigError(
             urdf_path, "<robot>", f"root element is <{root.tag}>", "a URDF's root is <robot>"
         )
+    return root
+
+
+def parse_urdf(urdf_path: Path) -> tuple[str, list[str], dict[str, UrdfJoint]]:
+    """Root link, all link names (document order) and joints by name. Raises RobotConfigError on bad XML and on
+    multi-DoF (floating, planar, spherical) joints."""
+    root = urdf_root_element(urdf_path)
     links = [link.get("name", "") for link in root.findall("link")]
     joints: dict[str, UrdfJoint] = {}
     children: set[str] = set()
@@ -189,6 +220,19 @@ def parse_urdf(urdf_path: Path) -> tuple[str, list[str], dict[str, UrdfJoint]]:
             velocity=limit_value("velocity"),
             effort=limit_value("effort"),
         )
+        if joint.type in REFUSED_JOINT_TYPES:
+            raise RobotConfigError(
+                urdf_path,
+                f"joint {name}",
+                f"a {joint.type} joint: the stack drives 1-DoF joints only and the base is its only free body",
+                "replace it with revolute joints (one per axis) or a fixed joint"
+                + (
+                    f"; a floating joint from a world link: remove link {joint.parent!r} and this joint, the "
+                    "root link is the floating base"
+                    if joint.type == "floating"
+                    else ""
+                ),
+            )
         joints[name] = joint
         children.add(joint.child)
     roots = [link for link in links if link not in children]
@@ -246,15 +290,39 @@ def _string(file: Path, key: str, value: Any) -> str:
     return value
 
 
-def _resolve_urdf(config_path: Path, value: str) -> Path:
-    if "://" in value:
+def _package_path(config_path: Path, value: str, package_dirs: list[Path]) -> Path:
+    """``package://NAME/REST``: REST under NAME in ``package_dirs`` (a folder holding NAME, or NAME itself),
+    then under ``share/NAME`` of each AMENT_PREFIX_PATH prefix, as ROS resolves it."""
+    package, _, rest = value[len("package://") :].partition("/")
+    candidates = [d / package / rest for d in package_dirs] + [d / rest for d in package_dirs if d.name == package]
+    prefixes = [p for p in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p]
+    candidates += [Path(p) / "share" / package / rest for p in prefixes]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise RobotConfigError(
+        config_path,
+        "urdf",
+        f"{value!r}: no file {rest!r} in package {package!r} (searched {', '.join(map(str, candidates)) or 'nothing'})",
+        "list the folder holding the package under 'package_dirs:' (relative to this file), or source the "
+        "workspace that installs it (AMENT_PREFIX_PATH)",
+    )
+
+
+def _resolve_urdf(config_path: Path, value: str, package_dirs: list[Path]) -> Path:
+    if value.startswith("package://"):
+        path = _package_path(config_path, value, package_dirs)
+    elif value.startswith("file://"):
+        path = Path(value[len("file://") :])
+    elif "://" in value:
         raise RobotConfigError(
             config_path,
             "urdf",
             f"URIs such as {value!r} are not supported",
-            "give a plain path relative to this YAML file's directory, e.g. ../../urdf/humanoid.urdf",
+            "give a path (relative to this YAML file's directory or absolute), file:// or package://NAME/...",
         )
-    path = Path(value)
+    else:
+        path = Path(value)
     if not path.is_absolute():
         path = config_path.parent / path
     path = path.resolve()
@@ -266,6 +334,55 @@ def _resolve_urdf(config_path: Path, value: str) -> Path:
             "point 'urdf' at an existing file, relative to this YAML file's directory",
         )
     return path
+
+
+def _package_dirs(file: Path, value: Any) -> list[Path]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise RobotConfigError(file, "package_dirs", f"expected a list of folders, got {value!r}", "write [path, ...]")
+    return [(file.parent / v).resolve() for v in value]
+
+
+def _soles(
+    file: Path,
+    data: dict,
+    root: ET.Element,
+    foot_links: tuple[str, str],
+    urdf_path: Path,
+    base_rpy: tuple[float, float, float],
+) -> tuple[Sole, Sole]:
+    """Per foot: the YAML's ``soles`` entry, else ``foot_size`` centred under the foot, else the URDF's footprint."""
+    if "soles" in data and "foot_size" in data:
+        raise RobotConfigError(
+            file, "foot_size", "both 'foot_size' and 'soles' are given", "keep 'soles' and remove 'foot_size'"
+        )
+    foot_size = None
+    if "foot_size" in data:
+        size = data["foot_size"]
+        if not isinstance(size, list) or len(size) != 2:
+            raise RobotConfigError(file, "foot_size", f"expected [length, width], got {size!r}", "write two numbers")
+        foot_size = (_positive(file, "foot_size[0]", size[0]), _positive(file, "foot_size[1]", size[1]))
+    given = data.get("soles", {}) or {}
+    if not isinstance(given, dict):
+        raise RobotConfigError(
+            file, "soles", "expected a mapping", "write soles: {left: {size: [l, w], offset: [x, y, z]}, right: ...}"
+        )
+    _check_keys(file, "soles.", given, (), FOOT_LINK_KEYS)
+    try:
+        return robot_soles(given, foot_size, root, foot_links, base_rpy)
+    except SoleError as error:
+        raise RobotConfigError(urdf_path if error.in_urdf else file, error.key, error.problem, error.fix) from None
+
+
+def _rpy(file: Path, value: Any) -> tuple[float, float, float]:
+    if not isinstance(value, list) or len(value) != 3:
+        raise RobotConfigError(
+            file, "base_orientation_rpy", f"expected [roll, pitch, yaw] in rad, got {value!r}", "write three numbers"
+        )
+    return (
+        _number(file, "base_orientation_rpy[0]", value[0]),
+        _number(file, "base_orientation_rpy[1]", value[1]),
+        _number(file, "base_orientation_rpy[2]", value[2]),
+    )
 
 
 def _check_link(file: Path, key: str, link: str, urdf_path: Path, links: list[str]) -> None:
@@ -304,7 +421,8 @@ def _load(config_path: Path) -> RobotSpec:
 
     name = _string(file, "name", data["name"])
     urdf_value = _string(file, "urdf", data["urdf"])
-    urdf_path = _resolve_urdf(config_path, urdf_value)
+    package_dirs = _package_dirs(file, data["package_dirs"]) if "package_dirs" in data else []
+    urdf_path = _resolve_urdf(config_path, urdf_value, package_dirs)
     urdf_bytes = urdf_path.read_bytes()
     root_link, links, urdf_joints = parse_urdf(urdf_path)
 
@@ -333,12 +451,10 @@ def _load(config_path: Path) -> RobotSpec:
     for side, link in zip(FOOT_LINK_KEYS, foot_links, strict=True):
         _check_link(file, f"foot_links.{side}", link, urdf_path, links)
 
-    size = data["foot_size"]
-    if not isinstance(size, list) or len(size) != 2:
-        raise RobotConfigError(
-            file, "foot_size", f"expected [length, width], got {size!r}", "write two numbers"
-        )
-    foot_size = (_positive(file, "foot_size[0]", size[0]), _positive(file, "foot_size[1]", size[1]))
+    base_orientation_rpy = (
+        _rpy(file, data["base_orientation_rpy"]) if "base_orientation_rpy" in data else (0.0, 0.0, 0.0)
+    )
+    soles = _soles(file, data, urdf_root_element(urdf_path), foot_links, urdf_path, base_orientation_rpy)
     nominal_base_height = _positive(file, "nominal_base_height", data["nominal_base_height"])
 
     rates = data.get("rates", {}) or {}
@@ -383,12 +499,13 @@ def _load(config_path: Path) -> RobotSpec:
         base_link=base_link,
         imu_link=imu_link,
         foot_links=foot_links,
-        foot_size=foot_size,
+        soles=soles,
         nominal_base_height=nominal_base_height,
         physics_rate_hz=physics_rate_hz,
         policy_rate_hz=policy_rate_hz,
         config_hash=hashlib.sha256(urdf_bytes + yaml_bytes).hexdigest(),
         passive_joints=tuple(passive),
+        base_orientation_rpy=base_orientation_rpy,
     )
 
 

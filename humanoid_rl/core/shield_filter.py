@@ -183,8 +183,9 @@ class BalanceState:
 
     ``tilt``: angle between base z and world z (rad), ``tilt_rate``: its time derivative (rad/s), see
     :func:`tilt_from_imu`. World-frame CoM position/velocity (xy), CoM height above the ground under the feet,
-    foot positions ``(2, 3)`` (left, right; world), ``contacts`` ``(2,)`` bool, ``foot_size`` (length x,
-    width y) and the base yaw (feet assumed aligned with it).
+    sole centres ``(2, 3)`` (left, right; world), ``contacts`` ``(2,)`` bool, ``foot_size``: (length x,
+    width y) of both soles, or one such pair per sole (left, right), and the base yaw (soles assumed aligned
+    with it).
     """
 
     tilt: float
@@ -194,7 +195,7 @@ class BalanceState:
     com_height: float = math.nan
     feet: np.ndarray | None = None
     contacts: np.ndarray | None = None
-    foot_size: tuple[float, float] = (0.22, 0.10)
+    foot_size: tuple[float, float] | tuple[tuple[float, float], tuple[float, float]] = (0.22, 0.10)
     yaw: float = 0.0
 
 
@@ -294,22 +295,38 @@ def support_polygon_distance(
     point_xy: Sequence[float] | np.ndarray,
     feet_xy: Sequence[Sequence[float]] | np.ndarray,
     contacts: Sequence[bool] | np.ndarray,
-    foot_size: tuple[float, float],
+    foot_size: tuple[float, float] | tuple[tuple[float, float], tuple[float, float]],
     yaw: float,
 ) -> float:
     """Signed distance from ``point_xy`` to the edge of the support polygon (positive inside, metres).
 
-    The polygon is the convex hull of the sole rectangles (``foot_size`` = length x, width y, centred on each
-    foot's xy, aligned with ``yaw``) of the feet in contact; of both feet when none is in contact (a flight
-    phase or a robot on a gantry is not a fall). Computed with the support function h(n) = max over the hull
-    of n·x, as min over directions n of h(n) − n·point: exact inside (all hull edge normals are among the
-    directions); outside, a lower bound within 2 % of the true distance.
+    The polygon is the convex hull of the sole rectangles (``foot_size`` = length x, width y of both soles, or
+    one pair per sole; centred on each sole centre's xy, aligned with ``yaw``) of the feet in contact; of both
+    feet when none is in contact (a flight phase or a robot on a gantry is not a fall). Computed with the
+    support function h(n) = max over the hull of n·x, as min over directions n of h(n) − n·point: exact
+    inside (all hull edge normals are among the directions); outside, a lower bound within 2 % of the true
+    distance.
     """
     feet = [(float(f[0]), float(f[1])) for f in feet_xy]
     touching = [bool(c) for c in contacts]
+    (l1, w1), (l2, w2) = _per_sole(foot_size)
     return _support_distance(
-        float(point_xy[0]), float(point_xy[1]), feet, touching, float(foot_size[0]), float(foot_size[1]), yaw
+        float(point_xy[0]), float(point_xy[1]), feet, touching, float(l1), float(w1), yaw, float(l2), float(w2)
     )
+
+
+def _per_sole(
+    foot_size: tuple[float, float] | tuple[tuple[float, float], tuple[float, float]],
+) -> tuple[tuple[float, float], tuple[float, float]]:
+    """One (length, width) per sole, left then right."""
+    first = foot_size[0]
+    if isinstance(first, (tuple, list, np.ndarray)):
+        return foot_size  # type: ignore[return-value]
+    return foot_size, foot_size  # type: ignore[return-value]
+
+
+# The four corner types (sign of x, sign of y) of a rectangle aligned with the feet's frame.
+_CORNERS = ((1.0, 1.0), (1.0, -1.0), (-1.0, 1.0), (-1.0, -1.0))
 
 
 def _support_distance(
@@ -320,12 +337,19 @@ def _support_distance(
     length: float,
     width: float,
     yaw: float,
+    length_2: float | None = None,
+    width_2: float | None = None,
 ) -> float:
-    """:func:`support_polygon_distance` on plain floats (the hot path)."""
+    """:func:`support_polygon_distance` on plain floats (the hot path). ``length``/``width``: the left sole's
+    (both soles' when ``length_2``/``width_2`` are None), ``length_2``/``width_2``: the right sole's."""
+    if length_2 is None or width_2 is None:
+        length_2, width_2 = length, width
     if contacts[0] and not contacts[1]:
         (fx, fy), (gx, gy), two = feet[0][:2], feet[0][:2], False
+        length_2, width_2 = length, width
     elif contacts[1] and not contacts[0]:
         (fx, fy), (gx, gy), two = feet[1][:2], feet[1][:2], False
+        length, width = length_2, width_2
     else:
         (fx, fy), (gx, gy), two = feet[0][:2], feet[1][:2], True
     c, s = math.cos(yaw), math.sin(yaw)
@@ -335,30 +359,63 @@ def _support_distance(
     if two:
         dx, dy = c * (gx - fx) + s * (gy - fy), -s * (gx - fx) + c * (gy - fy)
     half_length, half_width = 0.5 * length, 0.5 * width
-    # h(n) − n·p = n·e + max(0, n·d) + (corner reach of one sole along n). First the hull's own edge normals
-    # (±x, ±y of the soles, ± the normal of the edges bridging the feet): exact when the point is inside.
-    distance = min(
-        ex + (dx if dx > 0.0 else 0.0) + half_length,
-        -ex + (-dx if dx < 0.0 else 0.0) + half_length,
-        ey + (dy if dy > 0.0 else 0.0) + half_width,
-        -ey + (-dy if dy < 0.0 else 0.0) + half_width,
-    )
-    span = math.hypot(dx, dy)
-    if span > 1e-9:
-        nx, ny = -dy / span, dx / span  # both centres have the same n·c along the bridging edges
-        along = nx * ex + ny * ey
-        reach = half_length * abs(nx) + half_width * abs(ny)
-        distance = min(distance, along + reach, -along + reach)
+    if length_2 == length and width_2 == width:
+        # Equal soles. h(n) − n·p = n·e + max(0, n·d) + (corner reach of one sole along n). First the hull's own
+        # edge normals (±x, ±y of the soles, ± the normal of the edges bridging the feet): exact inside.
+        distance = min(
+            ex + (dx if dx > 0.0 else 0.0) + half_length,
+            -ex + (-dx if dx < 0.0 else 0.0) + half_length,
+            ey + (dy if dy > 0.0 else 0.0) + half_width,
+            -ey + (-dy if dy < 0.0 else 0.0) + half_width,
+        )
+        span = math.hypot(dx, dy)
+        if span > 1e-9:
+            nx, ny = -dy / span, dx / span  # both centres have the same n·c along the bridging edges
+            along = nx * ex + ny * ey
+            reach = half_length * abs(nx) + half_width * abs(ny)
+            distance = min(distance, along + reach, -along + reach)
+        half_length_2, half_width_2 = half_length, half_width
+    else:
+        distance, half_length_2, half_width_2 = _unequal_soles_inside(
+            ex, ey, ex + dx, ey + dy, half_length, half_width, 0.5 * length_2, 0.5 * width_2
+        )
     if distance < 0.0:
         # Outside: more directions tighten the lower bound on the distance to within 2 %.
+        hx, hy = ex + dx, ey + dy
         for ux, uy, ax, ay in _DIRECTIONS:
-            along_d = ux * dx + uy * dy
-            value = (
-                ux * ex + uy * ey + (along_d if along_d > 0.0 else 0.0) + half_length * ax + half_width * ay
-            )
+            value = ux * ex + uy * ey + half_length * ax + half_width * ay
+            value_2 = ux * hx + uy * hy + half_length_2 * ax + half_width_2 * ay
+            if value_2 > value:
+                value = value_2
             if value < distance:
                 distance = value
     return distance
+
+
+def _unequal_soles_inside(
+    ex: float, ey: float, hx: float, hy: float, a1: float, b1: float, a2: float, b2: float
+) -> tuple[float, float, float]:
+    """Edge-normal part of :func:`_support_distance` for soles of different sizes (half sizes a, b), centred at
+    e and h relative to the point. A bridging edge of the hull touches both soles at the same corner type (a
+    supporting line's normal picks the corner by its signs), so the four same-type corner pairs give every
+    bridge. Returns (distance, a2, b2)."""
+    distance = min(
+        max(ex + a1, hx + a2), max(-ex + a1, -hx + a2), max(ey + b1, hy + b2), max(-ey + b1, -hy + b2)
+    )
+    for sx, sy in _CORNERS:
+        cx, cy = ex + sx * a1, ey + sy * b1  # that corner of each sole, relative to the point
+        kx, ky = hx + sx * a2, hy + sy * b2
+        span = math.hypot(kx - cx, ky - cy)
+        if span <= 1e-9:
+            continue
+        nx, ny = -(ky - cy) / span, (kx - cx) / span
+        if nx * sx < 0.0 or ny * sy < 0.0:
+            nx, ny = -nx, -ny
+        if nx * sx >= -1e-12 and ny * sy >= -1e-12:  # a supporting line at this corner type: a hull edge
+            value = nx * cx + ny * cy
+            if value < distance:
+                distance = value
+    return distance, a2, b2
 
 
 def _reconcile(
@@ -602,8 +659,10 @@ class SafetyFilter:
             raise ValueError(f"CoM height {height} m must be positive")
         time_constant = math.sqrt(height / self._params.gravity)
         point = (cx + vx * time_constant, cy + vy * time_constant)
-        length, width = balance.foot_size
-        distance = _support_distance(point[0], point[1], (left, right), contacts, length, width, yaw)
+        (length, width), (length_2, width_2) = _per_sole(balance.foot_size)
+        distance = _support_distance(
+            point[0], point[1], (left, right), contacts, length, width, yaw, length_2, width_2
+        )
         return point, distance
 
     def _command_in_policy_order(

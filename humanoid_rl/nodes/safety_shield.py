@@ -271,6 +271,7 @@ class SafetyShieldNode(CheckedConfigureNode):
         self._state_stamp_s = -math.inf
         self._positions: np.ndarray | None = None  # newest accepted joint positions, policy order
         self._odom: dict[str, Any] | None = None
+        self.last_balance: BalanceState | None = None
         self._odom_time = -math.inf
         self._contacts = np.zeros(2, dtype=bool)  # none known: the core then uses both feet
         self._contacts_time = -math.inf
@@ -333,11 +334,14 @@ class SafetyShieldNode(CheckedConfigureNode):
         self.spec, self.kinematics = spec, kinematics
         self._joint_map = JointOrderMap(spec.joint_names)
         default = spec.default_pose
-        # Height of the foot link frames above the ground when standing (as the estimator derives it).
+        # Height of the sole-centre frames (the foot frames moved by the soles' x/y offsets) above the ground
+        # when standing, as the estimator derives it; the support polygon is built around them.
         self._foot_frame_height = float(
-            spec.nominal_base_height + kinematics.foot_positions_in_base(default)[:, 2].mean()
+            spec.nominal_base_height + kinematics.sole_centres_in_base(default)[:, 2].mean()
         )
+        self._sole_sizes = spec.sole_sizes
         self._imu_in_base = self._imu_mounting(kinematics, spec)
+        self._upright_in_base = self._upright_frame(spec)
         self._reset_inputs()
         self._output_msg = JointState()
         self._output_msg.name = list(spec.joint_names)
@@ -362,8 +366,20 @@ class SafetyShieldNode(CheckedConfigureNode):
         )
 
     @staticmethod
+    def _upright_frame(spec: RobotSpec) -> np.ndarray | None:
+        """The base's upright frame in the base frame (xyzw): base_orientation_rpy undone; None for z-up models."""
+        if not any(spec.base_orientation_rpy):
+            return None
+        import pinocchio as pin  # the kinematics already loaded it
+
+        q = pin.Quaternion(pin.rpy.rpyToMatrix(*spec.base_orientation_rpy))
+        return quat_conjugate(np.array([q.x, q.y, q.z, q.w]))
+
+    @staticmethod
     def _imu_mounting(kinematics: RobotKinematics, spec: RobotSpec) -> np.ndarray | None:
-        """The IMU frame's orientation in the base frame (xyzw), or None when they are aligned."""
+        """The IMU frame's orientation (xyzw) in the base's upright frame (the base frame turned by the spec's
+        base_orientation_rpy: z up when the robot stands), or None when they are aligned. Tilt and heading are
+        judged in that frame, so a model drawn y-up is upright when it stands."""
         import pinocchio as pin  # the kinematics already loaded it
 
         model, data = kinematics.model, kinematics.model.createData()
@@ -373,7 +389,9 @@ class SafetyShieldNode(CheckedConfigureNode):
                 f"imu_link {spec.imu_link!r} or base_link {spec.base_link!r} is not a frame of {spec.urdf_path}"
             )
         rotation = (
-            data.oMf[model.getFrameId(spec.base_link)].rotation.T @ data.oMf[model.getFrameId(spec.imu_link)].rotation
+            pin.rpy.rpyToMatrix(*spec.base_orientation_rpy)
+            @ data.oMf[model.getFrameId(spec.base_link)].rotation.T
+            @ data.oMf[model.getFrameId(spec.imu_link)].rotation
         )
         if np.allclose(rotation, np.eye(3), atol=1e-9):
             return None
@@ -551,11 +569,12 @@ class SafetyShieldNode(CheckedConfigureNode):
                 odom["com_height"],
                 odom["feet"],
                 contacts,
-                self.spec.foot_size,
+                self._sole_sizes,
                 odom["yaw"],
             )
         else:
             balance = BalanceState(tilt, tilt_rate)
+        self.last_balance = balance  # what balance was last judged from (diagnostics, tests)
         accepted = self.shield.on_balance(balance, now)  # non-finite tilt: refused and counted by the core
         if accepted and self._withheld and self._active and self._trigger is ShieldTrigger.STATE:
             self._output(now)  # the state that waited for this first IMU sample gets its answer now
@@ -581,14 +600,14 @@ class SafetyShieldNode(CheckedConfigureNode):
         # REP 105: the twist is in the child frame (the base) unless the child frame is the parent frame.
         if msg.child_frame_id and msg.child_frame_id != msg.header.frame_id:
             velocity = quat_rotate(quat, velocity)
-        com, feet = self.kinematics.com_and_foot_positions(position, quat, self._positions)
+        com, feet = self.kinematics.com_and_sole_centres(position, quat, self._positions)
         ground = float(feet[:, 2].mean()) - self._foot_frame_height
         self._odom = {
             "com_xy": com[:2],
             "com_vel_xy": velocity[:2],
             "com_height": float(com[2]) - ground,
             "feet": feet,
-            "yaw": float(yaw(quat)),
+            "yaw": float(yaw(quat if self._upright_in_base is None else quat_multiply(quat, self._upright_in_base))),
         }
         self._odom_time = self._now()
 

@@ -129,6 +129,13 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         10.0,
     ),
     ParamSpec("push_duration", 0.2, "how long a /sim/push force acts on the base", "s", 0.001, 10.0),
+    ParamSpec(
+        "gantry",
+        False,
+        "hold the base with a virtual gantry (a fixed constraint) from start and after /sim/reset until the "
+        "shield reports ACTIVE, for robots that cannot stand under PD alone",
+        read_only=True,
+    ),
 )
 
 
@@ -195,6 +202,11 @@ class SimBridgeNode(Node):
                 randomization=DomainRandomization(enabled=bool(values["randomize"])),
             ),
         )
+        self.gantry = bool(values["gantry"])
+        self.gantry_releases = 0
+        self._reset_hold = False  # reset while the shield was latched: on the gantry until it leaves DAMPING/ESTOP
+        if self.gantry:
+            self.sim.hold_base()
         self._physics_step_ns = round(_NS / self.sim.physics_rate_hz)
         self._period_ns = self._physics_step_ns * self.steps_per_state
         self._joint_map = JointOrderMap(spec.joint_names)
@@ -349,8 +361,14 @@ class SimBridgeNode(Node):
                 f"unknown /safety_shield/mode {msg.data!r} ignored", throttle_duration_sec=5.0
             )
             return
-        if self.sim.base_held and self._shield_mode not in DAMPING_MODES:
-            self.sim.hold_base(False)  # the shield has taken the reset robot over (HOLD ramp): let it stand
+        if self._reset_hold and self._shield_mode not in DAMPING_MODES:
+            self._reset_hold = False  # the shield took the reset robot over (HOLD ramp): let it stand
+            if not self.gantry:
+                self.sim.release_base()
+        if self._shield_mode is ShieldMode.ACTIVE and self.sim.base_held:
+            self.sim.release_base()  # engaged: the policy holds the robot up from now on
+            self.gantry_releases += 1
+            self.get_logger().info(f"shield ACTIVE: gantry released at sim time {self.sim_time_ns / _NS:.3f} s")
         self._update_actuation()
 
     def _on_push(self, msg: WrenchStamped) -> None:
@@ -377,6 +395,8 @@ class SimBridgeNode(Node):
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         offset = self.sim_time_ns  # the new episode continues the clock: stamps never go back
         self.sim.reset()
+        if self.gantry and self._shield_mode is not ShieldMode.ACTIVE:
+            self.sim.hold_base()
         self._set_imu_covariances()  # a randomized episode may scale the IMU noise
         self._time_offset_ns = self._episode_start_ns = offset
         self._command = None
@@ -387,8 +407,9 @@ class SimBridgeNode(Node):
         # A latched shield (DAMPING/ESTOP) would let the new robot collapse at once, and it refuses a reset while
         # the old one lies beyond the trip: hold the new one on a gantry in the default pose until the shield
         # leaves the latched mode (/safety_shield/reset), so the two resets work in this order.
-        held = self._shield_mode in DAMPING_MODES
-        self.sim.hold_base(held)
+        held = self._reset_hold = self._shield_mode in DAMPING_MODES
+        if held:
+            self.sim.hold_base()
         self._update_actuation()
         if self._started:
             if self.sync:
@@ -407,7 +428,7 @@ class SimBridgeNode(Node):
     # ------------------------------------------------------------------ actuation
     def _update_actuation(self) -> None:
         """Decide what drives the joints now and tell the sim if that changed."""
-        if self.sim.base_held:
+        if self._reset_hold:
             actuation = Actuation.DEFAULT_POSE  # a reset robot on its gantry holds the default pose
         elif self._shield_mode in DAMPING_MODES:
             actuation = Actuation.SHIELD_DAMPING
@@ -645,6 +666,7 @@ class SimBridgeNode(Node):
             "pushes_rejected": self.pushes_rejected,
             "shield_mode_counts": dict(self.shield_mode_counts),
             "unknown_shield_modes": self.unknown_modes,
+            "gantry_releases": self.gantry_releases,
         }
 
     def traces(self) -> dict[str, Any]:

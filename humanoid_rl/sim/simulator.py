@@ -127,11 +127,14 @@ class BaseState:
     lin_vel_body: np.ndarray  # (3,) base frame
     com: np.ndarray  # (3,) whole-body centre of mass, world
     projected_gravity: np.ndarray  # (3,) unit (0, 0, -1) expressed in the base frame
+    upright_in_base: np.ndarray | None = None  # xyzw, the spec's base_orientation_rpy undone; None: z-up model
 
     @property
     def tilt_rad(self) -> float:
-        """Angle between the base z axis and world up."""
-        return float(tilt_angle(self.quat))
+        """Angle between the upright base's z axis (the base z axis for z-up models) and world up."""
+        if self.upright_in_base is None:
+            return float(tilt_angle(self.quat))
+        return float(tilt_angle(quat_multiply(self.quat, self.upright_in_base)))
 
 
 def _cross3(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -168,7 +171,10 @@ class HumanoidSim:
         if self._client < 0:
             raise SimError("PyBullet could not connect (a second GUI window in one process is not allowed)")
         self._closed = False
-        self._gantry: int | None = None  # fixed constraint on the base (hold_base)
+        self._gantry: int | None = None  # PyBullet constraint holding the base, while a virtual gantry holds it
+        rpy = spec.base_orientation_rpy
+        x, y, z, w = pb.getQuaternionFromEuler(rpy)
+        self._upright_in_base = np.array([-x, -y, -z, w]) if any(rpy) else None
         try:
             self._load_world()
         except BaseException:
@@ -289,7 +295,7 @@ class HumanoidSim:
         if seed is None:
             seed = int(self._episode_seeds.integers(0, 2**63 - 1))
         self.seed = seed
-        self.hold_base(False)
+        self.release_base()  # the robot is placed anew; a gantry, if wanted, is attached again after reset
         randomization_rng, noise_rng = np.random.default_rng(seed).spawn(2)
         self._noise_rng = noise_rng
         pose = (
@@ -383,8 +389,10 @@ class HumanoidSim:
         client, robot = self._client, self.robot_id
         for index, position in zip(self._joint_ids, pose, strict=True):
             pb.resetJointState(robot, index, float(position), 0.0, physicsClientId=client)
+        # The base link upright: rotated by the spec's base orientation (identity for z-up models).
+        upright = pb.getQuaternionFromEuler(self.spec.base_orientation_rpy)
         upright_com = pb.multiplyTransforms(
-            (0.0, 0.0, _SPAWN_HEIGHT_M), (0, 0, 0, 1), *pb.invertTransform(*self._com_to_base)
+            (0.0, 0.0, _SPAWN_HEIGHT_M), upright, *pb.invertTransform(*self._com_to_base)
         )
         pb.resetBasePositionAndOrientation(robot, upright_com[0], upright_com[1], physicsClientId=client)
         pb.resetBaseVelocity(robot, (0.0, 0.0, 0.0), (0.0, 0.0, 0.0), physicsClientId=client)
@@ -398,28 +406,6 @@ class HumanoidSim:
         lowered = (upright_com[0][0], upright_com[0][1], upright_com[0][2] - gap)
         pb.resetBasePositionAndOrientation(robot, lowered, upright_com[1], physicsClientId=client)
         self.standing_base_height = _SPAWN_HEIGHT_M - gap  # base link frame height with the soles on the ground
-
-    # ------------------------------------------------------------------------------------------ gantry
-
-    def hold_base(self, hold: bool) -> None:
-        """A virtual gantry: ``True`` fixes the base where it is now (a robot on a stand), ``False`` lets it go.
-        For simulation only: a robot reset while the shield is latched passive is held until the shield takes
-        it over again, instead of collapsing at once."""
-        client = self._client
-        if hold and self._gantry is None:
-            position, orientation = pb.getBasePositionAndOrientation(self.robot_id, physicsClientId=client)
-            self._gantry = pb.createConstraint(
-                self.robot_id, -1, -1, -1, pb.JOINT_FIXED, (0, 0, 0), (0, 0, 0), position,
-                childFrameOrientation=orientation, physicsClientId=client,
-            )
-            pb.changeConstraint(self._gantry, maxForce=1e6, physicsClientId=client)
-        elif not hold and self._gantry is not None:
-            pb.removeConstraint(self._gantry, physicsClientId=client)
-            self._gantry = None
-
-    @property
-    def base_held(self) -> bool:
-        return self._gantry is not None
 
     # ------------------------------------------------------------------------------------------ commands
 
@@ -462,6 +448,30 @@ class HumanoidSim:
             self._active = entry
         else:
             self._pending.append(entry)
+
+    # ------------------------------------------------------------------------------------------ gantry
+
+    @property
+    def base_held(self) -> bool:
+        return self._gantry is not None
+
+    def hold_base(self) -> None:
+        """Hold the base where it is now with a virtual gantry (a fixed constraint to the world), for robots
+        that cannot stand under PD alone until their policy takes over. ``reset`` releases it."""
+        if self._gantry is None:
+            position, orientation = pb.getBasePositionAndOrientation(self.robot_id, physicsClientId=self._client)
+            self._gantry = pb.createConstraint(
+                self.robot_id, -1, -1, -1, pb.JOINT_FIXED, (0.0, 0.0, 0.0), (0.0, 0.0, 0.0), position,
+                childFrameOrientation=orientation, physicsClientId=self._client,
+            )  # fmt: skip
+            # Strong enough for any robot this stack drives (a 100 kg robot weighs ~1 kN).
+            pb.changeConstraint(self._gantry, maxForce=1e5, physicsClientId=self._client)
+
+    def release_base(self) -> None:
+        """Let go of the base (no-op when it is free)."""
+        if self._gantry is not None:
+            pb.removeConstraint(self._gantry, physicsClientId=self._client)
+            self._gantry = None
 
     def apply_push(self, force_world: np.ndarray, duration_s: float) -> None:
         """Push the base (at its centre of mass) with a constant world-frame force for ``duration_s``."""
@@ -632,6 +642,7 @@ class HumanoidSim:
             lin_vel_body=rotation.T @ velocity,
             com=whole_body_com,
             projected_gravity=projected_gravity(quat),
+            upright_in_base=self._upright_in_base,
         )
 
     # ------------------------------------------------------------------------------------------ limits
