@@ -43,6 +43,7 @@ class Topics:
     FORWARD_COMMAND = "/forward_position_controller/commands"  # std_msgs/Float64MultiArray
     JOINT_TRAJECTORY = "/joint_trajectory_controller/joint_trajectory"  # trajectory_msgs/JointTrajectory
     DIAGNOSTICS = "/diagnostics"  # diagnostic_msgs/DiagnosticArray
+    ROBOT_DESCRIPTION = "/robot_description"  # std_msgs/String, transient local: the URDF the stack loaded
 
 
 class Frames:

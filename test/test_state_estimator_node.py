@@ -218,3 +218,27 @@ def test_a_nan_or_misnamed_input_is_counted_and_dropped_and_never_reaches_the_od
     last = listener.odom[-1]
     assert last.pose.pose.position.z == pytest.approx(SPEC.nominal_base_height, abs=0.005)
     assert abs(last.twist.twist.linear.x) < 0.01 and abs(last.twist.twist.linear.z) < 0.01
+
+
+def test_the_urdf_the_stack_loaded_is_on_robot_description_for_a_viewer_that_joins_late(ros) -> None:
+    """/robot_description is transient local: RViz, Foxglove or robot_state_publisher started after the stack
+    still get it, and it is the URDF the stack checked the robot against."""
+    from std_msgs.msg import String
+
+    from humanoid_rl.nodes.qos import LATCHED_QOS
+
+    estimator = StateEstimatorNode()
+    viewer = Node("late_viewer")
+    received: list[str] = []
+    viewer.create_subscription(String, Topics.ROBOT_DESCRIPTION, lambda m: received.append(m.data), LATCHED_QOS)
+    executor = make_executor()
+    executor.add_node(estimator)
+    executor.add_node(viewer)
+    try:
+        assert spin_until(executor, lambda: bool(received), wall_timeout_s=10.0)
+        assert received[0] == SPEC.urdf_path.read_text(encoding="utf-8")
+        assert "<robot" in received[0] and all(name in received[0] for name in SPEC.joint_names)
+    finally:
+        executor.shutdown()
+        viewer.destroy_node()
+        estimator.destroy_node()

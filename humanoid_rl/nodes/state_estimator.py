@@ -41,7 +41,7 @@ from nav_msgs.msg import Odometry
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from sensor_msgs.msg import Imu, JointState
-from std_msgs.msg import Float64MultiArray, MultiArrayDimension
+from std_msgs.msg import Float64MultiArray, MultiArrayDimension, String
 
 from humanoid_rl.core.estimator import (
     EstimatorInputError,
@@ -58,7 +58,7 @@ from humanoid_rl.graph import STATE_ESTIMATOR, Frames, Topics
 from humanoid_rl.nodes.conversions import JointNameError, JointOrderMap
 from humanoid_rl.nodes.diagnostics import DiagnosticsPublisher
 from humanoid_rl.nodes.params import DeclaredParameters
-from humanoid_rl.nodes.qos import SENSOR_QOS
+from humanoid_rl.nodes.qos import LATCHED_QOS, SENSOR_QOS
 from humanoid_rl.nodes.runner import main_for
 
 __all__ = ["CONTACTS_LABEL", "DROP_REASONS", "PARAMETERS", "StateEstimatorNode", "main"]
@@ -87,6 +87,13 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         read_only=True,
     ),
     ParamSpec("ground_height", 0.0, "world z of the flat ground", "m", -100.0, 100.0, read_only=True),
+    ParamSpec(
+        "publish_robot_description",
+        True,
+        "publish the URDF this stack loaded on /robot_description (std_msgs/String, transient local) for RViz,"
+        " Foxglove and robot_state_publisher; false when the robot's own bringup already publishes it",
+        read_only=True,
+    ),
     ParamSpec(
         "compare_ground_truth",
         False,
@@ -156,6 +163,10 @@ class StateEstimatorNode(Node):
         self._contacts_msg = Float64MultiArray()
         self._contacts_msg.layout.dim = [MultiArrayDimension(label=CONTACTS_LABEL, size=2, stride=2)]
         self._odom_pub = self.create_publisher(Odometry, Topics.ESTIMATOR_ODOM, SENSOR_QOS)
+        if values["publish_robot_description"]:
+            # The model every node of this stack was checked against (RobotSpec), so a viewer shows that one.
+            self._description_pub = self.create_publisher(String, Topics.ROBOT_DESCRIPTION, LATCHED_QOS)
+            self._description_pub.publish(String(data=spec.urdf_path.read_text(encoding="utf-8")))
         self._contacts_pub = self.create_publisher(Float64MultiArray, Topics.ESTIMATOR_CONTACTS, SENSOR_QOS)
         self.create_subscription(Imu, Topics.IMU, self._on_imu, SENSOR_QOS)
         self.create_subscription(JointState, Topics.JOINT_STATES, self._on_joint_state, SENSOR_QOS)
