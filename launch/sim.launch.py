@@ -1,6 +1,12 @@
 """Simulated humanoid_rl stack: sim_bridge (PyBullet) → state_estimator → policy → safety_shield → sim_bridge.
 
-    ros2 launch humanoid_rl sim.launch.py model:=humanoid_stand.onnx policy_rate:=50 gui:=false sync:=true
+    ros2 launch humanoid_rl sim.launch.py                     # the shipped stand policy, in real time, one process
+    ros2 launch humanoid_rl sim.launch.py model:='' sync:=true single_process:=false   # PD hold, lock-step, per node
+
+The defaults are what someone who launches a simulator to watch it, teleoperate it (/cmd_vel) or push it from
+another terminal expects: the shipped policy, paced by the wall clock, in the layout that holds its rate (one
+process held 50.0 Hz with 0 missed deadlines where one process per node reached 46.8 Hz with 108 misses in 18 s).
+Lock-step belongs to reproducible runs (``humanoid-rl sim`` reports, tests).
 
 The node graph (names, executables, parameter file) comes from ``humanoid_rl.graph``: the same description
 ``humanoid-rl sim`` brings up in one process. Arguments are declared in LAUNCH_ARGUMENTS below, each documented
@@ -19,13 +25,13 @@ from humanoid_rl.paths import config_path
 from launch import LaunchDescription
 
 LAUNCH_ARGUMENTS: tuple[tuple[str, str, str], ...] = (
-    ("model", "", "ONNX policy (a path, or a file name in the package's models/); '' holds the default pose"),
+    ("model", "humanoid_stand.onnx", "ONNX policy (a path, or a file in the package's models/); '' = PD hold"),
     ("policy_rate", "50.0", "policy rate in Hz (50–1000); must equal the model's trained rate"),
     ("gui", "false", "open the PyBullet window"),
-    ("sync", "true", "lock-step simulation (reproducible on a loaded machine); false = paced by the wall clock"),
+    ("sync", "false", "false: paced by the wall clock (watch, teleoperate, push); true: lock-step (reproducible)"),
     ("robot_config", "", "robot YAML (config/robots/<robot>.yaml); '' = the shipped humanoid"),
     ("params_file", str(config_path(PARAMETER_FILES[StackMode.SIM])), "parameter YAML with a section per node"),
-    ("single_process", "false", "true: all nodes in one process (EventsExecutor, lowest latency); false: one per node"),
+    ("single_process", "true", "true: all nodes in one process (EventsExecutor: holds the rate); false: one per node"),
 )
 
 

@@ -89,3 +89,26 @@ def test_launch_files_generate_a_description_whose_nodes_and_arguments_are_docum
     assert executables
     for executable in executables:
         assert executable in SETUP.NODE_EXECUTABLES, executable
+
+
+def launch_argument_defaults(path: Path) -> dict[str, str]:
+    """The (name, default) pairs of a launch file's LAUNCH_ARGUMENTS whose default is a literal string."""
+    tree = ast.parse(path.read_text())
+    table = next(
+        node.value
+        for node in tree.body
+        if isinstance(node, ast.AnnAssign) and getattr(node.target, "id", "") == "LAUNCH_ARGUMENTS"
+    )
+    defaults = {}
+    for row in table.elts:
+        name, default = row.elts[0], row.elts[1]
+        if isinstance(default, ast.Constant):
+            defaults[name.value] = default.value
+    return defaults
+
+
+def test_sim_launch_with_no_arguments_runs_the_shipped_policy_in_real_time_in_the_layout_that_holds_its_rate() -> None:
+    defaults = launch_argument_defaults(REPO_ROOT / "launch" / "sim.launch.py")
+    assert (REPO_ROOT / "models" / defaults["model"]).is_file()
+    assert defaults["sync"] == "false"
+    assert defaults["single_process"] == "true"
