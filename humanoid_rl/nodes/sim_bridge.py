@@ -57,7 +57,7 @@ from std_srvs.srv import Trigger
 from humanoid_rl.core.params import ParamSpec
 from humanoid_rl.core.posture import describe, has_fallen, is_standing
 from humanoid_rl.core.robot_spec import RobotSpec
-from humanoid_rl.core.rotations import quat_to_matrix
+from humanoid_rl.core.rotations import quat_to_matrix, yaw
 from humanoid_rl.core.shield_modes import ShieldMode
 from humanoid_rl.core.timing import LoopStats
 from humanoid_rl.graph import SIM_BRIDGE, Frames, Topics
@@ -588,7 +588,7 @@ class SimBridgeNode(Node):
         if self.states_published % self._trace_every == 0:
             damping = self.actuation in (Actuation.SHIELD_DAMPING, Actuation.STALE_DAMPING)
             self._trace.append(
-                (t_ns / _NS, pos.copy(), vel.copy(), tilt, self._targets().copy(), joint_pos.copy(), damping)
+                (t_ns / _NS, pos.copy(), vel.copy(), tilt, self._targets().copy(), joint_pos.copy(), damping, yaw(quat))
             )
 
     def reset_statistics(self) -> None:
@@ -684,6 +684,7 @@ class SimBridgeNode(Node):
             "joint_targets": np.array([r[4] for r in trace]).reshape(-1, n),
             "joint_positions": np.array([r[5] for r in trace]).reshape(-1, n),
             "damping": np.array([r[6] for r in trace], dtype=bool),
+            "base_yaw_rad": np.array([r[7] for r in trace]),
             "latency_us": 1e6 * np.array(self._latencies),
         }
 

@@ -1,0 +1,128 @@
+"""Velocity commands for walking policies, as users give them on the command line, and how well a run tracked them.
+
+``--cmd-vel VX,VY,WZ`` holds one command for the whole run; ``--cmd-vel '0:0.5,0,0;8:0,0,0.5;14:0,0,0'`` is a
+schedule: from each time (s) on, the command after the colon. Commands are the body-frame ``/cmd_vel`` of the
+policy (m/s forward, m/s left, rad/s counter-clockwise), the ``velocity command`` term of the contract.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+SYNTAX = "expected VX,VY,WZ like '0.5,0,0' or T:VX,VY,WZ;... like '0:0.5,0,0;8:0,0,0.5'"
+Command = tuple[float, float, float]
+
+
+@dataclass(frozen=True)
+class VelocitySchedule:
+    """Piecewise-constant commands: ``steps[i] = (start_s, (vx, vy, wz))``, sorted, the first at 0 s."""
+
+    steps: tuple[tuple[float, Command], ...] = ((0.0, (0.0, 0.0, 0.0)),)
+
+    def at(self, time_s: float) -> Command:
+        command = self.steps[0][1]
+        for start, value in self.steps:
+            if time_s >= start:
+                command = value
+            else:
+                break
+        return command
+
+    def sample(self, times_s: np.ndarray) -> np.ndarray:
+        """(len(times), 3) commands at ``times_s``."""
+        starts = np.array([start for start, _ in self.steps])
+        values = np.array([value for _, value in self.steps]).reshape(-1, 3)
+        index = np.searchsorted(starts, np.asarray(times_s, dtype=float), side="right") - 1
+        return values[np.clip(index, 0, len(values) - 1)]
+
+    @property
+    def is_zero(self) -> bool:
+        return all(value == (0.0, 0.0, 0.0) for _, value in self.steps)
+
+    def describe(self) -> str:
+        return "; ".join(f"from {start:g} s: {vx:g}, {vy:g}, {wz:g}" for start, (vx, vy, wz) in self.steps)
+
+
+def _command(text: str, whole: str) -> Command:
+    parts = text.split(",")
+    if len(parts) != 3:
+        raise argparse.ArgumentTypeError(f"--cmd-vel {whole!r}: {text.strip()!r} is not VX,VY,WZ; {SYNTAX}")
+    values = []
+    for part in parts:
+        try:
+            value = float(part)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"--cmd-vel {whole!r}: {part.strip()!r} is not a number") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"--cmd-vel {whole!r}: {part.strip()!r} is not finite")
+        values.append(value)
+    return values[0], values[1], values[2]
+
+
+def parse_cmd_vel(text: str) -> VelocitySchedule:
+    """``--cmd-vel``: argparse ``type=``; a malformed value raises ArgumentTypeError with one line."""
+    stripped = text.strip()
+    if not stripped:
+        return VelocitySchedule()
+    if ":" not in stripped:
+        return VelocitySchedule(((0.0, _command(stripped, text)),))
+    steps = []
+    for item in stripped.split(";"):
+        if not item.strip():
+            continue
+        start_text, _, command_text = item.partition(":")
+        try:
+            start = float(start_text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"--cmd-vel {text!r}: time {start_text.strip()!r}; {SYNTAX}") from None
+        if not (math.isfinite(start) and start >= 0.0):
+            raise argparse.ArgumentTypeError(f"--cmd-vel {text!r}: time {start_text.strip()!r} must be >= 0")
+        steps.append((start, _command(command_text, text)))
+    steps.sort(key=lambda step: step[0])
+    if len({start for start, _ in steps}) != len(steps):
+        raise argparse.ArgumentTypeError(f"--cmd-vel {text!r}: two commands start at the same time")
+    if steps[0][0] > 0.0:
+        steps.insert(0, (0.0, (0.0, 0.0, 0.0)))  # standing still until the first command
+    return VelocitySchedule(tuple(steps))
+
+
+def tracking_summary(
+    times_s: np.ndarray,
+    positions_world: np.ndarray,
+    velocities_world: np.ndarray,
+    yaws: np.ndarray,
+    schedule: VelocitySchedule,
+    settle_s: float = 1.0,
+) -> dict[str, float]:
+    """Commanded vs achieved velocity from ground truth: mean absolute error per axis (body frame; each command's
+    first ``settle_s`` left out, the time a gait needs to change speed), distance walked on the ground and the
+    net displacement."""
+    t = np.asarray(times_s, dtype=float)
+    if t.size < 3:
+        return {"samples": int(t.size)}
+    yaw = np.unwrap(np.asarray(yaws, dtype=float))
+    cos, sin = np.cos(yaw), np.sin(yaw)
+    v = np.asarray(velocities_world, dtype=float)
+    vx_body = cos * v[:, 0] + sin * v[:, 1]
+    vy_body = -sin * v[:, 0] + cos * v[:, 1]
+    yaw_rate = np.gradient(yaw, t)
+    commanded = schedule.sample(t)
+    starts = np.array([start for start, _ in schedule.steps])
+    since_change = t - starts[np.clip(np.searchsorted(starts, t, side="right") - 1, 0, len(starts) - 1)]
+    settled = since_change >= settle_s
+    if not settled.any():
+        settled = np.ones_like(t, dtype=bool)
+    xy = np.asarray(positions_world, dtype=float)[:, :2]
+    return {
+        "samples": int(settled.sum()),
+        "vx_error_mps": float(np.mean(np.abs(vx_body - commanded[:, 0])[settled])),
+        "vy_error_mps": float(np.mean(np.abs(vy_body - commanded[:, 1])[settled])),
+        "yaw_rate_error_radps": float(np.mean(np.abs(yaw_rate - commanded[:, 2])[settled])),
+        "vx_mean_mps": float(np.mean(vx_body[settled])),
+        "distance_m": float(np.sum(np.linalg.norm(np.diff(xy, axis=0), axis=1))),
+        "displacement_m": float(np.linalg.norm(xy[-1] - xy[0])),
+    }
