@@ -205,6 +205,8 @@ def main() -> None:
                 "matplotlib>=3.7",
                 "tqdm>=4.60",
             ],
+            # Run videos (humanoid-rl sim): imageio-ffmpeg's wheel carries ffmpeg; without it the video is a GIF.
+            "video": ["imageio>=2.30", "imageio-ffmpeg>=0.4.9", "pillow>=9.0"],
             "test": [
                 "pytest>=8.0",
                 "hypothesis>=6.90",
