@@ -9,17 +9,29 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from humanoid_rl.graph import POLICY, SAFETY_SHIELD, SIM_BRIDGE, STATE_ESTIMATOR, StackMode, Topics, sim_graph
+from humanoid_rl.cli_args import DEFAULT_MODEL, add_output_arguments, existing_file, float_in, positive_float
+from humanoid_rl.graph import (
+    PARAMETER_FILES,
+    POLICY,
+    SAFETY_SHIELD,
+    SIM_BRIDGE,
+    STATE_ESTIMATOR,
+    StackMode,
+    Topics,
+    sim_graph,
+)
 from humanoid_rl.nodes.runner import ExecutorKind
+from humanoid_rl.policy.parameters import MAX_RATE_HZ, MIN_RATE_HZ
 
 
 @dataclass(frozen=True)
@@ -28,39 +40,110 @@ class Push:
     force_xy: tuple[float, float]
 
 
-def parse_push_schedule(text: str, duration_s: float, seed: int) -> list[Push]:
-    """``"EVERY:FORCE"`` (e.g. ``4:60``: every 4 s, 60 N in a random horizontal direction) or explicit
-    ``"T@FX,FY;T@FX,FY"`` (e.g. ``3@80,0;7@0,-60``). Empty → no pushes."""
-    text = text.strip()
-    if not text:
-        return []
+PUSH_SYNTAX = "expected EVERY:FORCE like '4:60' or T@FX,FY;... like '3@80,0;7@0,-60'"
+
+
+@dataclass(frozen=True)
+class PushSchedule:
+    """What ``--push`` asked for: every ``every_s`` a push of ``force_n`` in a random horizontal direction, or
+    the ``explicit`` pushes; neither: no pushes."""
+
+    every_s: float = 0.0
+    force_n: float = 0.0
+    explicit: tuple[Push, ...] = ()
+
+    def pushes(self, duration_s: float, seed: int) -> list[Push]:
+        if self.explicit:
+            return list(self.explicit)
+        if self.every_s <= 0.0:
+            return []
+        rng = np.random.default_rng(seed)
+        pushes = []
+        t = self.every_s
+        while t < duration_s:
+            angle = rng.uniform(0.0, 2.0 * math.pi)
+            pushes.append(Push(t, (self.force_n * math.cos(angle), self.force_n * math.sin(angle))))
+            t += self.every_s
+        return pushes
+
+
+def _finite(text: str, what: str, whole: str) -> float:
     try:
-        if "@" in text:
-            pushes = []
-            for item in text.split(";"):
-                t, force = item.split("@")
-                fx, fy = (float(v) for v in force.split(","))
-                pushes.append(Push(float(t), (fx, fy)))
-            return sorted(pushes, key=lambda p: p.time_s)
-        every, force = (float(v) for v in text.split(":"))
-    except ValueError as exc:
-        raise ValueError(f"--push {text!r}: expected EVERY:FORCE like '4:60' or 'T@FX,FY;...' like '3@80,0'") from exc
-    if every <= 0 or force < 0:
-        raise ValueError(f"--push {text!r}: the interval must be positive and the force non-negative")
-    rng = np.random.default_rng(seed)
-    pushes = []
-    t = every
-    while t < duration_s:
-        angle = rng.uniform(0.0, 2.0 * math.pi)
-        pushes.append(Push(t, (force * math.cos(angle), force * math.sin(angle))))
-        t += every
-    return pushes
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{whole!r}: {what} {text.strip()!r} is not a number; {PUSH_SYNTAX}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{whole!r}: {what} {text.strip()!r} is not finite")
+    return value
+
+
+def push_schedule(text: str) -> PushSchedule:
+    """``--push``: ``"EVERY:FORCE"`` (e.g. ``4:60``: every 4 s, 60 N in a random horizontal direction) or explicit
+    ``"T@FX,FY;T@FX,FY"`` (e.g. ``3@80,0;7@0,-60``); empty: no pushes. Raises ArgumentTypeError (one line)."""
+    stripped = text.strip()
+    if not stripped:
+        return PushSchedule()
+    if "@" in stripped:
+        pushes = []
+        for item in stripped.split(";"):
+            parts = item.split("@")
+            force = parts[1].split(",") if len(parts) == 2 else []
+            if len(force) != 2:
+                raise argparse.ArgumentTypeError(f"{text!r}: {item.strip()!r} is not T@FX,FY; {PUSH_SYNTAX}")
+            t = _finite(parts[0], "time", text)
+            if t <= 0.0:
+                raise argparse.ArgumentTypeError(f"{text!r}: push time {t:g} s: use a time > 0")
+            pushes.append(Push(t, (_finite(force[0], "force", text), _finite(force[1], "force", text))))
+        return PushSchedule(explicit=tuple(sorted(pushes, key=lambda p: p.time_s)))
+    parts = stripped.split(":")
+    if len(parts) != 2:
+        raise argparse.ArgumentTypeError(f"{text!r}: {PUSH_SYNTAX}")
+    every, force = _finite(parts[0], "interval", text), _finite(parts[1], "force", text)
+    if every <= 0.0 or force < 0.0:
+        raise argparse.ArgumentTypeError(f"{text!r}: the interval must be > 0 s and the force >= 0 N")
+    return PushSchedule(every_s=every, force_n=force)
+
+
+def parse_push_schedule(text: str, duration_s: float, seed: int) -> list[Push]:
+    """The pushes of ``--push`` ``text`` over ``duration_s`` (ValueError on bad text)."""
+    try:
+        return push_schedule(text).pushes(duration_s, seed)
+    except argparse.ArgumentTypeError as exc:
+        raise ValueError(f"--push {exc}") from None
+
+
+def startup_hold_s(parameter_files: list[Path]) -> float:
+    """How long the shield holds (ramps to the default pose) before it passes commands: ``ramp_time`` as the
+    parameter files set it, else as the shield declares it. A push before then meets no policy."""
+    import yaml
+
+    from humanoid_rl.core.shield_params import ShieldParams
+    from humanoid_rl.paths import config_path
+
+    hold = float(ShieldParams().ramp_time)
+    for path in [config_path(PARAMETER_FILES[StackMode.SIM]), *parameter_files]:
+        try:
+            data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+            hold = float(data[SAFETY_SHIELD.name]["ros__parameters"]["ramp_time"])
+        except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError):
+            continue  # not set there (or unreadable: the stack says so when it reads the file)
+    return hold
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--duration", type=float, default=20.0, help="simulated seconds to run (default 20)")
-    parser.add_argument("--model", default="", help="ONNX policy (models/NAME.onnx); '' = hold the default pose (PD)")
-    parser.add_argument("--rate", type=float, default=50.0, help="policy rate in Hz, 50–1000 (default 50)")
+    parser.add_argument(
+        "--duration", type=positive_float, default=20.0, help="simulated seconds to run, > 0 (default 20)"
+    )
+    parser.add_argument(
+        "--model", default=DEFAULT_MODEL,
+        help=f"ONNX policy (default {DEFAULT_MODEL}, the shipped stand policy in models/); '' = hold the default "
+        "pose with the joint PD only",
+    )
+    parser.add_argument(
+        "--rate", type=float_in(MIN_RATE_HZ, MAX_RATE_HZ, "Hz"), default=50.0,
+        help=f"policy rate in Hz, {MIN_RATE_HZ:g}-{MAX_RATE_HZ:g}, a divisor of the physics rate and the model's "
+        "own rate (default 50)",
+    )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument(
         "--sync",
@@ -71,23 +154,63 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     mode.add_argument("--realtime", dest="sync", action="store_false", help="pace the simulation by the wall clock")
     parser.add_argument(
-        "--push", default="4:60", help="push schedule: EVERY:FORCE ('4:60') or 'T@FX,FY;...'; '' = none"
+        "--push", type=push_schedule, default="4:60",
+        help="push schedule: EVERY:FORCE ('4:60': every 4 s, 60 N in a random horizontal direction; the default) "
+        "or T@FX,FY;... ('3@80,0;7@0,-60': newtons at those sim times, after the start-up hold and within "
+        "--duration); '' = none",
     )
-    parser.add_argument("--push-duration", type=float, default=0.2, help="seconds each push lasts (default 0.2)")
+    parser.add_argument(
+        "--push-duration", type=float_in(0.001, 10.0, "s"), default=0.2, help="seconds each push lasts (default 0.2)"
+    )
     parser.add_argument(
         "--config",
         action="append",
         default=[],
-        type=Path,
+        type=existing_file,
         help="extra parameter YAML applied after config/sim.yaml (repeatable)",
     )
     parser.add_argument("--robot-config", default="", help="robot YAML; '' = shipped humanoid")
     parser.add_argument("--gui", action="store_true", help="open the PyBullet window")
     parser.add_argument("--no-gui", dest="gui", action="store_false", help="headless (the default)")
-    parser.add_argument("--seed", type=int, default=0, help="simulation and push seed")
-    parser.add_argument("--out", type=Path, default=None, help="report directory (default runs/sim-<timestamp>)")
+    parser.add_argument("--seed", type=int, default=0, help="simulation and push seed (default 0)")
+    add_output_arguments(parser, "runs/sim-<timestamp>")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
-    parser.add_argument("--executor", choices=[k.value for k in ExecutorKind], default="auto")
+    parser.add_argument(
+        "--executor", choices=[k.value for k in ExecutorKind], default="auto",
+        help="executor spinning the nodes (default auto: EventsExecutor where available, else single-threaded)",
+    )
+
+
+def check_inputs(args: argparse.Namespace) -> list[Push]:
+    """Everything the nodes would refuse later, refused now in one line: robot config, rate, model, pushes."""
+    from humanoid_rl.cli import CommandError
+    from humanoid_rl.core.robot_spec import RobotSpec
+
+    spec = RobotSpec.load(args.robot_config or None)
+    steps = spec.physics_rate_hz / args.rate
+    if abs(steps - round(steps)) > 1e-9:
+        raise CommandError(f"--rate {args.rate:g}: does not divide the physics rate {spec.physics_rate_hz:g} Hz of "
+                           f"{spec.name}. Fix: use a divisor such as {spec.policy_rate_hz:g}")
+    if args.model:
+        from humanoid_rl.core.contract import PolicyContract
+        from humanoid_rl.policy.model_file import read_model_metadata
+        from humanoid_rl.policy.runtime import load_policy, resolve_model_path
+
+        model_rate = read_model_metadata(resolve_model_path(args.model)).contract.policy_rate_hz
+        if abs(model_rate - args.rate) > 1e-6:
+            raise CommandError(f"--rate {args.rate:g}: the model {args.model} runs at {model_rate:g} Hz. Fix: "
+                               f"--rate {model_rate:g}, or --model '' to hold the default pose at {args.rate:g} Hz")
+        load_policy(args.model, PolicyContract.from_robot(spec, policy_rate_hz=args.rate))
+    pushes = args.push.pushes(args.duration, args.seed)
+    hold_s = startup_hold_s(args.config)
+    for push in pushes:
+        if push.time_s > args.duration:
+            raise CommandError(f"--push at {push.time_s:g} s is after the end of the run (--duration "
+                               f"{args.duration:g}). Fix: push earlier or run longer")
+        if push.time_s <= hold_s:
+            raise CommandError(f"--push at {push.time_s:g} s falls in the {hold_s:g} s start-up hold, before the "
+                               "policy drives the robot. Fix: push later")
+    return pushes
 
 
 def stack_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
@@ -121,9 +244,12 @@ def run(args: argparse.Namespace) -> int:
     from geometry_msgs.msg import WrenchStamped
 
     from humanoid_rl.apps.stack import InProcessStack, StackOptions
+    from humanoid_rl.cli import EXIT_INTERRUPTED, CommandError
+    from humanoid_rl.cli_args import prepare_run_dir
 
-    pushes = parse_push_schedule(args.push, args.duration, args.seed)
-    out_dir = args.out or Path("runs") / f"sim-{datetime.now():%Y%m%d-%H%M%S}"
+    pushes = check_inputs(args)
+    run_dir = prepare_run_dir(args.out, Path("runs"), "sim", overwrite=args.overwrite)
+    out_dir = run_dir.path
     options = StackOptions(
         nodes=sim_graph(),
         mode=StackMode.SIM,
@@ -135,9 +261,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         stack = InProcessStack(options)
     except RuntimeError as exc:  # a node refused to configure (bad model, contract mismatch, bad robot config)
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    with stack:
+        run_dir.discard_if_empty()
+        raise CommandError(str(exc)) from None
+    except BaseException:
+        run_dir.discard_if_empty()
+        raise
+    with stack, Interrupts() as interrupts:
         bridge = stack.node(SIM_BRIDGE.name)
         push_pub = bridge.create_publisher(WrenchStamped, Topics.SIM_PUSH, 10)
         pending = list(pushes)
@@ -157,19 +286,53 @@ def run(args: argparse.Namespace) -> int:
                 last_status = now
                 print("\r" + status_line(stack), end="", flush=True)
 
-        finished = stack.spin_until(
-            lambda: bridge.sim_time_s >= args.duration, on_tick=on_tick, wall_timeout_s=max(120.0, 20.0 * args.duration)
+        stack.spin_until(
+            lambda: interrupts.received or bridge.sim_time_s >= args.duration, on_tick=on_tick,
+            wall_timeout_s=max(120.0, 20.0 * args.duration),
         )
+        finished = bridge.sim_time_s >= args.duration
+        interrupted = interrupts.received and not finished
         print("\r" + status_line(stack))
         report = collect_report(stack, args, wall_time_s=time.monotonic() - wall_start, pushes=pushes)
         report["completed"] = finished
+        report["interrupted"] = interrupted
         plots = {} if args.no_plots else stack_plot_data(stack)
-    out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "report.json").write_text(json.dumps(report, indent=2))
     if plots:
         write_plots(plots, out_dir)
     print(summary_text(report, out_dir))
+    if interrupted:
+        return EXIT_INTERRUPTED
     return 0 if finished and not report["fell"] else 1
+
+
+class Interrupts:
+    """Within it, the first Ctrl-C (SIGINT) or SIGTERM only sets ``received``: the spin loop checks it and the run
+    stops early with its report written. Raising there would land in whichever node callback is running. A second
+    signal raises KeyboardInterrupt (the user insists). rclpy's handlers are set aside meanwhile: they would shut
+    the context down under the nodes the report is read from."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.received = False
+        self._previous: dict[int, Any] = {}
+
+    def _raise(self, signum: int, frame: Any) -> None:
+        if self.received:
+            raise KeyboardInterrupt(signal.Signals(signum).name)
+        self.received = True
+
+    def __enter__(self) -> Interrupts:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {sig: signal.signal(sig, self._raise) for sig in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, previous in self._previous.items():
+            # None: a handler installed from C (rclpy's); the Python defaults are the closest to restore.
+            fallback = signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL
+            signal.signal(sig, previous if previous is not None else fallback)
 
 
 def status_line(stack: Any) -> str:
@@ -282,6 +445,7 @@ def summary_text(report: dict[str, Any], out_dir: Path) -> str:
     lat = report["latency_us"]
     est = report["estimator"]
     return (
+        f"{'interrupted, ' if report.get('interrupted') else ''}"
         f"{'FELL' if report['fell'] else 'stayed up'}: {report['upright_time_s']:.1f} s upright of "
         f"{report['sim_time_s']:.1f} s simulated in {report['wall_time_s']:.1f} s wall "
         f"(x{report['real_time_factor']:.2f} real time); min base height {report['base_height_min_m']:.3f} m\n"
@@ -296,9 +460,9 @@ def summary_text(report: dict[str, Any], out_dir: Path) -> str:
 
 def stack_main() -> int:
     """Entry point ``lib/humanoid_rl/sim_stack`` for ``sim.launch.py single_process:=true``."""
-    parser = argparse.ArgumentParser(prog="sim_stack", description=__doc__)
-    add_arguments(parser)
+    from humanoid_rl.cli import main
+
     argv = sys.argv[1:]
     if "--ros-args" in argv:  # launch_ros appends remapping/parameter arguments meant for rclpy
         argv = argv[: argv.index("--ros-args")]
-    return run(parser.parse_args(argv))
+    return main(["sim", *argv])  # the same checks and one-line errors as `humanoid-rl sim`
