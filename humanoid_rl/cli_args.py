@@ -27,6 +27,7 @@ __all__ = [
     "positive_float",
     "positive_int",
     "prepare_run_dir",
+    "writable_dir",
 ]
 
 DEFAULT_MODEL = "humanoid_stand.onnx"  # the shipped stand policy (models/): `sim` and `bench` run it by default
@@ -129,6 +130,19 @@ def _check_writable(path: Path) -> None:
         raise _command_error(
             f"cannot write into {path}: {exc.strerror or exc}. Fix: pass an --out folder you can write to"
         ) from None
+
+
+def writable_dir(path: Path) -> Path:
+    """``path`` made if missing and checked writable (a folder that collects results of many runs)."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _command_error(
+            f"cannot make the output folder {exc.filename or path}: {exc.strerror or exc}. Fix: pass an --out "
+            "folder you can write to"
+        ) from None
+    _check_writable(path)
+    return path
 
 
 def prepare_run_dir(
