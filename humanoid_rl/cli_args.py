@@ -128,7 +128,7 @@ def _check_writable(path: Path) -> None:
         probe.unlink()
     except OSError as exc:
         raise _command_error(
-            f"cannot write into {path}: {exc.strerror or exc}. Fix: pass an --out folder you can write to"
+            f"cannot write into {path}: {exc.strerror or exc}. Fix: choose a folder you can write to"
         ) from None
 
 
@@ -138,8 +138,8 @@ def writable_dir(path: Path) -> Path:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise _command_error(
-            f"cannot make the output folder {exc.filename or path}: {exc.strerror or exc}. Fix: pass an --out "
-            "folder you can write to"
+            f"cannot make the output folder {exc.filename or path}: {exc.strerror or exc}. Fix: choose a folder "
+            "you can write to"
         ) from None
     _check_writable(path)
     return path
@@ -172,7 +172,7 @@ def prepare_run_dir(
                 run_dir = RunDir(path, created=True)
                 break
             else:
-                raise _command_error(f"{MAX_SUFFIX} run folders named {parent / stem}* exist. Fix: pass --out")
+                raise _command_error(f"{MAX_SUFFIX} run folders named {parent / stem}* exist. Fix: name the run")
         else:
             out = out.expanduser()
             try:
@@ -180,15 +180,14 @@ def prepare_run_dir(
                 run_dir = RunDir(out, created=True)
             except FileExistsError:
                 if not out.is_dir():
-                    raise _command_error(f"--out {out} exists and is not a folder. Fix: pass a folder path") from None
+                    raise _command_error(f"{out} exists and is not a folder. Fix: pass a folder path") from None
                 if any(out.iterdir()) and not overwrite:
                     raise _command_error(f"{out} exists and is not empty. Fix: {refuse_fix}") from None
                 run_dir = RunDir(out, created=False)
     except OSError as exc:
         where = exc.filename or out or parent
         raise _command_error(
-            f"cannot make the output folder {where}: {exc.strerror or exc}. Fix: pass an --out folder you can "
-            "write to"
+            f"cannot make the output folder {where}: {exc.strerror or exc}. Fix: choose a folder you can write to"
         ) from None
     _check_writable(run_dir.path)
     return run_dir
