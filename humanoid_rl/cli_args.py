@@ -28,6 +28,7 @@ __all__ = [
     "positive_int",
     "prepare_run_dir",
     "writable_dir",
+    "write_new_file",
 ]
 
 DEFAULT_MODEL = "humanoid_stand.onnx"  # the shipped stand policy (models/): `sim` and `bench` run it by default
@@ -143,6 +144,21 @@ def writable_dir(path: Path) -> Path:
         ) from None
     _check_writable(path)
     return path
+
+
+def write_new_file(folder: Path, prefix: str, suffix: str, text: str) -> Path:
+    """``folder/<prefix>-<timestamp><suffix>`` holding ``text``, created exclusively (``-2``, ``-3`` ... when a run
+    started in the same second wrote one), so that no result replaces another's."""
+    stem = f"{prefix}-{datetime.now():%Y%m%d-%H%M%S}"
+    for n in range(1, MAX_SUFFIX + 1):
+        path = folder / (f"{stem}{suffix}" if n == 1 else f"{stem}-{n}{suffix}")
+        try:
+            with path.open("x", encoding="utf-8") as f:
+                f.write(text)
+        except FileExistsError:
+            continue
+        return path
+    raise _command_error(f"{MAX_SUFFIX} files named {folder / stem}* exist. Fix: write into another folder")
 
 
 def prepare_run_dir(

@@ -20,7 +20,7 @@ import pytest
 
 from humanoid_rl import cli, cli_args
 from humanoid_rl.cli import CommandError
-from humanoid_rl.cli_args import prepare_run_dir
+from humanoid_rl.cli_args import prepare_run_dir, write_new_file
 
 
 class _FrozenClock:
@@ -38,6 +38,15 @@ def test_runs_started_in_the_same_second_get_their_own_folders(
     folders = [prepare_run_dir(None, tmp_path / "runs", "sim").path for _ in range(3)]
     assert [f.name for f in folders] == ["sim-20260102-030405", "sim-20260102-030405-2", "sim-20260102-030405-3"]
     assert all(f.is_dir() and not any(f.iterdir()) for f in folders)
+
+
+def test_result_files_written_in_the_same_second_do_not_replace_each_other(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cli_args, "datetime", _FrozenClock)
+    paths = [write_new_file(tmp_path, "bench-all", ".json", f'{{"run": {n}}}') for n in range(2)]
+    assert [p.name for p in paths] == ["bench-all-20260102-030405.json", "bench-all-20260102-030405-2.json"]
+    assert [json.loads(p.read_text())["run"] for p in paths] == [0, 1]
 
 
 def test_an_existing_non_empty_out_is_refused_unless_overwrite_and_left_untouched(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from humanoid_rl.apps.loop_bench import Layout, LoopBenchError, benchmark_layout
-from humanoid_rl.cli_args import DEFAULT_MODEL, float_in, positive_float, writable_dir
+from humanoid_rl.cli_args import DEFAULT_MODEL, float_in, positive_float, writable_dir, write_new_file
 from humanoid_rl.policy.parameters import MAX_RATE_HZ, MIN_RATE_HZ, TriggerMode
 
 
@@ -162,8 +162,7 @@ def run(args: argparse.Namespace) -> int:
         print(format_results(sim))
     if args.what in ("all", "loop"):
         results["loop"] = run_loop_cases(args)
-    path = args.out / f"bench-{args.what}-{datetime.now():%Y%m%d-%H%M%S}.json"
-    path.write_text(json.dumps(results, indent=2, default=float))
+    path = write_new_file(args.out, f"bench-{args.what}", ".json", json.dumps(results, indent=2, default=float))
     print(f"saved {path}")
     return 0
 
