@@ -24,6 +24,7 @@ __all__ = [
     "finite_float",
     "float_in",
     "non_negative_float",
+    "non_negative_int",
     "positive_float",
     "positive_int",
     "prepare_run_dir",
@@ -81,6 +82,16 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r}: use a whole number >= 1")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: use a whole number >= 0")
     return value
 
 

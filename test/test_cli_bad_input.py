@@ -213,6 +213,26 @@ def test_train_refuses_a_zero_count_in_one_line(
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.parametrize(
+    ("options", "says"),
+    [
+        (["--seed", "-1"], "seed = -1: use an integer >= 0"),
+        (["--learning-rate", "nan"], "learning_rate = nan: use a finite number"),
+        (["--gamma", "2"], "gamma = 2.0: use a discount factor in (0, 1]"),
+        (["--episode-s", "0"], "episode_length_s = 0.0: use a positive duration"),
+        (["--push-interval-s", "0"], "interval_s = 0.0"),
+        (["--physics-rate-hz", "333"], "does not divide the physics rate 333 Hz"),
+    ],
+)
+def test_train_refuses_settings_its_workers_would_fail_on_before_the_run_folder(
+    options: list[str], says: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["train", *options, "--n-envs", "2", "--run-root", str(tmp_path / "runs")]) == 2
+    line = error_line(capsys)
+    assert line.startswith("humanoid-rl: error: invalid training configuration: ") and says in line
+    assert not (tmp_path / "runs").exists()
+
+
 def test_train_checks_the_robot_config_before_any_worker_or_run_folder(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

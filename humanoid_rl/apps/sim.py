@@ -19,7 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from humanoid_rl.cli_args import DEFAULT_MODEL, add_output_arguments, existing_file, float_in, positive_float
+from humanoid_rl.cli_args import (
+    DEFAULT_MODEL,
+    add_output_arguments,
+    existing_file,
+    float_in,
+    non_negative_int,
+    positive_float,
+)
 from humanoid_rl.graph import (
     PARAMETER_FILES,
     POLICY,
@@ -172,7 +179,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--robot-config", default="", help="robot YAML; '' = shipped humanoid")
     parser.add_argument("--gui", action="store_true", help="open the PyBullet window")
     parser.add_argument("--no-gui", dest="gui", action="store_false", help="headless (the default)")
-    parser.add_argument("--seed", type=int, default=0, help="simulation and push seed (default 0)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="simulation and push seed (default 0)")
     add_output_arguments(parser, "runs/sim-<timestamp>")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.add_argument(

@@ -174,6 +174,11 @@ def check_before_start(config: TrainConfig, resume: Path | None) -> list[str]:
     from humanoid_rl.train.callbacks import LATEST_FILE
 
     RobotSpec.load(config.robot_config or None)
+    try:  # the settings every worker's environment is built from, tried once here (episode, pushes, rates)
+        env_config(config, episode_s=config.eval_episode_s)
+        _make_env(ENV_IDS[config.task], env_config(config)).close()
+    except ValueError as exc:
+        raise CommandError(f"invalid training configuration: {exc}") from None
     if resume is not None and not (resume / LATEST_FILE).is_file():
         raise CommandError(f"--resume {resume}: no {LATEST_FILE} there, so no checkpoint to continue from (the run "
                            "stopped before its first one). Fix: start a new run, with --init-from for a checkpoint")

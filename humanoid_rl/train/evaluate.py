@@ -214,7 +214,14 @@ def plot(result: dict[str, Any], path: Path) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from humanoid_rl.cli_args import add_output_arguments, float_in, non_negative_float, positive_float, positive_int
+    from humanoid_rl.cli_args import (
+        add_output_arguments,
+        float_in,
+        non_negative_float,
+        non_negative_int,
+        positive_float,
+        positive_int,
+    )
 
     parser.add_argument("model", nargs="?", default="",
                         help="exported ONNX policy (empty: evaluate only the PD-only baseline)")
@@ -232,7 +239,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seconds each push lasts (default 0.2)")
     parser.add_argument("--randomize", action=argparse.BooleanOptionalAction, default=True,
                         help="domain randomization (default on)")
-    parser.add_argument("--seed", type=int, default=0, help="episode i uses seed SEED+i for both policies")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="episode i uses seed SEED+i for both policies")
     parser.add_argument("--jobs", type=positive_int, default=1, help="worker processes (default 1)")
     parser.add_argument("--no-baseline", action="store_true", help="skip the PD-only baseline")
     parser.add_argument("--robot-config", default=None, help="robot YAML (default: the shipped humanoid)")
