@@ -10,6 +10,8 @@ computer without torch, and on a training machine without rclpy.
 
 A subcommand signals a problem the user can fix by raising `CommandError` (or one of the library errors
 listed in USER_ERROR_TYPES): it is printed as one line, without a traceback, and the exit code is 2.
+Option checks shared by the subcommands (ranges, finite numbers, existing files) and their run folders (unique,
+writable, never silently reused) live in :mod:`humanoid_rl.cli_args`.
 """
 
 from __future__ import annotations
