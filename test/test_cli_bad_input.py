@@ -123,7 +123,8 @@ def test_sim_refuses_a_bad_option_value_in_one_line(
         (["--push", "25@80,0"], "after the end of the run (--duration 20)"),
         (["--duration", "5", "--push", "3@80,0;6@0,60"], "--push at 6 s is after the end"),
         (["--push", "1@80,0"], "falls in the 2 s start-up hold"),
-        (["--push", "1.5:60"], "--push at 1.5 s falls in the 2 s start-up hold"),
+        (["--push", "1.5:60"], "at 1.5 s falls in the 2 s start-up hold, before the policy drives the robot. "
+                               "Fix: push later (an interval above 2 s)"),
         (["--rate", "100"], "runs at 50 Hz. Fix: --rate 50, or --model ''"),
         (["--rate", "300", "--model", ""], "does not divide the physics rate 1000 Hz"),
         (["--robot-config", "/nonexistent/robot.yaml"], "/nonexistent/robot.yaml"),

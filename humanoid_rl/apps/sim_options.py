@@ -193,5 +193,6 @@ def check_inputs(args: argparse.Namespace) -> list[Push]:
                                f"{args.duration:g}). Fix: push earlier or run longer")
         if push.time_s <= hold_s:
             raise CommandError(f"--push at {push.time_s:g} s falls in the {hold_s:g} s start-up hold, before the "
-                               "policy drives the robot. Fix: push later")
+                               "policy drives the robot. Fix: push later"
+                               + ("" if args.push.explicit else f" (an interval above {hold_s:g} s)"))
     return pushes
