@@ -10,12 +10,15 @@ computer without torch, and on a training machine without rclpy.
 
 A subcommand signals a problem the user can fix by raising `CommandError` (or one of the library errors
 listed in USER_ERROR_TYPES): it is printed as one line, without a traceback, and the exit code is 2.
+Option checks shared by the subcommands (ranges, finite numbers, existing files) and their run folders (unique,
+writable, never silently reused) live in :mod:`humanoid_rl.cli_args`.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,6 +28,7 @@ PROG = "humanoid-rl"
 EXIT_OK = 0
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what `cmd | head` gives a command that is not Python
 
 
 class CommandError(Exception):
@@ -61,6 +65,9 @@ USER_ERROR_TYPES: frozenset[str] = frozenset(
         "humanoid_rl.paths.ShareDirNotFoundError",
         "humanoid_rl.core.robot_spec.RobotConfigError",
         "humanoid_rl.core.contract.ContractMismatchError",
+        "humanoid_rl.policy.model_file.ModelFileError",  # truncated, not ONNX, no metadata: not from export
+        "humanoid_rl.policy.runtime.RecordedPairsError",  # the model does not reproduce its recorded actions
+        "humanoid_rl.train.config.TrainConfigError",
         "builtins.FileNotFoundError",  # a path the user gave does not exist; the message names it
     }
 )
@@ -164,6 +171,16 @@ def _report(message: str) -> None:
     print(f"{PROG}: error: {message}", file=sys.stderr)
 
 
+def _discard_stdout() -> None:
+    """The reader of stdout has gone: send what is left to /dev/null so that exit does not complain."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout is not a real file (tests capture it): nothing to flush at exit
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `humanoid-rl`; returns the process exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -188,9 +205,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help(sys.stderr)
             return EXIT_USER_ERROR
         result = module.run(args)
+        sys.stdout.flush()  # a closed pipe (`| head`) shows here, not at interpreter exit
         return EXIT_OK if result is None else int(result)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        _discard_stdout()
+        return EXIT_BROKEN_PIPE
     except ModuleNotFoundError as error:
         message = _missing_dependency_message(subcommand, error) if subcommand is not None else None
         if message is None or show_traceback:

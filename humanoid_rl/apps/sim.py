@@ -8,86 +8,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
+import signal
 import sys
+import threading
 import time
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from humanoid_rl.apps.sim_options import Push, add_arguments, check_inputs
 from humanoid_rl.graph import POLICY, SAFETY_SHIELD, SIM_BRIDGE, STATE_ESTIMATOR, StackMode, Topics, sim_graph
 from humanoid_rl.nodes.runner import ExecutorKind
 
-
-@dataclass(frozen=True)
-class Push:
-    time_s: float
-    force_xy: tuple[float, float]
-
-
-def parse_push_schedule(text: str, duration_s: float, seed: int) -> list[Push]:
-    """``"EVERY:FORCE"`` (e.g. ``4:60``: every 4 s, 60 N in a random horizontal direction) or explicit
-    ``"T@FX,FY;T@FX,FY"`` (e.g. ``3@80,0;7@0,-60``). Empty → no pushes."""
-    text = text.strip()
-    if not text:
-        return []
-    try:
-        if "@" in text:
-            pushes = []
-            for item in text.split(";"):
-                t, force = item.split("@")
-                fx, fy = (float(v) for v in force.split(","))
-                pushes.append(Push(float(t), (fx, fy)))
-            return sorted(pushes, key=lambda p: p.time_s)
-        every, force = (float(v) for v in text.split(":"))
-    except ValueError as exc:
-        raise ValueError(f"--push {text!r}: expected EVERY:FORCE like '4:60' or 'T@FX,FY;...' like '3@80,0'") from exc
-    if every <= 0 or force < 0:
-        raise ValueError(f"--push {text!r}: the interval must be positive and the force non-negative")
-    rng = np.random.default_rng(seed)
-    pushes = []
-    t = every
-    while t < duration_s:
-        angle = rng.uniform(0.0, 2.0 * math.pi)
-        pushes.append(Push(t, (force * math.cos(angle), force * math.sin(angle))))
-        t += every
-    return pushes
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--duration", type=float, default=20.0, help="simulated seconds to run (default 20)")
-    parser.add_argument("--model", default="", help="ONNX policy (models/NAME.onnx); '' = hold the default pose (PD)")
-    parser.add_argument("--rate", type=float, default=50.0, help="policy rate in Hz, 50–1000 (default 50)")
-    mode = parser.add_mutually_exclusive_group()
-    mode.add_argument(
-        "--sync",
-        dest="sync",
-        action="store_true",
-        default=True,
-        help="lock-step: the sim advances when the command for the current state arrives (default)",
-    )
-    mode.add_argument("--realtime", dest="sync", action="store_false", help="pace the simulation by the wall clock")
-    parser.add_argument(
-        "--push", default="4:60", help="push schedule: EVERY:FORCE ('4:60') or 'T@FX,FY;...'; '' = none"
-    )
-    parser.add_argument("--push-duration", type=float, default=0.2, help="seconds each push lasts (default 0.2)")
-    parser.add_argument(
-        "--config",
-        action="append",
-        default=[],
-        type=Path,
-        help="extra parameter YAML applied after config/sim.yaml (repeatable)",
-    )
-    parser.add_argument("--robot-config", default="", help="robot YAML; '' = shipped humanoid")
-    parser.add_argument("--gui", action="store_true", help="open the PyBullet window")
-    parser.add_argument("--no-gui", dest="gui", action="store_false", help="headless (the default)")
-    parser.add_argument("--seed", type=int, default=0, help="simulation and push seed")
-    parser.add_argument("--out", type=Path, default=None, help="report directory (default runs/sim-<timestamp>)")
-    parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
-    parser.add_argument("--executor", choices=[k.value for k in ExecutorKind], default="auto")
+__all__ = ["Push", "add_arguments", "collect_report", "run", "stack_overrides"]
 
 
 def stack_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
@@ -121,9 +55,12 @@ def run(args: argparse.Namespace) -> int:
     from geometry_msgs.msg import WrenchStamped
 
     from humanoid_rl.apps.stack import InProcessStack, StackOptions
+    from humanoid_rl.cli import EXIT_INTERRUPTED, CommandError
+    from humanoid_rl.cli_args import prepare_run_dir
 
-    pushes = parse_push_schedule(args.push, args.duration, args.seed)
-    out_dir = args.out or Path("runs") / f"sim-{datetime.now():%Y%m%d-%H%M%S}"
+    pushes = check_inputs(args)
+    run_dir = prepare_run_dir(args.out, Path("runs"), "sim", overwrite=args.overwrite)
+    out_dir = run_dir.path
     options = StackOptions(
         nodes=sim_graph(),
         mode=StackMode.SIM,
@@ -135,9 +72,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         stack = InProcessStack(options)
     except RuntimeError as exc:  # a node refused to configure (bad model, contract mismatch, bad robot config)
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    with stack:
+        run_dir.discard_if_empty()
+        raise CommandError(str(exc)) from None
+    except BaseException:
+        run_dir.discard_if_empty()
+        raise
+    with stack, Interrupts() as interrupts:
         bridge = stack.node(SIM_BRIDGE.name)
         push_pub = bridge.create_publisher(WrenchStamped, Topics.SIM_PUSH, 10)
         pending = list(pushes)
@@ -157,19 +97,53 @@ def run(args: argparse.Namespace) -> int:
                 last_status = now
                 print("\r" + status_line(stack), end="", flush=True)
 
-        finished = stack.spin_until(
-            lambda: bridge.sim_time_s >= args.duration, on_tick=on_tick, wall_timeout_s=max(120.0, 20.0 * args.duration)
+        stack.spin_until(
+            lambda: interrupts.received or bridge.sim_time_s >= args.duration, on_tick=on_tick,
+            wall_timeout_s=max(120.0, 20.0 * args.duration),
         )
+        finished = bridge.sim_time_s >= args.duration
+        interrupted = interrupts.received and not finished
         print("\r" + status_line(stack))
         report = collect_report(stack, args, wall_time_s=time.monotonic() - wall_start, pushes=pushes)
         report["completed"] = finished
+        report["interrupted"] = interrupted
         plots = {} if args.no_plots else stack_plot_data(stack)
-    out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "report.json").write_text(json.dumps(report, indent=2))
     if plots:
         write_plots(plots, out_dir)
     print(summary_text(report, out_dir))
+    if interrupted:
+        return EXIT_INTERRUPTED
     return 0 if finished and not report["fell"] else 1
+
+
+class Interrupts:
+    """Within it, the first Ctrl-C (SIGINT) or SIGTERM only sets ``received``: the spin loop checks it and the run
+    stops early with its report written. Raising there would land in whichever node callback is running. A second
+    signal raises KeyboardInterrupt (the user insists). rclpy's handlers are set aside meanwhile: they would shut
+    the context down under the nodes the report is read from."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.received = False
+        self._previous: dict[int, Any] = {}
+
+    def _raise(self, signum: int, frame: Any) -> None:
+        if self.received:
+            raise KeyboardInterrupt(signal.Signals(signum).name)
+        self.received = True
+
+    def __enter__(self) -> Interrupts:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {sig: signal.signal(sig, self._raise) for sig in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, previous in self._previous.items():
+            # None: a handler installed from C (rclpy's); the Python defaults are the closest to restore.
+            fallback = signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL
+            signal.signal(sig, previous if previous is not None else fallback)
 
 
 def status_line(stack: Any) -> str:
@@ -285,6 +259,7 @@ def summary_text(report: dict[str, Any], out_dir: Path) -> str:
     lat = report["latency_us"]
     est = report["estimator"]
     return (
+        f"{'interrupted, ' if report.get('interrupted') else ''}"
         f"{'FELL' if report['fell'] else 'stayed up'}: {report['upright_time_s']:.1f} s upright of "
         f"{report['sim_time_s']:.1f} s simulated in {report['wall_time_s']:.1f} s wall "
         f"(x{report['real_time_factor']:.2f} real time); min base height {report['base_height_min_m']:.3f} m\n"
@@ -300,9 +275,9 @@ def summary_text(report: dict[str, Any], out_dir: Path) -> str:
 
 def stack_main() -> int:
     """Entry point ``lib/humanoid_rl/sim_stack`` for ``sim.launch.py single_process:=true``."""
-    parser = argparse.ArgumentParser(prog="sim_stack", description=__doc__)
-    add_arguments(parser)
+    from humanoid_rl.cli import main
+
     argv = sys.argv[1:]
     if "--ros-args" in argv:  # launch_ros appends remapping/parameter arguments meant for rclpy
         argv = argv[: argv.index("--ros-args")]
-    return run(parser.parse_args(argv))
+    return main(["sim", *argv])  # the same checks and one-line errors as `humanoid-rl sim`

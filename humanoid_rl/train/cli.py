@@ -12,7 +12,6 @@ import argparse
 import json
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -159,15 +158,38 @@ def _fine_tune_source_info(config: TrainConfig) -> dict[str, Any]:
 
 
 def _new_run_dir(config: TrainConfig) -> Path:
-    name = config.run_name or f"{config.task}-{config.algo}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
-    run_dir = Path(config.run_root) / name
-    if run_dir.exists() and any(run_dir.iterdir()):
-        from humanoid_rl.cli import CommandError
+    from humanoid_rl.cli_args import prepare_run_dir
 
-        raise CommandError(f"run directory {run_dir} exists and is not empty. Fix: choose another --run-name, "
-                           f"or continue it with --resume {run_dir}")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return run_dir
+    root = Path(config.run_root)
+    named = root / config.run_name if config.run_name else None
+    return prepare_run_dir(named, root, f"{config.task}-{config.algo}",
+                           refuse_fix=f"choose another --run-name, or continue it with --resume {named}").path
+
+
+def check_before_start(config: TrainConfig, resume: Path | None) -> list[str]:
+    """What would otherwise fail in every worker, or after the run folder exists, refused in one line here
+    (robot config, a run to resume without a checkpoint); returns warnings about settings that waste the run."""
+    from humanoid_rl.cli import CommandError
+    from humanoid_rl.core.robot_spec import RobotSpec
+    from humanoid_rl.train.callbacks import LATEST_FILE
+
+    RobotSpec.load(config.robot_config or None)
+    try:  # the settings every worker's environment is built from, tried once here (episode, pushes, rates)
+        env_config(config, episode_s=config.eval_episode_s)
+        _make_env(ENV_IDS[config.task], env_config(config)).close()
+    except ValueError as exc:
+        raise CommandError(f"invalid training configuration: {exc}") from None
+    if resume is not None and not (resume / LATEST_FILE).is_file():
+        raise CommandError(f"--resume {resume}: no {LATEST_FILE} there, so no checkpoint to continue from (the run "
+                           "stopped before its first one). Fix: start a new run, with --init-from for a checkpoint")
+    warnings = []
+    if not config.algorithm.on_policy and config.total_timesteps <= config.learning_starts:
+        warnings.append(f"--total-timesteps {config.total_timesteps} is not above --learning-starts "
+                        f"{config.learning_starts}: {config.algo} only takes random actions and never learns")
+    if config.total_timesteps < config.eval_freq:
+        warnings.append(f"--total-timesteps {config.total_timesteps} is below --eval-freq {config.eval_freq}: no "
+                        "periodic evaluation runs, so there is no best/ checkpoint and no success rate")
+    return warnings
 
 
 def _interrupt_on_signals() -> None:
@@ -303,6 +325,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         base = None
     config = config_from_args(args, base)
+    for warning in check_before_start(config, args.resume):
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
     started = time.monotonic()
     train(config, resume=args.resume)
     print(f"wall time {time.monotonic() - started:.0f} s", flush=True)

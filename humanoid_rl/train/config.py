@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -137,6 +138,16 @@ class TrainConfig:
         for name in ("curriculum_start", "curriculum_threshold"):
             if not 0.0 <= float(getattr(self, name)) <= 1.0:
                 problems.append(f"{name} = {getattr(self, name)!r}: use a fraction in [0, 1]")
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                problems.append(f"{f.name} = {value!r}: use a finite number")
+        if self.learning_rate <= 0.0:
+            problems.append(f"learning_rate = {self.learning_rate!r}: use a rate > 0")
+        if math.isfinite(self.gamma) and not 0.0 < self.gamma <= 1.0:
+            problems.append(f"gamma = {self.gamma!r}: use a discount factor in (0, 1]")
+        if int(self.seed) < 0:  # numpy and gymnasium refuse negative seeds, in every worker
+            problems.append(f"seed = {self.seed!r}: use an integer >= 0")
         if self.time_budget_min < 0:
             problems.append(f"time_budget_min = {self.time_budget_min!r}: use minutes >= 0 (0: no limit)")
         if not 0.0 <= self.push_force_min_n <= self.push_force_max_n:

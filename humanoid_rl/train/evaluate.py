@@ -14,8 +14,8 @@ import hashlib
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -131,22 +131,45 @@ def summarize(episodes: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def evaluate(model: str | None, setting: EvalSetting, jobs: int = 1, baseline: bool = True) -> dict[str, Any]:
-    """Policy (if ``model``) and baseline over the same seeds; ``{"policy": ..., "baseline": ...}``."""
+Progress = Callable[[int, int, str, dict[str, Any]], None]  # (done, total, which, episode summary)
+
+
+def print_progress(done: int, total: int, which: str, episode: dict[str, Any]) -> None:
+    """One line per finished episode on stderr (stdout keeps the results)."""
+    outcome = f"fell at {episode['length_s']:.1f} s" if episode["fell"] else f"stayed up {episode['length_s']:.1f} s"
+    print(f"[{done:{len(str(total))}d}/{total}] {which:8s} seed {episode['seed']}: {outcome}, return "
+          f"{episode['return']:.1f}", file=sys.stderr, flush=True)
+
+
+def evaluate(model: str | None, setting: EvalSetting, jobs: int = 1, baseline: bool = True,
+             progress: Progress | None = None) -> dict[str, Any]:
+    """Policy (if ``model``) and baseline over the same seeds; ``{"policy": ..., "baseline": ...}``.
+    ``progress`` is called after each episode, in the order they finish."""
     started = time.monotonic()
     which = ([POLICY] if model else []) + ([BASELINE] if baseline else [])
     job_list = [(w, setting.seed + i) for i in range(setting.episodes) for w in which]
+    results: list[tuple[str, dict[str, Any]]] = []
+
+    def record(result: tuple[str, dict[str, Any]]) -> None:
+        results.append(result)
+        if progress is not None:
+            progress(len(results), len(job_list), *result)
+
     if jobs <= 1:
         _worker_init(setting, model)
-        results = [_worker_run(job) for job in job_list]
-        _WORKER["env"].close()
-        _WORKER.clear()
+        try:
+            for job in job_list:
+                record(_worker_run(job))
+        finally:
+            _WORKER["env"].close()
+            _WORKER.clear()
     else:
         import multiprocessing
 
         context = multiprocessing.get_context("forkserver")
         with context.Pool(jobs, initializer=_worker_init, initargs=(setting, model)) as pool:
-            results = pool.map(_worker_run, job_list, chunksize=1)
+            for result in pool.imap_unordered(_worker_run, job_list, chunksize=1):
+                record(result)
     out: dict[str, Any] = {"setting": asdict(setting)}
     for w in which:
         episodes = sorted((e for k, e in results if k == w), key=lambda e: e["seed"])
@@ -191,24 +214,36 @@ def plot(result: dict[str, Any], path: Path) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from humanoid_rl.cli_args import (
+        add_output_arguments,
+        float_in,
+        non_negative_float,
+        non_negative_int,
+        positive_float,
+        positive_int,
+    )
+
     parser.add_argument("model", nargs="?", default="",
                         help="exported ONNX policy (empty: evaluate only the PD-only baseline)")
     parser.add_argument("--task", choices=("stand", "walk"), default="stand", help="environment (default stand)")
-    parser.add_argument("--episodes", type=int, default=50, help="seeded episodes per policy (default 50)")
-    parser.add_argument("--episode-s", type=float, default=20.0, help="episode length, seconds (default 20)")
-    parser.add_argument("--push-force", type=float, default=60.0,
+    parser.add_argument("--episodes", type=positive_int, default=50, help="seeded episodes per policy (default 50)")
+    parser.add_argument("--episode-s", type=positive_float, default=20.0,
+                        help="episode length, seconds (default 20)")
+    parser.add_argument("--push-force", type=non_negative_float, default=60.0,
                         help="push force in newtons, horizontal, random direction (default 60; 0: no pushes)")
-    parser.add_argument("--push-force-max", type=float, default=None,
+    parser.add_argument("--push-force-max", type=non_negative_float, default=None,
                         help="draw each push uniformly in [--push-force, this] (default: always --push-force)")
-    parser.add_argument("--push-interval", type=float, default=4.0, help="seconds between pushes (default 4)")
-    parser.add_argument("--push-duration", type=float, default=0.2, help="seconds each push lasts (default 0.2)")
+    parser.add_argument("--push-interval", type=positive_float, default=4.0,
+                        help="seconds between pushes (default 4)")
+    parser.add_argument("--push-duration", type=float_in(0.001, 10.0, "s"), default=0.2,
+                        help="seconds each push lasts (default 0.2)")
     parser.add_argument("--randomize", action=argparse.BooleanOptionalAction, default=True,
                         help="domain randomization (default on)")
-    parser.add_argument("--seed", type=int, default=0, help="episode i uses seed SEED+i for both policies")
-    parser.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="episode i uses seed SEED+i for both policies")
+    parser.add_argument("--jobs", type=positive_int, default=1, help="worker processes (default 1)")
     parser.add_argument("--no-baseline", action="store_true", help="skip the PD-only baseline")
     parser.add_argument("--robot-config", default=None, help="robot YAML (default: the shipped humanoid)")
-    parser.add_argument("--out", type=Path, default=None, help="output directory (default runs/eval-<timestamp>)")
+    add_output_arguments(parser, "runs/eval-<timestamp>")
 
 
 def _describe(name: str, r: dict[str, Any]) -> str:
@@ -217,25 +252,44 @@ def _describe(name: str, r: dict[str, Any]) -> str:
             f"{r['min_joint_limit_distance_rad']:.3f} rad  mean max tilt {r['mean_max_tilt_rad']:.2f} rad")
 
 
+def _check_model(model: str | None, robot_config: str | None) -> str | None:
+    """The model's path, checked as the workers will load it (file, metadata, contract, recorded pairs), before
+    any run folder or worker exists; None: baseline only."""
+    if model is None:
+        return None
+    from humanoid_rl.core.contract import PolicyContract
+    from humanoid_rl.core.robot_spec import RobotSpec
+    from humanoid_rl.policy.runtime import load_policy, resolve_model_path
+
+    path = resolve_model_path(model)
+    load_policy(path, PolicyContract.from_robot(RobotSpec.load(robot_config or None)))
+    return str(path)
+
+
 def run(args: argparse.Namespace) -> int:
     from humanoid_rl.cli import CommandError
+    from humanoid_rl.cli_args import prepare_run_dir
+    from humanoid_rl.core.robot_spec import RobotSpec
 
-    if args.episodes < 1 or args.episode_s <= 0 or args.jobs < 1:
-        raise CommandError("--episodes and --jobs must be >= 1 and --episode-s > 0")
+    if args.push_force_max is not None and args.push_force_max < args.push_force:
+        raise CommandError(f"--push-force-max {args.push_force_max:g} is below --push-force {args.push_force:g}. "
+                           "Fix: give a maximum >= the minimum")
     model = str(args.model).strip() or None
-    if model is not None:
-        from humanoid_rl.policy.runtime import resolve_model_path
-
-        model = str(resolve_model_path(model))
     if model is None and args.no_baseline:
         raise CommandError("nothing to evaluate: give a model, or drop --no-baseline")
+    RobotSpec.load(args.robot_config or None)  # a bad robot file: one line here, not a traceback per worker
+    model = _check_model(model, args.robot_config)
     setting = EvalSetting(task=args.task, episodes=args.episodes, episode_s=args.episode_s,
                           push_force_n=args.push_force, push_force_max_n=args.push_force_max,
                           push_interval_s=args.push_interval, push_duration_s=args.push_duration,
                           randomize=args.randomize, seed=args.seed, robot_config=args.robot_config)
-    out = args.out or Path("runs") / f"eval-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
-    out.mkdir(parents=True, exist_ok=True)
-    result = evaluate(model, setting, jobs=args.jobs, baseline=not args.no_baseline)
+    run_dir = prepare_run_dir(args.out, Path("runs"), "eval", overwrite=args.overwrite)
+    out = run_dir.path
+    try:
+        result = evaluate(model, setting, jobs=args.jobs, baseline=not args.no_baseline, progress=print_progress)
+    except BaseException:
+        run_dir.discard_if_empty()
+        raise
     result["command"] = ["humanoid-rl", *sys.argv[1:]] if "eval" in sys.argv else None
     result["model"] = model
     if model is not None:

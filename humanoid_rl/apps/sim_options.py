@@ -1,0 +1,198 @@
+"""The options of `humanoid-rl sim` and their checks: every value is refused in one line before the stack starts.
+
+Ranges and syntax are argparse types (``--push`` here, the rest in :mod:`humanoid_rl.cli_args`); what needs the
+robot, the model or the run's length to judge is :func:`check_inputs`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from humanoid_rl.cli_args import (
+    DEFAULT_MODEL,
+    add_output_arguments,
+    existing_file,
+    float_in,
+    non_negative_int,
+    positive_float,
+)
+from humanoid_rl.graph import PARAMETER_FILES, SAFETY_SHIELD, StackMode
+from humanoid_rl.nodes.runner import ExecutorKind
+from humanoid_rl.policy.parameters import MAX_RATE_HZ, MIN_RATE_HZ
+
+
+@dataclass(frozen=True)
+class Push:
+    time_s: float
+    force_xy: tuple[float, float]
+
+
+PUSH_SYNTAX = "expected EVERY:FORCE like '4:60' or T@FX,FY;... like '3@80,0;7@0,-60'"
+
+
+@dataclass(frozen=True)
+class PushSchedule:
+    """What ``--push`` asked for: every ``every_s`` a push of ``force_n`` in a random horizontal direction, or
+    the ``explicit`` pushes; neither: no pushes."""
+
+    every_s: float = 0.0
+    force_n: float = 0.0
+    explicit: tuple[Push, ...] = ()
+
+    def pushes(self, duration_s: float, seed: int) -> list[Push]:
+        if self.explicit:
+            return list(self.explicit)
+        if self.every_s <= 0.0:
+            return []
+        rng = np.random.default_rng(seed)
+        pushes = []
+        t = self.every_s
+        while t < duration_s:
+            angle = rng.uniform(0.0, 2.0 * math.pi)
+            pushes.append(Push(t, (self.force_n * math.cos(angle), self.force_n * math.sin(angle))))
+            t += self.every_s
+        return pushes
+
+
+def _finite(text: str, what: str, whole: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{whole!r}: {what} {text.strip()!r} is not a number; {PUSH_SYNTAX}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{whole!r}: {what} {text.strip()!r} is not finite")
+    return value
+
+
+def push_schedule(text: str) -> PushSchedule:
+    """``--push``: ``"EVERY:FORCE"`` (e.g. ``4:60``: every 4 s, 60 N in a random horizontal direction) or explicit
+    ``"T@FX,FY;T@FX,FY"`` (e.g. ``3@80,0;7@0,-60``); empty: no pushes. Raises ArgumentTypeError (one line)."""
+    stripped = text.strip()
+    if not stripped:
+        return PushSchedule()
+    if "@" in stripped:
+        pushes = []
+        for item in stripped.split(";"):
+            parts = item.split("@")
+            force = parts[1].split(",") if len(parts) == 2 else []
+            if len(force) != 2:
+                raise argparse.ArgumentTypeError(f"{text!r}: {item.strip()!r} is not T@FX,FY; {PUSH_SYNTAX}")
+            t = _finite(parts[0], "time", text)
+            if t <= 0.0:
+                raise argparse.ArgumentTypeError(f"{text!r}: push time {t:g} s: use a time > 0")
+            pushes.append(Push(t, (_finite(force[0], "force", text), _finite(force[1], "force", text))))
+        return PushSchedule(explicit=tuple(sorted(pushes, key=lambda p: p.time_s)))
+    parts = stripped.split(":")
+    if len(parts) != 2:
+        raise argparse.ArgumentTypeError(f"{text!r}: {PUSH_SYNTAX}")
+    every, force = _finite(parts[0], "interval", text), _finite(parts[1], "force", text)
+    if every <= 0.0 or force < 0.0:
+        raise argparse.ArgumentTypeError(f"{text!r}: the interval must be > 0 s and the force >= 0 N")
+    return PushSchedule(every_s=every, force_n=force)
+
+
+def startup_hold_s(parameter_files: list[Path]) -> float:
+    """How long the shield holds (ramps to the default pose) before it passes commands: ``ramp_time`` as the
+    parameter files set it, else as the shield declares it. A push before then meets no policy."""
+    import yaml
+
+    from humanoid_rl.core.shield_params import ShieldParams
+    from humanoid_rl.paths import config_path
+
+    hold = float(ShieldParams().ramp_time)
+    for path in [config_path(PARAMETER_FILES[StackMode.SIM]), *parameter_files]:
+        try:
+            data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+            hold = float(data[SAFETY_SHIELD.name]["ros__parameters"]["ramp_time"])
+        except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError):
+            continue  # not set there (or unreadable: the stack says so when it reads the file)
+    return hold
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--duration", type=positive_float, default=20.0, help="simulated seconds to run, > 0 (default 20)"
+    )
+    parser.add_argument(
+        "--model", default=DEFAULT_MODEL,
+        help=f"ONNX policy (default {DEFAULT_MODEL}, the shipped stand policy in models/); '' = hold the default "
+        "pose with the joint PD only",
+    )
+    parser.add_argument(
+        "--rate", type=float_in(MIN_RATE_HZ, MAX_RATE_HZ, "Hz"), default=50.0,
+        help=f"policy rate in Hz, {MIN_RATE_HZ:g}-{MAX_RATE_HZ:g}, a divisor of the physics rate and the model's "
+        "own rate (default 50)",
+    )
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--sync",
+        dest="sync",
+        action="store_true",
+        default=True,
+        help="lock-step: the sim advances when the command for the current state arrives (default)",
+    )
+    mode.add_argument("--realtime", dest="sync", action="store_false", help="pace the simulation by the wall clock")
+    parser.add_argument(
+        "--push", type=push_schedule, default="4:60",
+        help="push schedule: EVERY:FORCE ('4:60': every 4 s, 60 N in a random horizontal direction; the default) "
+        "or T@FX,FY;... ('3@80,0;7@0,-60': newtons at those sim times, after the start-up hold and within "
+        "--duration); '' = none",
+    )
+    parser.add_argument(
+        "--push-duration", type=float_in(0.001, 10.0, "s"), default=0.2, help="seconds each push lasts (default 0.2)"
+    )
+    parser.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        type=existing_file,
+        help="extra parameter YAML applied after config/sim.yaml (repeatable)",
+    )
+    parser.add_argument("--robot-config", default="", help="robot YAML; '' = shipped humanoid")
+    parser.add_argument("--gui", action="store_true", help="open the PyBullet window")
+    parser.add_argument("--no-gui", dest="gui", action="store_false", help="headless (the default)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="simulation and push seed (default 0)")
+    add_output_arguments(parser, "runs/sim-<timestamp>")
+    parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    parser.add_argument(
+        "--executor", choices=[k.value for k in ExecutorKind], default="auto",
+        help="executor spinning the nodes (default auto: EventsExecutor where available, else single-threaded)",
+    )
+
+
+def check_inputs(args: argparse.Namespace) -> list[Push]:
+    """Everything the nodes would refuse later, refused now in one line: robot config, rate, model, pushes."""
+    from humanoid_rl.cli import CommandError
+    from humanoid_rl.core.robot_spec import RobotSpec
+
+    spec = RobotSpec.load(args.robot_config or None)
+    steps = spec.physics_rate_hz / args.rate
+    if abs(steps - round(steps)) > 1e-9:
+        raise CommandError(f"--rate {args.rate:g}: does not divide the physics rate {spec.physics_rate_hz:g} Hz of "
+                           f"{spec.name}. Fix: use a divisor such as {spec.policy_rate_hz:g}")
+    if args.model:
+        from humanoid_rl.core.contract import PolicyContract
+        from humanoid_rl.policy.model_file import read_model_metadata
+        from humanoid_rl.policy.runtime import load_policy, resolve_model_path
+
+        model_rate = read_model_metadata(resolve_model_path(args.model)).contract.policy_rate_hz
+        if abs(model_rate - args.rate) > 1e-6:
+            raise CommandError(f"--rate {args.rate:g}: the model {args.model} runs at {model_rate:g} Hz. Fix: "
+                               f"--rate {model_rate:g}, or --model '' to hold the default pose at {args.rate:g} Hz")
+        load_policy(args.model, PolicyContract.from_robot(spec, policy_rate_hz=args.rate))
+    pushes = args.push.pushes(args.duration, args.seed)
+    hold_s = startup_hold_s(args.config)
+    for push in pushes:
+        if push.time_s > args.duration:
+            raise CommandError(f"--push at {push.time_s:g} s is after the end of the run (--duration "
+                               f"{args.duration:g}). Fix: push earlier or run longer")
+        if push.time_s <= hold_s:
+            raise CommandError(f"--push at {push.time_s:g} s falls in the {hold_s:g} s start-up hold, before the "
+                               "policy drives the robot. Fix: push later"
+                               + ("" if args.push.explicit else f" (an interval above {hold_s:g} s)"))
+    return pushes

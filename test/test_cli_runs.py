@@ -1,0 +1,141 @@
+"""Runs that do not collide or get lost: unique run folders, --out refused when in use, a stopped sim reports.
+
+Folders come from ``humanoid_rl.cli_args.prepare_run_dir`` (every subcommand); the end-to-end cases start the real
+command as a subprocess.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from humanoid_rl import cli, cli_args
+from humanoid_rl.cli import CommandError
+from humanoid_rl.cli_args import prepare_run_dir, write_new_file
+
+
+class _FrozenClock:
+    """Every run starts in the same second."""
+
+    @staticmethod
+    def now() -> datetime:
+        return datetime(2026, 1, 2, 3, 4, 5)
+
+
+def test_runs_started_in_the_same_second_get_their_own_folders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cli_args, "datetime", _FrozenClock)
+    folders = [prepare_run_dir(None, tmp_path / "runs", "sim").path for _ in range(3)]
+    assert [f.name for f in folders] == ["sim-20260102-030405", "sim-20260102-030405-2", "sim-20260102-030405-3"]
+    assert all(f.is_dir() and not any(f.iterdir()) for f in folders)
+
+
+def test_result_files_written_in_the_same_second_do_not_replace_each_other(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cli_args, "datetime", _FrozenClock)
+    paths = [write_new_file(tmp_path, "bench-all", ".json", f'{{"run": {n}}}') for n in range(2)]
+    assert [p.name for p in paths] == ["bench-all-20260102-030405.json", "bench-all-20260102-030405-2.json"]
+    assert [json.loads(p.read_text())["run"] for p in paths] == [0, 1]
+
+
+def test_an_existing_non_empty_out_is_refused_unless_overwrite_and_left_untouched(tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / "report.json").write_text('{"earlier": true}')
+    with pytest.raises(CommandError, match=r"results exists and is not empty. Fix: .*--overwrite"):
+        prepare_run_dir(out, tmp_path, "sim")
+    assert (out / "report.json").read_text() == '{"earlier": true}'
+    run_dir = prepare_run_dir(out, tmp_path, "sim", overwrite=True)
+    assert run_dir.path == out and not run_dir.created
+
+
+def test_an_empty_or_missing_out_is_used_and_only_a_folder_the_run_made_is_discarded(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    kept = prepare_run_dir(empty, tmp_path, "eval")
+    kept.discard_if_empty()
+    assert empty.is_dir()  # the user's folder, not the run's to remove
+    made = prepare_run_dir(tmp_path / "new" / "run", tmp_path, "eval")
+    assert made.created and made.path.is_dir()
+    made.discard_if_empty()
+    assert not made.path.exists()
+
+
+def test_an_out_under_a_file_is_refused_before_the_run(tmp_path: Path) -> None:
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    with pytest.raises(CommandError, match="cannot make the output folder"):
+        prepare_run_dir(blocker / "run", tmp_path, "sim")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_read_only_out_is_refused_before_the_run(tmp_path: Path) -> None:
+    read_only = tmp_path / "read_only"
+    read_only.mkdir(mode=0o555)
+    with pytest.raises(CommandError, match="cannot write into"):
+        prepare_run_dir(read_only, tmp_path, "sim")
+
+
+def humanoid_rl(*args: str, cwd: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "humanoid_rl.cli", *args],
+        cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def test_two_evals_started_together_keep_both_results_and_show_progress(tmp_path: Path) -> None:
+    runs = [humanoid_rl("eval", "--episodes", "2", "--episode-s", "0.2", cwd=tmp_path) for _ in range(2)]
+    outputs = [run.communicate(timeout=240) for run in runs]
+    for run, (_, err) in zip(runs, outputs, strict=True):
+        assert run.returncode == 0, err
+        assert "[1/2] baseline seed 0: stayed up 0.2 s" in err and "[2/2] baseline seed 1" in err
+    folders = sorted((tmp_path / "runs").iterdir())
+    assert len(folders) == 2
+    assert all(json.loads((f / "eval.json").read_text())["baseline"]["episodes"] == 2 for f in folders)
+
+
+def test_eval_into_an_existing_non_empty_out_is_refused_without_touching_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "earlier"
+    out.mkdir()
+    (out / "eval.json").write_text("{}")
+    assert cli.main(["eval", "--episodes", "1", "--episode-s", "0.2", "--out", str(out)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert (out / "eval.json").read_text() == "{}"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_stopped_sim_writes_its_partial_report_and_exits_130(signum: signal.Signals, tmp_path: Path) -> None:
+    """No --model: the shipped policy runs; stopped after a few simulated seconds, it reports what it reached."""
+    out = tmp_path / "run"
+    process = humanoid_rl("sim", "--duration", "120", "--no-plots", "--out", str(out), cwd=tmp_path)
+    assert process.stdout is not None
+    seen = ""
+    deadline = time.monotonic() + 180.0
+    while time.monotonic() < deadline:  # until the status line (once a wall second) says 3 s were simulated
+        seen += process.stdout.read(1)
+        reached = re.findall(r"t_sim=\s*([0-9.]+)s", seen)
+        if reached and float(reached[-1]) >= 3.0:
+            break
+    process.send_signal(signum)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == cli.EXIT_INTERRUPTED, stderr[-3000:]
+    assert "Traceback" not in stderr
+    report = json.loads((out / "report.json").read_text())
+    assert report["interrupted"] and not report["completed"]
+    assert 3.0 <= report["sim_time_s"] < 120.0
+    assert report["policy"]["model"] == "humanoid_stand.onnx" and report["policy"]["published"] > 0
+    assert "interrupted, " in stdout and str(out / "report.json") in stdout
