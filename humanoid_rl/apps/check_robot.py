@@ -76,25 +76,31 @@ def _declared_masses(spec: RobotSpec) -> dict[str, float | None]:
     return masses
 
 
-def _import_pybullet_to_stderr() -> None:
-    """Import PyBullet with its C-level build banner sent to stderr, so that `--json` output stays JSON."""
+def _import_pybullet_quietly() -> None:
+    """Import PyBullet without its C-level build banner (written at import, to stdout or stderr depending on the
+    build), so that `--json` output stays JSON and a closed pipe leaves stderr empty."""
     if "pybullet" in sys.modules:
         return
     sys.stdout.flush()
-    saved = os.dup(1)
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
     try:
-        os.dup2(2, 1)
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
         import pybullet  # noqa: F401
 
-        ctypes.CDLL(None).fflush(None)  # the banner sits in C stdio's buffer until flushed
+        ctypes.CDLL(None).fflush(None)  # the banner may sit in C stdio's buffer until flushed
     finally:
-        os.dup2(saved, 1)
-        os.close(saved)
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, devnull):
+            os.close(fd)
 
 
 def check_models(spec: RobotSpec) -> ModelCheck:
     """Load the URDF in pinocchio and in the simulator; raise CommandError when either cannot."""
-    _import_pybullet_to_stderr()
+    _import_pybullet_quietly()
     import pybullet as pb
 
     from humanoid_rl.cli import CommandError
