@@ -21,8 +21,9 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 from humanoid_rl.graph import PARAMETER_FILES, NodeDescription, StackMode
-from humanoid_rl.nodes.runner import ExecutorKind, bring_up_lifecycle, make_executor
+from humanoid_rl.nodes.runner import ExecutorKind, bring_up_lifecycle, make_executor, shut_down
 from humanoid_rl.paths import config_path
+from humanoid_rl.process import stop_requested
 
 
 @dataclass
@@ -75,10 +76,11 @@ class InProcessStack:
     def spin_until(
         self, done: Callable[[], bool], wall_timeout_s: float | None = None, on_tick: Callable[[], None] | None = None
     ) -> bool:
-        """spin_once until ``done()``; ``on_tick`` runs between callbacks (status line, pushes)."""
+        """spin_once until ``done()`` or a stop request (SIGINT/SIGTERM, where the process installed
+        ``humanoid_rl.process.install_stop_handlers``); ``on_tick`` runs between callbacks (status line, pushes)."""
         assert self.executor is not None
         deadline = None if wall_timeout_s is None else time.monotonic() + wall_timeout_s
-        while self.context.ok() and not done():
+        while self.context.ok() and not done() and not stop_requested():
             if deadline is not None and time.monotonic() > deadline:
                 return False
             self.executor.spin_once(timeout_sec=0.01)
@@ -90,14 +92,9 @@ class InProcessStack:
         return self.nodes[name]
 
     def shutdown(self) -> None:
-        if self.executor is not None:
-            self.executor.shutdown()
-            self.executor = None
-        for node in reversed(list(self.nodes.values())):
-            node.destroy_node()
+        shut_down(list(self.nodes.values()), self.executor, self.context)
+        self.executor = None
         self.nodes.clear()
-        if self.context.ok():
-            rclpy.shutdown(context=self.context)
 
     def __enter__(self) -> InProcessStack:
         return self
