@@ -295,10 +295,17 @@ def summary_text(report: dict[str, Any], out_dir: Path) -> str:
 
 
 def stack_main() -> int:
-    """Entry point ``lib/humanoid_rl/sim_stack`` for ``sim.launch.py single_process:=true``."""
+    """Entry point ``lib/humanoid_rl/sim_stack`` for ``sim.launch.py single_process:=true``. SIGINT and SIGTERM
+    end the run as its duration would (report and summary), and the process exits 0."""
+    from humanoid_rl.process import exit_after_stop, install_stop_handlers, set_process_name
+
+    install_stop_handlers()
+    set_process_name("sim_stack")
     parser = argparse.ArgumentParser(prog="sim_stack", description=__doc__)
     add_arguments(parser)
     argv = sys.argv[1:]
     if "--ros-args" in argv:  # launch_ros appends remapping/parameter arguments meant for rclpy
         argv = argv[: argv.index("--ros-args")]
-    return run(parser.parse_args(argv))
+    code = run(parser.parse_args(argv))
+    exit_after_stop(0)
+    return code
