@@ -15,6 +15,8 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import NoReturn
 
 _PR_SET_NAME = 15  # <linux/prctl.h>
@@ -49,6 +51,22 @@ def install_stop_handlers() -> None:
     """From now on SIGINT and SIGTERM only request a stop (:func:`stop_requested`); call from the main thread."""
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, _on_signal)
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """:func:`install_stop_handlers` for a block, then the previous handlers again (a command run in a test).
+    Outside the main thread, where Python cannot install handlers, nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    install_stop_handlers()
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def stop_requested() -> bool:

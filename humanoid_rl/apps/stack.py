@@ -74,13 +74,17 @@ class InProcessStack:
         return node_class(context=self.context, parameter_overrides=overrides)
 
     def spin_until(
-        self, done: Callable[[], bool], wall_timeout_s: float | None = None, on_tick: Callable[[], None] | None = None
+        self,
+        done: Callable[[], bool],
+        wall_timeout_s: float | None = None,
+        on_tick: Callable[[], None] | None = None,
+        stop_on_signal: bool = True,
     ) -> bool:
-        """spin_once until ``done()`` or a stop request (SIGINT/SIGTERM, where the process installed
-        ``humanoid_rl.process.install_stop_handlers``); ``on_tick`` runs between callbacks (status line, pushes)."""
+        """spin_once until ``done()`` or, with ``stop_on_signal``, a stop request (SIGINT/SIGTERM, where the process
+        installed ``humanoid_rl.process`` handlers); ``on_tick`` runs between callbacks (status line, pushes)."""
         assert self.executor is not None
         deadline = None if wall_timeout_s is None else time.monotonic() + wall_timeout_s
-        while self.context.ok() and not done() and not stop_requested():
+        while self.context.ok() and not done() and not (stop_on_signal and stop_requested()):
             if deadline is not None and time.monotonic() > deadline:
                 return False
             self.executor.spin_once(timeout_sec=0.01)
