@@ -192,6 +192,14 @@ def assert_stopped_cleanly(group: ProcessGroup, sent_at: float) -> None:
     assert not problems, "\n".join(problems)
 
 
+def process_name(pid: int) -> str:
+    return Path(f"/proc/{pid}/comm").read_text().strip()
+
+
+def command_line(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/cmdline").read_text().split("\0")
+
+
 def node_command(lib: Path, executable: str, node_name: str, params_file: Path, *params: str) -> list[str]:
     """What launch_ros runs for a Node action."""
     command = [str(lib / executable), "--ros-args", "-r", f"__node:={node_name}", "--params-file", str(params_file)]
@@ -216,6 +224,9 @@ def test_the_simulated_graph_one_process_per_node_stops_cleanly_within_a_second(
             extra = ["model:=humanoid_stand.onnx"] if d.name == "policy" else []
             group.start(d.name, node_command(lib, d.executable, d.name, params, "use_sim_time:=true", *extra))
         wait_until_up(group, [d.name for d in sim_graph()], joint_commands_flow(probe), spin, probe)
+        for started in group.started:  # `ps -e` and top show the node, `ps -f` the launcher it was started as
+            assert process_name(started.process.pid) == started.name
+            assert command_line(started.process.pid)[1] == str(lib / started.name)
         sent_at = group.signal(SIGNALS[how])
         assert_stopped_cleanly(group, sent_at)
 
@@ -235,7 +246,10 @@ def test_the_single_process_sim_stack_stops_cleanly_within_a_second(how: str, tm
             [str(lib / "sim_stack"), "--model", "humanoid_stand.onnx", "--duration", "1e9", "--push", "", "--realtime",
              "--no-plots", "--out", str(tmp_path / "run"), "--ros-args", "-r", "__node:=sim_stack"],
         )  # fmt: skip
-        wait_until_up(group, [d.name for d in sim_graph()], joint_commands_flow(probe), spin, probe)
+        flowing = joint_commands_flow(probe)
+        status_lines = lambda: any(line.startswith("t_sim=") for line in group.started[0].stdout)  # noqa: E731
+        wait_until_up(group, [d.name for d in sim_graph()], lambda: flowing() and status_lines(), spin, probe)
+        assert process_name(group.started[0].process.pid) == "sim_stack"
         sent_at = group.signal(SIGNALS[how])
         assert_stopped_cleanly(group, sent_at)
 
@@ -255,7 +269,8 @@ def test_a_node_group_process_stops_cleanly_within_a_second(tmp_path: Path) -> N
 def test_the_real_robot_graph_on_the_emulator_with_its_bring_up_stops_cleanly_within_a_second(
     how: str, tmp_path: Path
 ) -> None:
-    """real_robot.launch.py emulate:=true bringup:=true: the nodes, and `humanoid-rl real --attach` serving."""
+    """real_robot.launch.py emulate:=true bringup:=true: the nodes, and `humanoid-rl real --attach` serving (its
+    status line a line each second in the log, not one line of carriage returns)."""
     lib = write_launchers(tmp_path / "prefix")
     params = config_path("real_robot.yaml")
     with graph_probe() as (probe, spin), process_group(tmp_path) as group:
@@ -268,8 +283,8 @@ def test_the_real_robot_graph_on_the_emulator_with_its_bring_up_stops_cleanly_wi
              "--out", str(tmp_path / "run")],
         )  # fmt: skip
 
-        def serving() -> bool:
-            return any("not engaging" in line for line in bring_up.stdout)
+        def serving() -> bool:  # ramped, holding, and its status line printed as a line of its own
+            return any(line == "shield=HOLD\n" for line in bring_up.stdout)
 
         wait_until_up(group, [d.name for d in real_graph(emulate=True)], serving, spin, probe)
         sent_at = group.signal(SIGNALS[how])

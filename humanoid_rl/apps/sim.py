@@ -142,6 +142,7 @@ def run(args: argparse.Namespace) -> int:
         push_pub = bridge.create_publisher(WrenchStamped, Topics.SIM_PUSH, 10)
         pending = list(pushes)
         last_status = 0.0
+        on_terminal = sys.stdout.isatty()
 
         def on_tick() -> None:
             nonlocal last_status
@@ -155,12 +156,15 @@ def run(args: argparse.Namespace) -> int:
             now = time.monotonic()
             if now - last_status >= 1.0:
                 last_status = now
-                print("\r" + status_line(stack), end="", flush=True)
+                if on_terminal:  # one line, rewritten in place
+                    print("\r" + status_line(stack), end="", flush=True)
+                else:  # a log (launch, a pipe): a line each time
+                    print(status_line(stack), flush=True)
 
         finished = stack.spin_until(
             lambda: bridge.sim_time_s >= args.duration, on_tick=on_tick, wall_timeout_s=max(120.0, 20.0 * args.duration)
         )
-        print("\r" + status_line(stack))
+        print(("\r" if on_terminal else "") + status_line(stack))
         report = collect_report(stack, args, wall_time_s=time.monotonic() - wall_start, pushes=pushes)
         report["completed"] = finished
         plots = {} if args.no_plots else stack_plot_data(stack)
