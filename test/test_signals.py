@@ -260,6 +260,29 @@ def test_a_third_signal_exits_at_once_when_a_shutdown_hangs() -> None:
     assert result.stderr.strip() == "SIGINT 3 times: exiting without a clean shutdown"
 
 
+def test_a_hardware_interface_shut_down_while_forwarding_leaves_the_controller_holding_the_measured_pose() -> None:
+    """What a Ctrl-C does to it (``shut_down`` runs the shutdown transition): as a deactivation would."""
+    from test_hardware_interface import DISTINCT, SPEC, Harness, by_name, interface
+
+    rclpy.init()
+    harness = Harness(interface())
+    try:
+        harness.configure_and_activate()
+        harness.send(DISTINCT)
+        harness.spin_until(lambda: len(harness.commands) == 1)
+        measured = SPEC.default_pose + 0.01
+        harness.driver.positions = by_name(measured)
+        harness.spin_for(0.05)
+        assert harness.interface.trigger_shutdown().name == "SUCCESS"
+        harness.spin_until(lambda: len(harness.commands) == 2)
+        assert harness.commands[1].positions == pytest.approx(by_name(measured), abs=1e-12)
+        harness.spin_for(0.2)
+        assert len(harness.commands) == 2
+    finally:
+        harness.close()
+        rclpy.shutdown()
+
+
 # ------------------------------------------------------------------------------------ every layout
 
 
