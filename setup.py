@@ -60,7 +60,7 @@ done
 exec python3 "$0" "$@"
 '''
 import sys
-
+{quiet_start}
 sys.argv[0] = {executable!r}
 from {module} import {function}  # noqa: E402
 
@@ -83,6 +83,17 @@ def read_package_xml() -> dict[str, str]:
     }
 
 
+# A node's main() installs its own SIGINT/SIGTERM handlers (humanoid_rl.process) before it starts anything; until
+# then, while Python imports rclpy, pybullet and onnxruntime for a second or two, a Ctrl-C ends it quietly instead
+# of printing a KeyboardInterrupt traceback from an import. Not for humanoid-rl: `train` saves on KeyboardInterrupt.
+QUIET_START = """import os
+import signal
+
+for _signal in (signal.SIGINT, signal.SIGTERM):
+    signal.signal(_signal, lambda *_: os._exit(0))
+"""
+
+
 def node_launcher_source(executable: str, entry_point: str) -> str:
     module, function = entry_point.split(":")
     return LAUNCHER_TEMPLATE.format(
@@ -91,6 +102,7 @@ def node_launcher_source(executable: str, entry_point: str) -> str:
         build_python=sys.executable,
         module=module,
         function=function,
+        quiet_start=QUIET_START if executable in NODE_EXECUTABLES else "",
     )
 
 

@@ -283,6 +283,35 @@ def test_a_hardware_interface_shut_down_while_forwarding_leaves_the_controller_h
         rclpy.shutdown()
 
 
+def catches(pid: int, signum: int) -> bool:
+    """Whether the process has a handler for ``signum`` (SigCgt in /proc/<pid>/status)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    caught = int(next(line for line in status.splitlines() if line.startswith("SigCgt:")).split()[1], 16)
+    return bool(caught >> (signum - 1) & 1)
+
+
+def test_ctrl_c_while_a_node_is_still_importing_ends_it_quietly_with_0(tmp_path: Path) -> None:
+    """The signal goes as soon as the process catches SIGTERM (Python itself does not: the launcher's first lines
+    do, and the node's main() much later), while the node is still importing: rclpy's library not yet loaded."""
+    lib = write_launchers(tmp_path / "prefix")
+    with process_group(tmp_path) as group:
+        started = group.start("policy", [str(lib / "policy")])
+        pid = started.process.pid
+        deadline = time.monotonic() + 30.0
+        while not catches(pid, signal.SIGTERM) and time.monotonic() < deadline:
+            time.sleep(0.001)
+        importing = "librcl.so" not in Path(f"/proc/{pid}/maps").read_text()
+        sent_at = group.signal([signal.SIGINT])
+        group.wait(timeout_s=10.0)
+        assert importing, "nothing caught signals before rclpy was loaded"
+        assert started.process.returncode == 0
+        assert started.exited_at is not None and started.exited_at - sent_at < EXIT_WITHIN_S
+        assert "Traceback" not in "".join(started.stderr) and "KeyboardInterrupt" not in "".join(started.stderr)
+
+
 # ------------------------------------------------------------------------------------ every layout
 
 
