@@ -8,6 +8,7 @@ Ctrl-C does, or twice in quick succession, or SIGTERM, as launch escalates to.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -390,3 +391,24 @@ def test_the_real_robot_graph_on_the_emulator_with_its_bring_up_stops_cleanly_wi
         wait_until_up(group, [d.name for d in real_graph(emulate=True)], serving, spin, probe)
         sent_at = group.signal(SIGNALS[how])
         assert_stopped_cleanly(group, sent_at)
+
+
+@pytest.mark.slow
+def test_humanoid_rl_sim_stopped_by_ctrl_c_writes_its_report_and_summary(tmp_path: Path) -> None:
+    lib = write_launchers(tmp_path / "prefix")
+    out = tmp_path / "run"
+    with graph_probe() as (probe, spin), process_group(tmp_path) as group:
+        sim = group.start(
+            "humanoid-rl sim",
+            [str(lib / "humanoid-rl"), "sim", "--duration", "1000", "--push", "", "--no-plots", "--out", str(out)],
+        )
+        status_lines = lambda: any(line.startswith("t_sim=") for line in sim.stdout)  # noqa: E731
+        wait_until_up(group, [d.name for d in sim_graph()], status_lines, spin, probe)
+        sent_at = group.signal(SIGNALS["SIGINT"])
+        group.wait(timeout_s=20.0)
+    assert sim.exited_at is not None and sim.exited_at - sent_at < 5.0
+    assert sim.process.returncode == 1  # not completed
+    report = json.loads((out / "report.json").read_text())
+    assert report["completed"] is False and 0.0 < report["sim_time_s"] < 1000.0
+    assert any(line.startswith("report: ") for line in sim.stdout)
+    assert "Traceback" not in "".join(sim.stderr) and "FATAL" not in "".join(sim.stderr)

@@ -118,6 +118,14 @@ def stack_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Ctrl-C or SIGTERM ends the run where it is, with its report and summary (``completed: false``)."""
+    from humanoid_rl.process import stop_on_signals
+
+    with stop_on_signals():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from geometry_msgs.msg import WrenchStamped
 
     from humanoid_rl.apps.stack import InProcessStack, StackOptions
