@@ -8,8 +8,10 @@ Ctrl-C does, or twice in quick succession, or SIGTERM, as launch escalates to.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -412,3 +414,24 @@ def test_humanoid_rl_sim_stopped_by_ctrl_c_writes_its_report_and_summary(tmp_pat
     assert report["completed"] is False and 0.0 < report["sim_time_s"] < 1000.0
     assert any(line.startswith("report: ") for line in sim.stdout)
     assert "Traceback" not in "".join(sim.stderr) and "FATAL" not in "".join(sim.stderr)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("single_process", ["false", "true"])
+def test_ros2_launch_of_the_simulation_stops_cleanly_at_ctrl_c(single_process: str, tmp_path: Path) -> None:
+    """The real thing, where a ROS 2 install provides `ros2 launch` and launch_ros (not the PyPI wheels used here)."""
+    if shutil.which("ros2") is None or importlib.util.find_spec("launch_ros") is None:
+        pytest.skip("needs a ROS 2 install: the ros2 command and launch_ros")
+    with graph_probe() as (probe, spin), process_group(tmp_path) as group:
+        launch = group.start(
+            "ros2 launch",
+            ["ros2", "launch", "humanoid_rl", "sim.launch.py", "model:=humanoid_stand.onnx",
+             f"single_process:={single_process}"],
+        )  # fmt: skip
+        wait_until_up(group, [d.name for d in sim_graph()], joint_commands_flow(probe), spin, probe)
+        sent_at = group.signal(SIGNALS["SIGINT"])
+        group.wait(timeout_s=15.0)
+    output = "".join(launch.stdout) + "".join(launch.stderr)
+    assert launch.exited_at is not None and launch.exited_at - sent_at < 3.0, output[-3000:]
+    for word in (*FORBIDDEN, "process has died"):
+        assert word not in output, output[-3000:]
