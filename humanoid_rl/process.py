@@ -3,8 +3,7 @@
 rclpy's own handlers shut the context down inside the signal and then raise KeyboardInterrupt wherever Python
 happens to be, often inside a callback called from C++ (pybind11 then aborts the process, or a callback
 publishes on a context that is already gone). Ours only set a flag; the spin loops check it, stop spinning,
-and shut down in order (see ``humanoid_rl.nodes.runner.shut_down``). No rclpy here: the node launchers import
-this module before anything heavy.
+and shut down in order (see ``humanoid_rl.nodes.runner.shut_down``). No rclpy here.
 """
 
 from __future__ import annotations
@@ -71,11 +70,6 @@ def stop_on_signals() -> Iterator[None]:
 
 def stop_requested() -> bool:
     return _stop.is_set()
-
-
-def request_stop() -> None:
-    """What a signal does, for code (and tests) that stops the loop itself."""
-    _stop.set()
 
 
 def clear_stop_request() -> None:
