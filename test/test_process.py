@@ -80,3 +80,28 @@ def test_a_hardware_interface_shut_down_while_forwarding_leaves_the_controller_h
     finally:
         harness.close()
         rclpy.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("executable", "arguments", "message"),
+    [
+        ("policy", ["-p", "rate_hz:=5000.0"], "rate_hz out of range"),
+        ("safety_shield", ["-p", "ramp_time:=-1.0"], "ramp_time"),
+        ("sim_bridge", ["-p", "state_rate_hz:=5000.0"], "state_rate_hz out of range"),
+        ("state_estimator", ["-p"], "Couldn't parse trailing -p flag"),
+    ],
+)
+def test_a_node_given_a_bad_parameter_names_it_in_one_line_and_exits_2(
+    executable: str, arguments: list[str], message: str, tmp_path: Path
+) -> None:
+    from test_signals import write_launchers
+
+    lib = write_launchers(tmp_path / "prefix")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run(
+        [str(lib / executable), "--ros-args", *arguments], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert result.returncode == 2, result.stderr
+    ours = [line for line in result.stderr.splitlines() if line.startswith(f"[{executable}] error: ")]
+    assert len(ours) == 1 and message in ours[0], result.stderr
+    assert "Traceback" not in result.stderr

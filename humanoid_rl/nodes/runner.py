@@ -6,6 +6,7 @@ every loop here is a ``spin_once`` loop, whichever executor runs it.
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import time
@@ -14,12 +15,16 @@ from enum import Enum
 
 import rclpy
 from rclpy.context import Context
+from rclpy.exceptions import ParameterException
 from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.lifecycle import LifecycleNode
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
 from humanoid_rl.process import exit_after_stop, install_stop_handlers, set_process_name, stop_requested
+
+RCLError = _rclpy.RCLError  # what rclpy raises for malformed --ros-args
 
 
 class ExecutorKind(Enum):
@@ -114,7 +119,12 @@ def main_for(node_factory: Callable[[], Node], args: Sequence[str] | None = None
     install_stop_handlers()
     if args is None:
         set_process_name(sys.argv[0])  # `policy`, not `python3`, in ps -e and top
-    rclpy.init(args=list(args) if args is not None else sys.argv, signal_handler_options=SignalHandlerOptions.NO)
+    executable = os.path.basename(sys.argv[0]) or "humanoid_rl"
+    try:
+        rclpy.init(args=list(args) if args is not None else sys.argv, signal_handler_options=SignalHandlerOptions.NO)
+    except RCLError as exc:  # malformed --ros-args
+        print(f"[{executable}] error: {exc}", file=sys.stderr)
+        return 2
     node: Node | None = None
     executor: Executor | None = None
     code = 0
@@ -124,10 +134,14 @@ def main_for(node_factory: Callable[[], Node], args: Sequence[str] | None = None
         run_nodes([node], executor, stop_requested)
     except ExternalShutdownException:
         pass
-    except (ValueError, RuntimeError, FileNotFoundError) as exc:
-        print(f"[{getattr(node, 'get_name', lambda: 'humanoid_rl')()}] error: {exc}", file=sys.stderr)
+    except (ValueError, RuntimeError, FileNotFoundError, ParameterException) as exc:
+        print(f"[{node.get_name() if node is not None else executable}] error: {exc}", file=sys.stderr)
         code = 2
     finally:
+        if node is None:
+            # A constructor that raised left a half-built node that the context would destroy at shutdown
+            # (AttributeError from its destroy_node): collect it first, now that the traceback is gone.
+            gc.collect()
         shut_down([node] if node is not None else [], executor)
     exit_after_stop(code)
     return code
