@@ -105,3 +105,25 @@ def test_a_node_given_a_bad_parameter_names_it_in_one_line_and_exits_2(
     ours = [line for line in result.stderr.splitlines() if line.startswith(f"[{executable}] error: ")]
     assert len(ours) == 1 and message in ours[0], result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ('{"safety_shield": {"ramp_time": -1.0}}', "node safety_shield: Invalid parameter value (-1.0)"),
+        ('{"safety_shield": {"tilt_warn": 0.9}}', "tilt_warn (0.9 rad) must be below tilt_trip"),
+    ],
+    ids=["out of its declared range", "inconsistent with another"],
+)
+def test_a_node_group_refusing_a_parameter_names_it_in_one_line_and_exits_2(overrides: str, message: str) -> None:
+    """The node that refuses is left half-built; shutting the others down must not trip over it."""
+    result = subprocess.run(
+        [sys.executable, "-m", "humanoid_rl.apps.node_group", "--nodes", "state_estimator,safety_shield",
+         "--overrides", overrides],
+        capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])},
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("node_group state_estimator,safety_shield: ")
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr and "AttributeError" not in result.stderr

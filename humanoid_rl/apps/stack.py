@@ -7,6 +7,7 @@ same nodes from the same description as separate launch_ros ``Node`` actions (or
 
 from __future__ import annotations
 
+import gc
 import importlib
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -16,6 +17,7 @@ from typing import Any
 
 import rclpy
 from rclpy.context import Context
+from rclpy.exceptions import ParameterException
 from rclpy.executors import Executor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -71,7 +73,18 @@ class InProcessStack:
         node_class = getattr(module, description.node_class)
         params = {"use_sim_time": self.options.use_sim_time, **self.options.overrides.get(description.name, {})}
         overrides = [Parameter(name, value=value) for name, value in params.items()]
-        return node_class(context=self.context, parameter_overrides=overrides)
+        try:
+            return node_class(context=self.context, parameter_overrides=overrides)
+        except ParameterException as exc:  # a value rclpy refused against its declared range or type
+            error: Exception = RuntimeError(f"node {description.name}: {exc}")
+        except (ValueError, RuntimeError, FileNotFoundError) as exc:
+            # A plain ValueError is DeclaredParameters refusing the values: a node that refuses to start, like
+            # one that refuses to configure (RuntimeError). Its own kinds (RobotConfigError, ...) keep their type.
+            error = RuntimeError(str(exc)) if type(exc) is ValueError else exc.with_traceback(None)
+        # Without the traceback the half-built node can be collected before the context shuts down, which would
+        # otherwise destroy it half-built (an AttributeError from its destroy_node, the reason above lost).
+        gc.collect()
+        raise error
 
     def spin_until(
         self,
