@@ -366,3 +366,32 @@ def test_ros2_launch_of_the_simulation_stops_cleanly_at_ctrl_c(single_process: s
     assert launch.exited_at is not None and launch.exited_at - sent_at < 3.0, output[-3000:]
     for word in (*FORBIDDEN, "process has died"):
         assert word not in output, output[-3000:]
+
+
+@pytest.mark.slow
+def test_humanoid_rl_real_on_the_emulator_disengages_and_deactivates_at_ctrl_c_within_a_second(
+    tmp_path: Path,
+) -> None:
+    lib = write_launchers(tmp_path / "prefix")
+    patient = tmp_path / "patient.yaml"
+    patient.write_text(
+        "".join(
+            f"{node}:\n  ros__parameters:\n" + "".join(f"    {p.replace(':=', ': ')}\n" for p in params)
+            for node, params in PATIENT.items()
+        )
+    )
+    out = tmp_path / "run"
+    with graph_probe() as (probe, spin), process_group(tmp_path) as group:
+        real = group.start(
+            "humanoid-rl real",
+            [str(lib / "humanoid-rl"), "real", "--emulate", "--engage", "auto", "--duration", "0",
+             "--config", str(patient), "--out", str(out)],
+        )  # fmt: skip
+        engaged = lambda: any(line.startswith("shield=ACTIVE") for line in real.stdout)  # noqa: E731
+        wait_until_up(group, [d.name for d in real_graph(emulate=True)], engaged, spin, probe)
+        sent_at = group.signal(SIGNALS["SIGINT"])
+        assert_stopped_cleanly(group, sent_at)
+    report = json.loads((out / "report.json").read_text())
+    assert report["modes"][-2:] == ["ACTIVE", "HOLD"], report["modes"]
+    assert "deactivate policy" in "".join(real.stdout)
+    assert not report["emulator"]["fell"]
