@@ -141,6 +141,7 @@ def generate_launch_description() -> LaunchDescription:
     actions.append(
         ExecuteProcess(
             cmd=[*bringup, "--enclave", _enclave("bringup")],
+            name="bringup",  # else launch calls it after the interpreter (`python3.11-6`)
             output="screen",
             condition=IfCondition(_is_true("bringup")),
         )

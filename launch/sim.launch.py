@@ -96,6 +96,7 @@ def generate_launch_description() -> LaunchDescription:
                 "1e9",
                 "--push",
                 "",
+                "--no-plots",  # Ctrl-C ends this run: report.json at once, not plots after the 1 s launch waits
                 "--config",
                 params_file,
                 PythonExpression(

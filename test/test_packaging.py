@@ -207,6 +207,45 @@ def test_a_node_launcher_passes_ros_arguments_through_unchanged(tmp_path: Path) 
     assert result.stdout.strip() == repr(["probe", *arguments])
 
 
+def test_setup_py_writes_a_launcher_for_humanoid_rl_beside_the_node_launchers() -> None:
+    names = {Path(path).name for path in SETUP.write_node_launchers()}
+    assert names == set(SETUP.NODE_EXECUTABLES) | {"humanoid-rl"}
+
+
+def test_a_node_launcher_shows_its_own_path_in_ps_instead_of_python_code(tmp_path: Path) -> None:
+    probe = tmp_path / "probe_module"
+    probe.mkdir()
+    (probe / "cmdline_probe.py").write_text(
+        "import sys\n\ndef main():\n    print(open('/proc/self/cmdline').read().split(chr(0))[:3])\n    return 0\n"
+    )
+    launcher = make_prefix_with_launcher(tmp_path / "prefix", "cmdline_probe:main")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(probe), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run([str(launcher), "--ros-args"], capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 0, result.stderr
+    python, script, first_argument = eval(result.stdout)  # noqa: S307 - our own probe's repr of a list
+    assert Path(python).name in ("python3", "python") or "python" in Path(python).name
+    assert (script, first_argument) == (str(launcher), "--ros-args")
+
+
+def test_a_pip_install_puts_humanoid_rl_in_lib_humanoid_rl_where_ros2_run_finds_it(tmp_path: Path) -> None:
+    prefix = tmp_path / "prefix"
+    install = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--prefix", str(prefix),
+         str(REPO_ROOT)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert install.returncode == 0, install.stderr
+    command = prefix / "lib" / "humanoid_rl" / "humanoid-rl"
+    assert os.access(command, os.X_OK), f"{command} missing: `ros2 run humanoid_rl humanoid-rl` would not find it"
+    site_packages = next(prefix.glob("lib/python3*/site-packages"))
+    env = {**os.environ, "PYTHONPATH": str(site_packages)}
+    result = subprocess.run(
+        [str(command), "check-robot", "--json"], capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert '"humanoid"' in result.stdout
+
+
 # ----------------------------------------------------------------------------------------------- paths.py
 
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from humanoid_rl.graph import ALL_NODES, NodeDescription, StackMode
 from humanoid_rl.nodes.runner import ExecutorKind
+from humanoid_rl.process import exit_after_stop, install_stop_handlers, set_process_name, stop_requested
 
 NODES_BY_NAME = {d.name: d for d in ALL_NODES}
 
@@ -66,14 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, json.JSONDecodeError) as exc:
         print(f"node_group: {exc}", file=sys.stderr)
         return 2
-    stop = False
-
-    def _on_signal(signum: int, frame: object) -> None:
-        nonlocal stop
-        stop = True
-
-    signal.signal(signal.SIGINT, _on_signal)
-    signal.signal(signal.SIGTERM, _on_signal)
+    install_stop_handlers()
+    set_process_name("+".join(d.name for d in nodes))  # e.g. `policy` or `state_estimator+sa` in ps -e
     options = StackOptions(
         nodes=nodes,
         mode=StackMode(args.mode),
@@ -83,10 +77,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         with InProcessStack(options) as stack:
-            stack.spin_until(lambda: stop)
+            stack.spin_until(stop_requested)
     except (RuntimeError, ValueError, FileNotFoundError) as exc:
         print(f"node_group {args.nodes}: {exc}", file=sys.stderr)
         return 2
+    exit_after_stop(0)
     return 0
 
 

@@ -23,6 +23,7 @@ started (nodes in separate processes), instead of starting the nodes itself.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import select
@@ -46,11 +47,15 @@ from humanoid_rl.graph import (
     real_graph,
 )
 from humanoid_rl.nodes.runner import ExecutorKind
+from humanoid_rl.process import exit_after_stop, stop_on_signals, stop_requested
 
 # Lifecycle nodes in the order they are configured and activated (deactivated in reverse): the hardware
 # interface is ready to forward before the shield's first output, and the shield ramps before the policy runs.
 LIFECYCLE_ORDER: tuple[NodeDescription, ...] = (HARDWARE_INTERFACE, SAFETY_SHIELD, POLICY)
 ENGAGE_CHOICES = ("auto", "prompt", "never")
+# After Ctrl-C or SIGTERM, the disengage and deactivation get this long: the process is gone within the 1 s a
+# launcher waits, even when the nodes went down with it (a terminal's Ctrl-C reaches the whole launch).
+LEAVE_WITHIN_S = 0.6
 SpinUntil = Callable[..., bool]  # (done, wall_timeout_s=None, on_tick=None) -> reached
 
 
@@ -142,7 +147,8 @@ class BringUp:
         from humanoid_rl.nodes.qos import LATCHED_QOS
 
         self.node = node
-        self.spin_until = spin_until
+        self._spin_until = spin_until
+        self._leave_by: float | None = None  # set by a stop request: the steady time the clean-up must end by
         self.say = say
         self.mode_changes: list[ModeChange] = []
         self.steps: list[dict[str, Any]] = []
@@ -160,6 +166,23 @@ class BringUp:
 
     def _step(self, name: str, detail: str, started: float) -> None:
         self.steps.append({"step": name, "detail": detail, "seconds": round(time.monotonic() - started, 3)})
+
+    def spin_until(
+        self, done: Callable[[], bool], wall_timeout_s: float | None = None, on_tick: Callable[[], None] | None = None
+    ) -> bool:
+        """Spin until ``done()``. A stop request (SIGINT/SIGTERM) interrupts it once with KeyboardInterrupt, raised
+        here and not inside a callback; the disengage and deactivation after it get LEAVE_WITHIN_S in all."""
+        if self._leave_by is not None:
+            left = self._leave_by - time.monotonic()
+            if left <= 0:
+                return done()
+            wall_timeout_s = left if wall_timeout_s is None else min(wall_timeout_s, left)
+            return self._spin_until(done, wall_timeout_s=wall_timeout_s, on_tick=on_tick)
+        reached = self._spin_until(lambda: done() or stop_requested(), wall_timeout_s=wall_timeout_s, on_tick=on_tick)
+        if stop_requested():
+            self._leave_by = time.monotonic() + LEAVE_WITHIN_S
+            raise KeyboardInterrupt
+        return reached
 
     def spin(self, seconds: float) -> None:
         self.spin_until(lambda: False, wall_timeout_s=seconds)
@@ -222,7 +245,7 @@ class RealBringUp(BringUp):
         # The app's own node: it watches the shield's mode and presses the engage "button" like a user would.
         node = Node("humanoid_rl_real", context=stack.context)
         stack.executor.add_node(node)
-        super().__init__(node, stack.spin_until, say)
+        super().__init__(node, functools.partial(stack.spin_until, stop_on_signal=False), say)
 
     def wait_for_sensors(self, timeout_s: float) -> float:
         hw = self.stack.node(HARDWARE_INTERFACE.name)
@@ -486,11 +509,16 @@ def drive(bring_up: BringUp, args: argparse.Namespace, status: Callable[[], str]
         end = math.inf if duration <= 0 else time.monotonic() + duration
         last = 0.0
 
+        on_terminal = sys.stdout.isatty()
+
         def tick() -> None:
             nonlocal last
             if time.monotonic() - last >= 1.0:
                 last = time.monotonic()
-                print("\r" + status(), end="", flush=True)
+                if on_terminal:  # one line, rewritten in place
+                    print("\r" + status(), end="", flush=True)
+                else:  # a log (launch, a pipe): one line each time
+                    print(status(), flush=True)
 
         if engage == "never":
             # Someone else engages (a joystick node, `ros2 service call`): serve until the duration ends or Ctrl-C.
@@ -520,7 +548,7 @@ def drive(bring_up: BringUp, args: argparse.Namespace, status: Callable[[], str]
         code = 2
     except KeyboardInterrupt:
         print("\ninterrupted: disengaging and deactivating", file=sys.stderr)
-        code = 130
+        code = 0 if stop_requested() else 130  # a stop asked for by SIGINT/SIGTERM is how a served run ends
     finally:
         try:
             if bring_up.mode == "ACTIVE":
@@ -547,6 +575,13 @@ def status_line(stack: Any, bring_up: BringUp, emulate: bool) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    with stop_on_signals():
+        code = _run(args)
+    exit_after_stop(code)
+    return code
+
+
+def _run(args: argparse.Namespace) -> int:
     out_dir = args.out or Path("runs") / f"real-{datetime.now():%Y%m%d-%H%M%S}"
     report: dict[str, Any] = {"emulate": bool(args.emulate), "attach": bool(args.attach)}
     if args.attach:

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -52,11 +50,20 @@ def stack_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Ctrl-C or SIGTERM ends the run where it is, with its report and summary (``completed: false``)."""
+    from humanoid_rl.process import stop_on_signals
+
+    with stop_on_signals():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from geometry_msgs.msg import WrenchStamped
 
     from humanoid_rl.apps.stack import InProcessStack, StackOptions
     from humanoid_rl.cli import EXIT_INTERRUPTED, CommandError
     from humanoid_rl.cli_args import prepare_run_dir
+    from humanoid_rl.process import stop_requested
 
     pushes = check_inputs(args)
     run_dir = prepare_run_dir(args.out, Path("runs"), "sim", overwrite=args.overwrite)
@@ -77,11 +84,12 @@ def run(args: argparse.Namespace) -> int:
     except BaseException:
         run_dir.discard_if_empty()
         raise
-    with stack, Interrupts() as interrupts:
+    with stack:
         bridge = stack.node(SIM_BRIDGE.name)
         push_pub = bridge.create_publisher(WrenchStamped, Topics.SIM_PUSH, 10)
         pending = list(pushes)
         last_status = 0.0
+        on_terminal = sys.stdout.isatty()
 
         def on_tick() -> None:
             nonlocal last_status
@@ -95,15 +103,18 @@ def run(args: argparse.Namespace) -> int:
             now = time.monotonic()
             if now - last_status >= 1.0:
                 last_status = now
-                print("\r" + status_line(stack), end="", flush=True)
+                if on_terminal:  # one line, rewritten in place
+                    print("\r" + status_line(stack), end="", flush=True)
+                else:  # a log (launch, a pipe): a line each time
+                    print(status_line(stack), flush=True)
 
         stack.spin_until(
-            lambda: interrupts.received or bridge.sim_time_s >= args.duration, on_tick=on_tick,
+            lambda: bridge.sim_time_s >= args.duration, on_tick=on_tick,
             wall_timeout_s=max(120.0, 20.0 * args.duration),
         )
         finished = bridge.sim_time_s >= args.duration
-        interrupted = interrupts.received and not finished
-        print("\r" + status_line(stack))
+        interrupted = stop_requested() and not finished
+        print(("\r" if on_terminal else "") + status_line(stack))
         report = collect_report(stack, args, wall_time_s=time.monotonic() - wall_start, pushes=pushes)
         report["completed"] = finished
         report["interrupted"] = interrupted
@@ -115,35 +126,6 @@ def run(args: argparse.Namespace) -> int:
     if interrupted:
         return EXIT_INTERRUPTED
     return 0 if finished and not report["fell"] else 1
-
-
-class Interrupts:
-    """Within it, the first Ctrl-C (SIGINT) or SIGTERM only sets ``received``: the spin loop checks it and the run
-    stops early with its report written. Raising there would land in whichever node callback is running. A second
-    signal raises KeyboardInterrupt (the user insists). rclpy's handlers are set aside meanwhile: they would shut
-    the context down under the nodes the report is read from."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self) -> None:
-        self.received = False
-        self._previous: dict[int, Any] = {}
-
-    def _raise(self, signum: int, frame: Any) -> None:
-        if self.received:
-            raise KeyboardInterrupt(signal.Signals(signum).name)
-        self.received = True
-
-    def __enter__(self) -> Interrupts:
-        if threading.current_thread() is threading.main_thread():
-            self._previous = {sig: signal.signal(sig, self._raise) for sig in self.SIGNALS}
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, previous in self._previous.items():
-            # None: a handler installed from C (rclpy's); the Python defaults are the closest to restore.
-            fallback = signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL
-            signal.signal(sig, previous if previous is not None else fallback)
 
 
 def status_line(stack: Any) -> str:
@@ -274,10 +256,16 @@ def summary_text(report: dict[str, Any], out_dir: Path) -> str:
 
 
 def stack_main() -> int:
-    """Entry point ``lib/humanoid_rl/sim_stack`` for ``sim.launch.py single_process:=true``."""
+    """Entry point ``lib/humanoid_rl/sim_stack`` for ``sim.launch.py single_process:=true``. SIGINT and SIGTERM
+    end the run as its duration would (report and summary), and the process exits 0."""
     from humanoid_rl.cli import main
+    from humanoid_rl.process import exit_after_stop, install_stop_handlers, set_process_name
 
+    install_stop_handlers()
+    set_process_name("sim_stack")
     argv = sys.argv[1:]
     if "--ros-args" in argv:  # launch_ros appends remapping/parameter arguments meant for rclpy
         argv = argv[: argv.index("--ros-args")]
-    return main(["sim", *argv])  # the same checks and one-line errors as `humanoid-rl sim`
+    code = main(["sim", *argv])  # the same checks and one-line errors as `humanoid-rl sim`
+    exit_after_stop(0)  # stopped by a signal: the run ended as its duration would, and launch expects 0
+    return code

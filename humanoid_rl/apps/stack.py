@@ -7,6 +7,7 @@ same nodes from the same description as separate launch_ros ``Node`` actions (or
 
 from __future__ import annotations
 
+import gc
 import importlib
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -16,13 +17,15 @@ from typing import Any
 
 import rclpy
 from rclpy.context import Context
+from rclpy.exceptions import ParameterException
 from rclpy.executors import Executor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 from humanoid_rl.graph import PARAMETER_FILES, NodeDescription, StackMode
-from humanoid_rl.nodes.runner import ExecutorKind, bring_up_lifecycle, make_executor
+from humanoid_rl.nodes.runner import ExecutorKind, bring_up_lifecycle, make_executor, shut_down
 from humanoid_rl.paths import config_path
+from humanoid_rl.process import stop_requested
 
 
 @dataclass
@@ -70,15 +73,31 @@ class InProcessStack:
         node_class = getattr(module, description.node_class)
         params = {"use_sim_time": self.options.use_sim_time, **self.options.overrides.get(description.name, {})}
         overrides = [Parameter(name, value=value) for name, value in params.items()]
-        return node_class(context=self.context, parameter_overrides=overrides)
+        try:
+            return node_class(context=self.context, parameter_overrides=overrides)
+        except ParameterException as exc:  # a value rclpy refused against its declared range or type
+            error: Exception = RuntimeError(f"node {description.name}: {exc}")
+        except (ValueError, RuntimeError, FileNotFoundError) as exc:
+            # A plain ValueError is DeclaredParameters refusing the values: a node that refuses to start, like
+            # one that refuses to configure (RuntimeError). Its own kinds (RobotConfigError, ...) keep their type.
+            error = RuntimeError(str(exc)) if type(exc) is ValueError else exc.with_traceback(None)
+        # Without the traceback the half-built node can be collected before the context shuts down, which would
+        # otherwise destroy it half-built (an AttributeError from its destroy_node, the reason above lost).
+        gc.collect()
+        raise error
 
     def spin_until(
-        self, done: Callable[[], bool], wall_timeout_s: float | None = None, on_tick: Callable[[], None] | None = None
+        self,
+        done: Callable[[], bool],
+        wall_timeout_s: float | None = None,
+        on_tick: Callable[[], None] | None = None,
+        stop_on_signal: bool = True,
     ) -> bool:
-        """spin_once until ``done()``; ``on_tick`` runs between callbacks (status line, pushes)."""
+        """spin_once until ``done()`` or, with ``stop_on_signal``, a stop request (SIGINT/SIGTERM, where the process
+        installed ``humanoid_rl.process`` handlers); ``on_tick`` runs between callbacks (status line, pushes)."""
         assert self.executor is not None
         deadline = None if wall_timeout_s is None else time.monotonic() + wall_timeout_s
-        while self.context.ok() and not done():
+        while self.context.ok() and not done() and not (stop_on_signal and stop_requested()):
             if deadline is not None and time.monotonic() > deadline:
                 return False
             self.executor.spin_once(timeout_sec=0.01)
@@ -90,14 +109,9 @@ class InProcessStack:
         return self.nodes[name]
 
     def shutdown(self) -> None:
-        if self.executor is not None:
-            self.executor.shutdown()
-            self.executor = None
-        for node in reversed(list(self.nodes.values())):
-            node.destroy_node()
+        shut_down(list(self.nodes.values()), self.executor, self.context)
+        self.executor = None
         self.nodes.clear()
-        if self.context.ok():
-            rclpy.shutdown(context=self.context)
 
     def __enter__(self) -> InProcessStack:
         return self

@@ -415,6 +415,11 @@ class HardwareInterfaceNode(CheckedConfigureNode):
         self.state = OutputState.IDLE
         return super().on_deactivate(state)
 
+    def _on_shutdown_while_active(self) -> None:
+        # Ctrl-C of the robot's launch: the controller is left holding the measured pose, as after a deactivation.
+        if self._published_in_activation and self.state is not OutputState.PASSIVE:
+            self._send_hold("shut down")
+
     def _stop_watchdog(self) -> None:
         if self._watchdog is not None:
             self.destroy_timer(self._watchdog)

@@ -29,8 +29,8 @@ def descriptor(spec: ParamSpec) -> ParameterDescriptor:
         description=f"{spec.description}" + (f" [{spec.unit}]" if spec.unit else ""),
     )
     if spec.type_name == "double":
-        # `ros2 param set /node ramp_time 3` sends an integer; accept it (our validator checks the value and
-        # stores it as a float) instead of rclpy's bare "Wrong parameter type".
+        # `ros2 param set /node ramp_time 3` and `ramp_time: 3` in a file give an integer: accept it instead of
+        # rclpy's bare "Wrong parameter type". DeclaredParameters stores it as a DOUBLE, so the type stays double.
         d.dynamic_typing = True
     if spec.type_name == "double" and (spec.min is not None or spec.max is not None):
         d.floating_point_range = [
@@ -51,6 +51,25 @@ def descriptor(spec: ParamSpec) -> ParameterDescriptor:
     if spec.choices:
         d.additional_constraints = f"one of {list(spec.choices)}"
     return d
+
+
+def _as_double(p: Parameter, doubles: set[str]) -> Parameter:
+    if p.name in doubles and p.type_ == Parameter.Type.INTEGER:
+        return Parameter(p.name, Parameter.Type.DOUBLE, float(p.value))
+    return p
+
+
+def _keep_doubles_double(node: Node, names: Sequence[str]) -> set[str]:
+    """Before a set is validated, an integer for one of these double parameters becomes that DOUBLE, so the
+    stored type (what `ros2 param describe` and `get` show) never turns into integer. One hook per node:
+    rclpy concatenates what each pre-set hook returns, so a second hook would repeat every parameter."""
+    doubles: set[str] | None = getattr(node, "_humanoid_rl_doubles", None)
+    if doubles is None:
+        doubles = set()
+        node._humanoid_rl_doubles = doubles  # type: ignore[attr-defined]
+        node.add_pre_set_parameters_callback(lambda params: [_as_double(p, doubles) for p in params])
+    doubles.update(names)
+    return doubles
 
 
 class DeclaredParameters:
@@ -77,6 +96,11 @@ class DeclaredParameters:
         for s in self._specs:
             default = float(s.default) if s.type_name == "double" else s.default
             node.declare_parameter(s.name, default, descriptor(s))
+        doubles = _keep_doubles_double(node, [s.name for s in self._specs if s.type_name == "double"])
+        from_file = [node.get_parameter(s.name) for s in self._specs]
+        integers = [q for p in from_file if (q := _as_double(p, doubles)) is not p]
+        if integers:
+            node.set_parameters(integers)
         self.values: dict[str, Any] = {s.name: self._read(s) for s in self._specs}
         reasons = validate(self._specs, self.values, self._consistency)
         if reasons:

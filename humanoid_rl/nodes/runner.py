@@ -6,8 +6,8 @@ every loop here is a ``spin_once`` loop, whichever executor runs it.
 
 from __future__ import annotations
 
+import gc
 import os
-import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -15,9 +15,16 @@ from enum import Enum
 
 import rclpy
 from rclpy.context import Context
+from rclpy.exceptions import ParameterException
 from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.lifecycle import LifecycleNode
 from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
+
+from humanoid_rl.process import exit_after_stop, install_stop_handlers, set_process_name, stop_requested
+
+RCLError = _rclpy.RCLError  # what rclpy raises for malformed --ros-args
 
 
 class ExecutorKind(Enum):
@@ -78,28 +85,63 @@ def run_nodes(nodes: Sequence[Node], executor: Executor, should_stop: Callable[[
     spin_until(executor, should_stop)
 
 
+def _leave_lifecycle(node: Node) -> None:
+    """The shutdown transition, so a node leaves as a deactivation would (the shield's final hold)."""
+    if not isinstance(node, LifecycleNode):
+        return
+    if node._state_machine.current_state[1] not in ("unconfigured", "inactive", "active"):  # noqa: SLF001
+        return  # finalized already, or it never came up
+    try:
+        node.trigger_shutdown()
+    except Exception as exc:  # noqa: BLE001 - one node's failed goodbye must not keep the others from theirs
+        node.get_logger().warning(f"shutdown transition failed: {exc}")
+
+
+def shut_down(nodes: Sequence[Node], executor: Executor | None, context: Context | None = None) -> None:
+    """Leave in an order where no callback runs on a half-destroyed node and nothing publishes on a dead
+    context: lifecycle nodes run their shutdown transition while the context still works, then the executor
+    stops, then the nodes destroy their timers, publishers and subscriptions, then the context goes."""
+    for node in reversed(nodes):
+        _leave_lifecycle(node)
+    if executor is not None:
+        executor.shutdown()
+    for node in reversed(nodes):
+        node.destroy_node()
+    rclpy.try_shutdown(context=context)
+
+
 def main_for(node_factory: Callable[[], Node], args: Sequence[str] | None = None) -> int:
-    """The body of every node's ``main()``: init, spin, and always shut down cleanly (Ctrl-C included)."""
-    rclpy.init(args=list(args) if args is not None else sys.argv)
+    """The body of every node's ``main()``: init, spin until SIGINT or SIGTERM, shut down in order, exit 0.
+
+    rclpy installs no signal handler here (it would raise KeyboardInterrupt inside a callback called from
+    C++); ours only ask the spin loop to stop, and :func:`shut_down` does the rest.
+    """
+    install_stop_handlers()
+    if args is None:
+        set_process_name(sys.argv[0])  # `policy`, not `python3`, in ps -e and top
+    executable = os.path.basename(sys.argv[0]) or "humanoid_rl"
+    try:
+        rclpy.init(args=list(args) if args is not None else sys.argv, signal_handler_options=SignalHandlerOptions.NO)
+    except RCLError as exc:  # malformed --ros-args
+        print(f"[{executable}] error: {exc}", file=sys.stderr)
+        return 2
     node: Node | None = None
-    stop = False
-
-    def _on_term(signum: int, frame: object) -> None:  # launch sends SIGINT then SIGTERM
-        nonlocal stop
-        stop = True
-
-    signal.signal(signal.SIGTERM, _on_term)
+    executor: Executor | None = None
+    code = 0
     try:
         node = node_factory()
         executor = make_executor(os.environ.get("HUMANOID_RL_EXECUTOR", "auto"))
-        run_nodes([node], executor, lambda: stop)
-        return 0
-    except (KeyboardInterrupt, ExternalShutdownException):
-        return 0
-    except (ValueError, RuntimeError, FileNotFoundError) as exc:
-        print(f"[{getattr(node, 'get_name', lambda: 'humanoid_rl')()}] error: {exc}", file=sys.stderr)
-        return 2
+        run_nodes([node], executor, stop_requested)
+    except ExternalShutdownException:
+        pass
+    except (ValueError, RuntimeError, FileNotFoundError, ParameterException) as exc:
+        print(f"[{node.get_name() if node is not None else executable}] error: {exc}", file=sys.stderr)
+        code = 2
     finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+        if node is None:
+            # A constructor that raised left a half-built node that the context would destroy at shutdown
+            # (AttributeError from its destroy_node): collect it first, now that the traceback is gone.
+            gc.collect()
+        shut_down([node] if node is not None else [], executor)
+    exit_after_stop(code)
+    return code
