@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -16,8 +17,10 @@ from typing import Any
 import numpy as np
 
 from humanoid_rl.apps.sim_options import Push, add_arguments, check_inputs
+from humanoid_rl.apps.velocity_commands import tracking_summary
 from humanoid_rl.graph import POLICY, SAFETY_SHIELD, SIM_BRIDGE, STATE_ESTIMATOR, StackMode, Topics, sim_graph
 from humanoid_rl.nodes.runner import ExecutorKind
+from humanoid_rl.sim.video import FrameInfo, RunVideo
 
 __all__ = ["Push", "add_arguments", "collect_report", "run", "stack_overrides"]
 
@@ -58,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from geometry_msgs.msg import WrenchStamped
+    from geometry_msgs.msg import Twist, WrenchStamped
 
     from humanoid_rl.apps.stack import InProcessStack, StackOptions
     from humanoid_rl.cli import EXIT_INTERRUPTED, CommandError
@@ -87,19 +90,36 @@ def _run(args: argparse.Namespace) -> int:
     with stack:
         bridge = stack.node(SIM_BRIDGE.name)
         push_pub = bridge.create_publisher(WrenchStamped, Topics.SIM_PUSH, 10)
+        cmd_pub = bridge.create_publisher(Twist, Topics.CMD_VEL, 10)
         pending = list(pushes)
         last_status = 0.0
+        last_cmd_s = -math.inf
+        acting: Push | None = None  # the push acting now, drawn on the video
         on_terminal = sys.stdout.isatty()
+        # Lock-step waits for a renderer that is behind (a complete video); real time drops frames instead.
+        video = RunVideo(bridge.sim, out_dir / "run.mp4", wait_for_renderer=args.sync) if args.video else None
+        shield = stack.node(SAFETY_SHIELD.name)
 
         def on_tick() -> None:
-            nonlocal last_status
+            nonlocal last_status, last_cmd_s, acting
             now_sim = bridge.sim_time_s
             while pending and pending[0].time_s <= now_sim:
-                push = pending.pop(0)
+                acting = push = pending.pop(0)
                 msg = WrenchStamped()
                 msg.header.stamp = bridge.get_clock().now().to_msg()
                 msg.wrench.force.x, msg.wrench.force.y = push.force_xy
                 push_pub.publish(msg)
+            command = args.cmd_vel.at(now_sim)
+            if now_sim - last_cmd_s >= CMD_VEL_PERIOD_S:  # again and again: the policy drops a stale command
+                last_cmd_s = now_sim
+                twist = Twist()
+                twist.linear.x, twist.linear.y, twist.angular.z = command
+                cmd_pub.publish(twist)
+            if video is not None:
+                if acting is not None and now_sim > acting.time_s + args.push_duration:
+                    acting = None
+                force = None if acting is None else np.array([*acting.force_xy, 0.0])
+                video.maybe_capture(now_sim, FrameInfo(shield_mode(shield), command, force))
             now = time.monotonic()
             if now - last_status >= 1.0:
                 last_status = now
@@ -118,6 +138,28 @@ def _run(args: argparse.Namespace) -> int:
         report = collect_report(stack, args, wall_time_s=time.monotonic() - wall_start, pushes=pushes)
         report["completed"] = finished
         report["interrupted"] = interrupted
+        if not args.cmd_vel.is_zero:
+            traces = bridge.traces()
+            report["velocity_tracking"] = {
+                "commands": args.cmd_vel.describe(),
+                **tracking_summary(
+                    traces["time_s"],
+                    traces["base_position_m"],
+                    traces["base_velocity_world_mps"],
+                    traces["base_yaw_rad"],
+                    args.cmd_vel,
+                ),
+            }
+        if video is not None:
+            path = video.close()
+            report["video"] = {
+                "path": str(path) if path else "",
+                "frames": video.frames,
+                "dropped_frames": video.dropped,
+                "renderer_cpu_s": video.render_cpu_s,  # in its own process, on the other core
+                "run_snapshot_s": video.snapshot_s,  # what the run itself spent on the video
+                "run_waited_s": video.waited_s,  # lock-step: waiting for the renderer
+            }
         plots = {} if args.no_plots else stack_plot_data(stack)
     (out_dir / "report.json").write_text(json.dumps(report, indent=2))
     if plots:
@@ -126,6 +168,9 @@ def _run(args: argparse.Namespace) -> int:
     if interrupted:
         return EXIT_INTERRUPTED
     return 0 if finished and not report["fell"] else 1
+
+
+CMD_VEL_PERIOD_S = 0.1  # /cmd_vel is sent at 10 Hz of sim time, as a joystick node would
 
 
 def status_line(stack: Any) -> str:
@@ -240,6 +285,20 @@ def write_plots(traces: dict[str, Any], out_dir: Path) -> None:
 def summary_text(report: dict[str, Any], out_dir: Path) -> str:
     lat = report["latency_us"]
     est = report["estimator"]
+    extra = ""
+    tracking = report.get("velocity_tracking")
+    if tracking and "vx_error_mps" in tracking:
+        extra += (
+            f"velocity ({tracking['commands']}): mean error vx {tracking['vx_error_mps']:.3f} vy "
+            f"{tracking['vy_error_mps']:.3f} m/s, yaw rate {tracking['yaw_rate_error_radps']:.3f} rad/s; walked "
+            f"{tracking['distance_m']:.2f} m ({tracking['displacement_m']:.2f} m from the start)\n"
+        )
+    video = report.get("video")
+    if video and video["path"]:
+        extra += (
+            f"video: {video['path']} ({video['frames']} frames, {video['dropped_frames']} dropped; renderer "
+            f"{video['renderer_cpu_s']:.1f} s CPU in its own process, the run waited {video['run_waited_s']:.1f} s)\n"
+        )
     return (
         f"{'interrupted, ' if report.get('interrupted') else ''}"
         f"{'FELL' if report['fell'] else 'stayed up'}: {report['upright_time_s']:.1f} s upright of "
@@ -251,7 +310,7 @@ def summary_text(report: dict[str, Any], out_dir: Path) -> str:
         f"deadline misses {report['deadline_misses']}\n"
         f"estimator velocity RMSE {est.get('velocity_rmse_mps', float('nan')):.3f} m/s, orientation error "
         f"{est.get('orientation_error_deg', float('nan')):.2f}°; shield modes {report['shield']['mode_counts']}\n"
-        f"report: {out_dir / 'report.json'}"
+        f"{extra}report: {out_dir / 'report.json'}"
     )
 
 

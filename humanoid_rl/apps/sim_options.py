@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from humanoid_rl.apps.velocity_commands import parse_cmd_vel
 from humanoid_rl.cli_args import (
     DEFAULT_MODEL,
     add_output_arguments,
@@ -153,6 +154,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=existing_file,
         help="extra parameter YAML applied after config/sim.yaml (repeatable)",
     )
+    parser.add_argument(
+        "--cmd-vel", type=parse_cmd_vel, default="",
+        help="velocity command for walking policies on /cmd_vel (body frame): VX,VY,WZ ('0.5,0,0') held all run, or "
+        "a schedule T:VX,VY,WZ;... ('0:0.5,0,0;8:0,0,0.5;14:0,0,0'); the report gives commanded vs achieved "
+        "velocity and the distance walked (default: none, stand still)",
+    )
+    video = parser.add_mutually_exclusive_group()
+    video.add_argument(
+        "--video", dest="video", action="store_true", default=True,
+        help="write run.mp4 beside report.json: 25 fps of sim time, a camera following the base, pushes, command "
+        "and shield mode drawn on (the default; a GIF without imageio)",
+    )
+    video.add_argument("--no-video", dest="video", action="store_false", help="no video")
     parser.add_argument("--robot-config", default="", help="robot YAML; '' = shipped humanoid")
     parser.add_argument("--gui", action="store_true", help="open the PyBullet window")
     parser.add_argument("--no-gui", dest="gui", action="store_false", help="headless (the default)")

@@ -535,6 +535,20 @@ class HumanoidSim:
         )
         return np.array(columns[0]), np.array(columns[1])
 
+    def pose_snapshot(self) -> tuple[tuple[float, ...], tuple[float, ...], np.ndarray]:
+        """The whole robot's pose (base inertial frame position and orientation, joint positions): enough for
+        another HumanoidSim of the same robot to :meth:`show_pose` it (a renderer in another process)."""
+        position, orientation = pb.getBasePositionAndOrientation(self.robot_id, physicsClientId=self._client)
+        return tuple(position), tuple(orientation), self.joint_state()[0]
+
+    def show_pose(self, snapshot: tuple[tuple[float, ...], tuple[float, ...], np.ndarray]) -> None:
+        """Put the robot in a :meth:`pose_snapshot`'s pose, at rest (for rendering; not for simulating on)."""
+        position, orientation, q = snapshot
+        client, robot = self._client, self.robot_id
+        pb.resetBasePositionAndOrientation(robot, position, orientation, physicsClientId=client)
+        for index, value in zip(self._joint_ids, q, strict=True):
+            pb.resetJointState(robot, index, float(value), 0.0, physicsClientId=client)
+
     def read_sensors(self) -> SensorReadings:
         """The IMU, encoders and foot force sensors, with this episode's noise and bias."""
         client, robot, n = self._client, self.robot_id, self.n_joints
