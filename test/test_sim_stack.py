@@ -57,7 +57,8 @@ def test_the_whole_graph_in_lock_step_keeps_the_robot_upright_for_10_s(model: st
 def test_humanoid_rl_sim_writes_a_report_with_the_documented_keys(tmp_path: Path) -> None:
     out = tmp_path / "run"
     result = subprocess.run(
-        [sys.executable, "-m", "humanoid_rl.cli", "sim", "--duration", "3", "--push", "", "--out", str(out)],
+        [sys.executable, "-m", "humanoid_rl.cli", "sim", "--duration", "3", "--push", "", "--out", str(out)]
+        + ["--cmd-vel", "0:0.2,0,0;2:0,0,0.3"],
         capture_output=True,
         text=True,
         timeout=300,
@@ -86,6 +87,15 @@ def test_humanoid_rl_sim_writes_a_report_with_the_documented_keys(tmp_path: Path
     for plot in ("base_height.png", "joint_targets.png", "latency_hist.png"):
         assert (out / plot).stat().st_size > 1000, plot
     assert "stayed up" in result.stdout
+    # The video: 25 fps of the 3 s simulated, every frame rendered (lock-step waits for the renderer).
+    assert report["video"]["frames"] >= 75 and report["video"]["dropped_frames"] == 0
+    assert (out / "run.mp4").stat().st_size > 10_000
+    # The velocity command was published and the report compares it with what the robot did (a stand policy
+    # does not walk: the error is about the command itself).
+    tracking = report["velocity_tracking"]
+    assert tracking["commands"] == "from 0 s: 0.2, 0, 0; from 2 s: 0, 0, 0.3"
+    assert 0.1 < tracking["vx_error_mps"] < 0.25 and tracking["distance_m"] < 0.5
+    assert "velocity (" in result.stdout
 
 
 def test_a_model_whose_contract_does_not_match_the_robot_is_refused_by_humanoid_rl_sim(tmp_path: Path) -> None:
