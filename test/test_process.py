@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import rclpy
 
@@ -79,6 +80,24 @@ def test_a_hardware_interface_shut_down_while_forwarding_leaves_the_controller_h
         assert len(harness.commands) == 2
     finally:
         harness.close()
+        rclpy.shutdown()
+
+
+def test_a_shield_shut_down_while_active_holds_the_measured_pose_once_as_a_deactivation_would() -> None:
+    from test_shield_node import active_harness
+
+    rclpy.init()
+    try:
+        with active_harness() as harness:
+            harness.spin_for(0.1)
+            assert harness.shield.trigger_shutdown().name == "SUCCESS"
+            harness.spin_for(0.1)
+            count = len(harness.recorder.outputs)
+            assert harness.recorder.modes[-1] == "HOLD"
+            np.testing.assert_allclose(harness.recorder.outputs[-1].positions, harness.robot.positions)
+            harness.spin_for(0.3)
+            assert len(harness.recorder.outputs) == count
+    finally:
         rclpy.shutdown()
 
 

@@ -295,6 +295,7 @@ def test_a_node_group_process_stops_cleanly_within_a_second(tmp_path: Path) -> N
         names = [d.name for d in sim_graph()]
         group.start("node_group", [sys.executable, "-m", "humanoid_rl.apps.node_group", "--nodes", ",".join(names)])
         wait_until_up(group, names, joint_commands_flow(probe), spin, probe)
+        assert process_name(group.started[0].process.pid) == "node_group"
         sent_at = group.signal(SIGNALS["SIGINT twice"])
         assert_stopped_cleanly(group, sent_at)
 

@@ -67,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"node_group: {exc}", file=sys.stderr)
         return 2
     install_stop_handlers()
-    set_process_name("+".join(d.name for d in nodes))  # e.g. `policy` or `state_estimator+sa` in ps -e
+    set_process_name(nodes[0].name if len(nodes) == 1 else "node_group")  # in ps -e and top, not `python3`
     options = StackOptions(
         nodes=nodes,
         mode=StackMode(args.mode),
