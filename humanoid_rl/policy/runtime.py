@@ -172,7 +172,7 @@ class OnnxPolicy:
 
     def check_against(self, robot_contract: PolicyContract) -> list[str]:
         """Every difference between this model's contract and the robot's (empty: safe to run)."""
-        return self.contract.mismatches(robot_contract, self_label="model", other_label="robot")
+        return self.contract.robot_mismatches(robot_contract, self_label="model", other_label="robot")
 
     def verify_recorded_pairs(self) -> VerificationReport:
         """Replay the recorded observations through ``act`` and compare with the recorded actions."""
