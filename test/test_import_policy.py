@@ -1,0 +1,119 @@
+"""`humanoid-rl import`: policies trained elsewhere, with their contract YAML, become model files we can deploy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from import_fixtures import LEG_JOINTS, N_OBS, legged_contract, write_contract, write_lstm_policy
+from policy_fixtures import build_recurrent
+
+from humanoid_rl.cli import main
+from humanoid_rl.core.contract import PolicyContract
+from humanoid_rl.core.robot_spec import RobotSpec
+from humanoid_rl.policy.runtime import load_policy
+from humanoid_rl.train.import_policy import ImportFailed, import_policy
+
+
+@pytest.fixture(scope="module")
+def lstm_import(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]:
+    tmp = tmp_path_factory.mktemp("lstm")
+    write_lstm_policy(tmp / "policy.pt")
+    contract = write_contract(tmp / "contract.yaml", legged_contract())
+    result = import_policy(tmp / "policy.pt", contract, tmp / "walker.onnx", command=["humanoid-rl", "import"])
+    return tmp / "policy.pt", tmp / "walker.onnx", result
+
+
+def robot_contract() -> PolicyContract:
+    return PolicyContract.from_robot(RobotSpec.load())
+
+
+def test_a_recurrent_torchscript_policy_imports_with_its_memory_as_explicit_state(lstm_import) -> None:
+    source, output, result = lstm_import
+    policy = load_policy(output, robot_contract())
+    contract = policy.contract
+    assert contract.n_obs == N_OBS and contract.policy_joints == LEG_JOINTS and contract.action_clip is None
+    assert [(r.input, r.output, r.shape) for r in contract.recurrent_state] == [
+        ("h_in", "h_out", (1, 1, 32)), ("c_in", "c_out", (1, 1, 32))]
+    assert result["parity"]["max_abs_diff"] <= 1e-5 and result["parity"]["steps"] == [250, 250]
+    assert policy.metadata.recorded_pairs.sequence_starts == (0, 100)
+    assert Path(result["model_card"]).read_text().count("gait_phase") == 1
+
+
+def test_the_imported_runtime_follows_the_torchscript_module_step_for_step_and_reset_restarts_it(lstm_import) -> None:
+    source, output, _ = lstm_import
+    module = torch.jit.load(str(source))
+    policy = load_policy(output, robot_contract())
+    obs = np.random.default_rng(5).normal(0, 0.5, (220, N_OBS)).astype(np.float32)
+    with torch.no_grad():
+        module.reset_memory()
+        expected = np.concatenate([module(torch.from_numpy(o)[None]).numpy() for o in obs])
+    got = np.array([policy.act(o) for o in obs])
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert np.abs(expected[100] - expected[0]).max() > 1e-3
+    policy.reset()
+    np.testing.assert_allclose(policy.act(obs[0]), expected[0], atol=1e-6)
+
+
+def test_a_plain_onnx_export_would_have_frozen_the_memory_which_the_import_does_not(lstm_import, tmp_path) -> None:
+    source, output, _ = lstm_import
+    module = torch.jit.load(str(source))
+    torch.onnx.export(module, (torch.zeros(1, N_OBS),), str(tmp_path / "plain.onnx"), input_names=["obs"],
+                      output_names=["actions"], opset_version=17, dynamo=False)
+    assert [i.name for i in onnx.load(str(tmp_path / "plain.onnx")).graph.input] == ["obs"]  # memory gone
+
+
+def test_term_sizes_that_do_not_add_up_to_the_models_input_are_refused_naming_the_terms(tmp_path: Path) -> None:
+    write_lstm_policy(tmp_path / "policy.pt")
+    data = legged_contract()
+    data["observation"] = data["observation"][:-1]  # no gait clock: 45 values
+    contract = write_contract(tmp_path / "c.yaml", data)
+    with pytest.raises(ImportFailed, match=r"'observation': the terms add up to 45 .*last_action 12.*takes 47"):
+        import_policy(tmp_path / "policy.pt", contract, tmp_path / "out.onnx")
+    assert not (tmp_path / "out.onnx").exists()
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda d: d["joints"][3].update(name="tail_joint"), r"'joints\[3\].name' 'tail_joint' is not a joint"),
+    (lambda d: d["joints"][0].update(kp=55.0), r"kp of right_hip_yaw_joint: contract 55, robot YAML 100"),
+    (lambda d: d["observation"].append({"term": "height_scan"}), r"unknown observation term 'height_scan' \(known:"),
+    (lambda d: d["action"].update(scale=[0.25] * 5), r"'action.scale' has 5 values; the term has 12"),
+    (lambda d: d.pop("gait_period_s"), r"'gait_period_s' is required by the gait_phase term"),
+])
+def test_wrong_declarations_are_refused_naming_the_field(tmp_path: Path, edit, message: str) -> None:
+    write_lstm_policy(tmp_path / "policy.pt")
+    data = legged_contract()
+    edit(data)
+    with pytest.raises(ValueError, match=message):
+        import_policy(tmp_path / "policy.pt", write_contract(tmp_path / "c.yaml", data), tmp_path / "out.onnx")
+
+
+def _onnx_rnn(tmp_path: Path) -> Path:
+    model, _ = build_recurrent(N_OBS, 12, 16, names=("input_0", "hx", "mu", "hx_next"))
+    onnx.save(model, str(tmp_path / "theirs.onnx"))
+    return tmp_path / "theirs.onnx"
+
+
+def test_an_onnx_policy_with_other_tensor_names_and_declared_memory_imports(tmp_path: Path) -> None:
+    model = dict(input="input_0", output="mu", recurrent_state=[{"input": "hx", "output": "hx_next"}])
+    contract = write_contract(tmp_path / "c.yaml", legged_contract(model=model))
+    result = import_policy(_onnx_rnn(tmp_path), contract, tmp_path / "out.onnx")
+    policy = load_policy(tmp_path / "out.onnx", robot_contract())
+    assert [(r.input, r.shape) for r in policy.contract.recurrent_state] == [("hx", (1, 16))]
+    assert result["parity"]["max_abs_diff"] <= 1e-5
+
+
+def test_a_state_input_with_no_declaration_is_refused_naming_it(tmp_path: Path) -> None:
+    contract = write_contract(tmp_path / "c.yaml", legged_contract(model={"input": "input_0", "output": "mu"}))
+    with pytest.raises(ImportFailed, match=r"graph inputs \['hx'\] have no declaration.*model.recurrent_state"):
+        import_policy(_onnx_rnn(tmp_path), contract, tmp_path / "out.onnx")
+
+
+def test_the_command_line_reports_a_bad_contract_in_one_line_with_exit_2(tmp_path: Path, capsys) -> None:
+    contract = write_contract(tmp_path / "c.yaml", legged_contract(action={"scale": 0.25}))
+    code = main(["import", str(_onnx_rnn(tmp_path)), "--contract", str(contract), "-o", str(tmp_path / "o.onnx")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "'action' needs scale" in err and "Traceback" not in err
