@@ -117,3 +117,15 @@ def test_the_command_line_reports_a_bad_contract_in_one_line_with_exit_2(tmp_pat
     code = main(["import", str(_onnx_rnn(tmp_path)), "--contract", str(contract), "-o", str(tmp_path / "o.onnx")])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "'action' needs scale" in err and "Traceback" not in err
+
+
+def test_eval_runs_an_imported_policy_on_the_observations_of_its_own_contract(lstm_import) -> None:
+    from humanoid_rl.train.evaluate import EvalSetting, evaluate
+
+    _, output, _ = lstm_import
+    setting = EvalSetting(task="walk", episodes=1, episode_s=1.0, push_force_n=0.0, randomize=False)
+    result = evaluate(str(output), setting, baseline=True)
+    assert result["policy"]["episodes"] == 1 and result["baseline"]["episodes"] == 1
+    # Random weights walk nowhere in particular; what matters is that 47-value observations reached the model
+    # every step: a 72-value observation would have been refused by act().
+    assert result["policy"]["mean_length_s"] > 0.0

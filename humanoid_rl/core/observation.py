@@ -183,6 +183,8 @@ class ObservationBuilder:
         self._term_history = [(slices[t.name], t.history) for t in contract.terms if t.history > 1]
         self._stateful = bool(self._term_history) or contract.frame_stack > 1
         self._newest_first = contract.history_order == "newest_first"
+        # Whether the contract observes base velocity or height (estimator outputs, not raw sensors).
+        self.needs_truth = any(t.name in ("base_lin_vel", "base_height") for t in contract.terms)
         self.reset()
 
     @property
