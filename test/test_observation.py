@@ -196,3 +196,15 @@ def test_the_shipped_model_with_its_version_1_contract_still_loads_and_replays_i
     policy = load_policy(path, PolicyContract.from_robot(spec))
     assert policy.contract == PolicyContract.from_robot(spec)
     assert policy.verify_recorded_pairs().max_abs_diff <= 1e-5
+
+
+def test_euler_angles_of_the_base_are_roll_pitch_yaw() -> None:
+    from humanoid_rl.core.rotations import quat_from_axis_angle, quat_multiply
+
+    c = contract((term("base_euler_xyz", 3),))
+    yaw_pitch_roll = quat_multiply(quat_from_axis_angle(np.array([0.0, 0.0, 1.0]), 0.3),
+                                   quat_multiply(quat_from_axis_angle(np.array([0.0, 1.0, 0.0]), -0.2),
+                                                 quat_from_axis_angle(np.array([1.0, 0.0, 0.0]), 0.1)))
+    s = state()
+    s.base_quat = yaw_pitch_roll
+    np.testing.assert_allclose(c.build_observation(s, np.zeros(3), np.zeros(2)), [0.1, -0.2, 0.3], atol=1e-6)

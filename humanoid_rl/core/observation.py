@@ -111,6 +111,15 @@ def _gait_phase(x: TermInputs) -> np.ndarray:
     return np.array([math.sin(angle), math.cos(angle)])
 
 
+def _euler_xyz(x: TermInputs) -> np.ndarray:
+    """Roll, pitch, yaw (ZYX convention, as humanoid-gym's get_euler_xyz) of the base orientation."""
+    qx, qy, qz, qw = (float(v) for v in x.state.base_quat / np.linalg.norm(x.state.base_quat))
+    roll = math.atan2(2.0 * (qw * qx + qy * qz), 1.0 - 2.0 * (qx * qx + qy * qy))
+    pitch = math.asin(max(-1.0, min(1.0, 2.0 * (qw * qy - qz * qx))))
+    yaw = math.atan2(2.0 * (qw * qz + qx * qy), 1.0 - 2.0 * (qy * qy + qz * qz))
+    return np.array([roll, pitch, yaw])
+
+
 @dataclass(frozen=True)
 class TermKind:
     size: str | int  # a fixed size, or "joints" (one per policy joint), or "feet"
@@ -123,6 +132,7 @@ N_FEET = 2
 TERM_KINDS: dict[str, TermKind] = {
     "base_ang_vel": TermKind(3, lambda x: x.state.base_ang_vel, "base angular velocity, body frame (rad/s)"),
     "projected_gravity": TermKind(3, lambda x: projected_gravity(x.state.base_quat), "gravity direction, body frame"),
+    "base_euler_xyz": TermKind(3, _euler_xyz, "base roll, pitch, yaw (rad; yaw drifts with the estimator)"),
     "velocity_command": TermKind(3, lambda x: x.command, "commanded vx, vy (m/s), yaw rate (rad/s)"),
     "joint_pos_rel": TermKind("joints", lambda x: x.joint_pos - x.default_pose, "joint position − default (rad)"),
     "joint_vel": TermKind("joints", lambda x: x.joint_vel, "joint velocity (rad/s)"),
