@@ -129,3 +129,19 @@ def test_eval_runs_an_imported_policy_on_the_observations_of_its_own_contract(ls
     # Random weights walk nowhere in particular; what matters is that 47-value observations reached the model
     # every step: a 72-value observation would have been refused by act().
     assert result["policy"]["mean_length_s"] > 0.0
+
+
+def test_the_documented_example_contract_loads_as_47_observations_and_12_unclipped_actions() -> None:
+    import re
+
+    import yaml
+
+    from humanoid_rl.core.contract_yaml import contract_from_mapping
+
+    text = (Path(__file__).parents[1] / "docs" / "importing_policies.md").read_text(encoding="utf-8")
+    example, memory = re.findall(r"```yaml\n(.*?)```", text, re.S)[:2]
+    declaration = contract_from_mapping({**yaml.safe_load(example), **yaml.safe_load(memory)}, RobotSpec.load())
+    contract = declaration.contract
+    assert (contract.n_obs, contract.n_actions, contract.action_clip) == (47, 12, None)
+    assert contract.policy_joints == LEG_JOINTS
+    assert declaration.model_io.recurrent_state == (("h_in", "h_out"), ("c_in", "c_out"))
