@@ -14,7 +14,7 @@ runs on (:meth:`PolicyContract.mismatches`) before any motor moves.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -118,7 +118,8 @@ class PolicyContract:
     _scale_array: np.ndarray = field(init=False, repr=False, compare=False)
     _clip_array: np.ndarray | None = field(init=False, repr=False, compare=False)
     _obs_buffer: np.ndarray = field(init=False, repr=False, compare=False)
-    _term_plan: tuple[tuple[str, slice], ...] = field(init=False, repr=False, compare=False)
+    _term_plan: tuple[tuple[Callable[[TermInputs], Any], slice], ...] = field(init=False, repr=False, compare=False)
+    _term_inputs: TermInputs = field(init=False, repr=False, compare=False)
     _input_shapes: tuple[tuple[int, ...], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -183,7 +184,11 @@ class PolicyContract:
         object.__setattr__(self, "_clip_array", np.concatenate(clips) if any_clip else None)
         # Hot-path plan for build_frame: where each term goes, the expected input shapes, one buffer.
         slices = self.frame_slices()
-        object.__setattr__(self, "_term_plan", tuple((t.name, slices[t.name]) for t in self.terms))
+        object.__setattr__(self, "_term_plan", tuple((TERM_KINDS[t.name].read, slices[t.name]) for t in self.terms))
+        nothing = np.zeros(0)
+        inputs = TermInputs(None, nothing, nothing, nothing, nothing, self._policy_default, 0.0,  # type: ignore[arg-type]
+                            self.gait_period_s or 1.0)
+        object.__setattr__(self, "_term_inputs", inputs)
         object.__setattr__(self, "_input_shapes", ((3,), (4,), (n,), (n,), (3,), (n_policy,)))
         object.__setattr__(self, "_obs_buffer", np.empty(sum(t.size for t in self.terms)))
 
@@ -276,20 +281,15 @@ class PolicyContract:
         if tuple(np.shape(x) for x in inputs) != self._input_shapes:
             raise ObservationError(self._describe_bad_inputs(state, inputs))
         index = self._policy_index
-        term_inputs = TermInputs(
-            state=state,
-            command=command,
-            last_action=last_action,
-            joint_pos=state.joint_pos if index is None else state.joint_pos[index],
-            joint_vel=state.joint_vel if index is None else state.joint_vel[index],
-            default_pose=self._policy_default,
-            time_s=time_s,
-            gait_period_s=self.gait_period_s or 1.0,
-        )
+        term_inputs = self._term_inputs  # one object reused: this runs every control tick
+        term_inputs.state, term_inputs.command, term_inputs.last_action = state, command, last_action
+        term_inputs.joint_pos = state.joint_pos if index is None else state.joint_pos[index]
+        term_inputs.joint_vel = state.joint_vel if index is None else state.joint_vel[index]
+        term_inputs.time_s = time_s
         out = self._obs_buffer
         try:
-            for name, where in self._term_plan:
-                out[where] = TERM_KINDS[name].read(term_inputs)
+            for read, where in self._term_plan:
+                out[where] = read(term_inputs)
         except ObservationError:
             raise
         except ValueError as exc:  # e.g. a zero-length orientation quaternion, or a misshapen optional field
