@@ -23,6 +23,7 @@ import argparse
 import hashlib
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -326,7 +327,9 @@ def import_policy(model: Path, contract_file: Path, output: Path, *, robot_confi
         if model.suffix.lower() == ".onnx":
             source = _onnx_source(model, decl)
         else:
-            source = _torchscript_source(model, decl, work)
+            with warnings.catch_warnings():  # torch's deprecation notes on jit/TorchScript export: not the user's
+                warnings.simplefilter("ignore")
+                source = _torchscript_source(model, decl, work)
         contract = replace(decl.contract, recurrent_state=source.recurrent_state)
         rng = np.random.default_rng(seed)
         runs = []
