@@ -23,10 +23,10 @@ N_OBS = 47
 class LeggedGymLstmExporter(torch.nn.Module):
     """rsl_rl's exporter layout: memory in buffers, mutated by forward()."""
 
-    def __init__(self, n_obs: int = N_OBS, n_actions: int = 12, hidden: int = HIDDEN, rnn: str = "LSTM") -> None:
+    def __init__(self, n_obs: int = N_OBS, n_actions: int = 12, hidden: int = HIDDEN) -> None:
         super().__init__()
         self.actor = torch.nn.Sequential(torch.nn.Linear(hidden, 64), torch.nn.ELU(), torch.nn.Linear(64, n_actions))
-        self.memory = (torch.nn.LSTM if rnn == "LSTM" else torch.nn.GRU)(n_obs, hidden, 1)
+        self.memory = torch.nn.LSTM(n_obs, hidden, 1)
         self.register_buffer("hidden_state", torch.zeros(1, 1, hidden))
         self.register_buffer("cell_state", torch.zeros(1, 1, hidden))
 
@@ -40,6 +40,27 @@ class LeggedGymLstmExporter(torch.nn.Module):
     def reset_memory(self) -> None:
         self.hidden_state[:] = 0.0
         self.cell_state[:] = 0.0
+
+
+class GruExporter(torch.nn.Module):
+    """The same with a two-layer GRU behind an input normalizer (newer rsl_rl): one memory buffer."""
+
+    def __init__(self, n_obs: int = N_OBS, n_actions: int = 12, hidden: int = HIDDEN) -> None:
+        super().__init__()
+        self.normalizer = torch.nn.LayerNorm(n_obs)
+        self.rnn = torch.nn.GRU(n_obs, hidden, 2)
+        self.actor = torch.nn.Sequential(torch.nn.Linear(hidden, n_actions), torch.nn.Tanh())
+        self.register_buffer("hidden_state", torch.zeros(2, 1, hidden))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, h = self.rnn(self.normalizer(x).unsqueeze(0), self.hidden_state)
+        self.hidden_state[:] = h
+        return self.actor(out.squeeze(0))
+
+
+def write_gru_policy(path: Path, seed: int = 0) -> None:
+    torch.manual_seed(seed)
+    torch.jit.script(GruExporter().eval()).save(str(path))
 
 
 def write_lstm_policy(path: Path, seed: int = 0) -> torch.jit.ScriptModule:

@@ -8,7 +8,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from import_fixtures import LEG_JOINTS, N_OBS, legged_contract, write_contract, write_lstm_policy
+from import_fixtures import LEG_JOINTS, N_OBS, legged_contract, write_contract, write_gru_policy, write_lstm_policy
 from policy_fixtures import build_recurrent
 
 from humanoid_rl.cli import main
@@ -64,6 +64,40 @@ def test_a_plain_onnx_export_would_have_frozen_the_memory_which_the_import_does_
     torch.onnx.export(module, (torch.zeros(1, N_OBS),), str(tmp_path / "plain.onnx"), input_names=["obs"],
                       output_names=["actions"], opset_version=17, dynamo=False)
     assert [i.name for i in onnx.load(str(tmp_path / "plain.onnx")).graph.input] == ["obs"]  # memory gone
+
+
+def test_a_gru_behind_a_normalizer_imports_with_one_memory_tensor_and_no_reset_method(tmp_path: Path) -> None:
+    write_gru_policy(tmp_path / "gru.pt")
+    contract = write_contract(tmp_path / "c.yaml", legged_contract())
+    result = import_policy(tmp_path / "gru.pt", contract, tmp_path / "gru.onnx")
+    policy = load_policy(tmp_path / "gru.onnx", robot_contract())
+    assert [(r.input, r.shape) for r in policy.contract.recurrent_state] == [("h_in", (2, 1, 32))]
+    assert result["parity"]["max_abs_diff"] <= 1e-5
+
+
+class HiddenClockExporter(torch.nn.Module):
+    """rsl_rl's layout plus a step counter the policy reads: memory the import cannot see."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.actor = torch.nn.Linear(8, 12)
+        self.memory = torch.nn.GRU(N_OBS, 8, 1)
+        self.register_buffer("hidden_state", torch.zeros(1, 1, 8))
+        self.register_buffer("steps", torch.zeros(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, h = self.memory(x.unsqueeze(0), self.hidden_state)
+        self.hidden_state[:] = h
+        self.steps += 1.0
+        return self.actor(out.squeeze(0)) + 0.01 * self.steps
+
+
+def test_memory_the_import_cannot_carry_fails_parity_naming_the_worst_step(tmp_path: Path) -> None:
+    torch.jit.script(HiddenClockExporter().eval()).save(str(tmp_path / "clock.pt"))
+    contract = write_contract(tmp_path / "c.yaml", legged_contract())
+    with pytest.raises(ImportFailed, match=r"differs from clock.pt by \d.* at step \d+ of sequence \d, joint"):
+        import_policy(tmp_path / "clock.pt", contract, tmp_path / "out.onnx")
+    assert not (tmp_path / "out.onnx").exists()
 
 
 def test_term_sizes_that_do_not_add_up_to_the_models_input_are_refused_naming_the_terms(tmp_path: Path) -> None:
