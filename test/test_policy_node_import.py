@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from import_fixtures import LEG_JOINTS, legged_contract, write_contract, write_lstm_policy
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from std_msgs.msg import String
+from std_msgs.msg import Float64MultiArray, String
 from test_policy_node import SPEC, RobotSide, ros, start  # noqa: F401 - ros is a fixture
 
 from humanoid_rl.core.contract import RobotState
@@ -75,5 +75,55 @@ def test_an_imported_recurrent_policy_drives_its_legs_holds_the_rest_and_restart
         time.sleep(0.2)
         robot.fresh(0.3)
         assert node.resets == resets + 1
+    finally:
+        robot.close()
+
+
+def test_estimator_velocity_height_contacts_and_imu_reach_a_model_that_observes_them(
+    ros, tmp_path: Path  # noqa: F811 - the fixture
+) -> None:
+    from policy_fixtures import write_mlp_policy
+    from sensor_msgs.msg import Imu
+
+    from humanoid_rl.core.contract import ObservationTerm, PolicyContract
+    from humanoid_rl.nodes.qos import SENSOR_QOS
+
+    terms = (ObservationTerm("base_lin_vel", 3, (2.0,) * 3), ObservationTerm("base_height", 1, (1.0,)),
+             ObservationTerm("foot_contacts", 2, (1.0, 1.0)), ObservationTerm("imu_lin_acc", 3, (0.1,) * 3),
+             ObservationTerm("joint_pos_rel", SPEC.n_joints, (1.0,) * SPEC.n_joints))
+    contract = PolicyContract.from_robot(SPEC, terms=terms)
+    write_mlp_policy(tmp_path / "sensing.onnx", contract)
+    node, robot = start(tmp_path / "sensing.onnx")
+    try:
+        contacts_pub = robot.node.create_publisher(Float64MultiArray, Topics.ESTIMATOR_CONTACTS, SENSOR_QOS)
+        imu_pub = robot.node.create_publisher(Imu, Topics.IMU, SENSOR_QOS)
+
+        def odom(stamp: float):
+            msg = robot.odom(stamp)
+            msg.twist.twist.linear.x, msg.twist.twist.linear.y = 0.4, -0.1
+            msg.pose.pose.position.z = 0.78
+            return msg
+
+        robot.stream(1.0, robot.joint_state, odom)
+        assert robot.commands == [] and node.skips["bad_observation"] > 0  # no contacts, no IMU yet: nothing
+
+        imu = Imu()
+        imu.linear_acceleration.x, imu.linear_acceleration.z = 0.5, 9.7
+        assert spin_until(robot.executor, lambda: contacts_pub.get_subscription_count() >= 1
+                          and imu_pub.get_subscription_count() >= 1, wall_timeout_s=10.0)
+
+        def joint_and_more(stamp: float):
+            contacts_pub.publish(Float64MultiArray(data=[1.0, 0.0]))
+            imu_pub.publish(imu)
+            return robot.joint_state(stamp)
+
+        robot.stream(5.0, joint_and_more, odom, until=lambda: len(robot.commands) >= 2)
+        state = RobotState(robot.ang_vel, robot.quat, robot.joint_pos, robot.joint_vel,
+                           base_lin_vel=np.array([0.4, -0.1, 0.0]), base_height=0.78,
+                           foot_contacts=np.array([1.0, 0.0]), imu_lin_acc=np.array([0.5, 0.0, 9.7]))
+        obs = contract.build_observation(state, np.zeros(3), np.zeros(SPEC.n_joints))
+        np.testing.assert_allclose(obs[:9], [0.8, -0.2, 0.0, 0.78, 1.0, 0.0, 0.05, 0.0, 0.97], rtol=1e-6)
+        expected = contract.action_to_joint_targets(node.policy.act(obs), SPEC.lower, SPEC.upper)
+        np.testing.assert_allclose(robot.commands[0].position, expected, atol=1e-5)
     finally:
         robot.close()
