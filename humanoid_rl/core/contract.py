@@ -346,95 +346,19 @@ class PolicyContract:
 
     # ------------------------------------------------------------------ description and comparison
     def to_dict(self) -> dict[str, Any]:
-        scale = self.action_scale
-        return {
-            "version": CONTRACT_VERSION,
-            "robot_name": self.robot_name,
-            "robot_config_hash": self.robot_config_hash,
-            "joint_names": list(self.joint_names),
-            "policy_joints": list(self.policy_joints),
-            "observation": [t.to_dict() for t in self.terms],
-            "n_obs": self.n_obs,
-            "n_actions": self.n_actions,
-            "action_scale": scale if isinstance(scale, float | int) else list(scale),
-            "action_clip": self.action_clip,
-            "default_pose": list(self.default_pose),
-            "kp": list(self.kp),
-            "kd": list(self.kd),
-            "policy_rate_hz": self.policy_rate_hz,
-            "gait_period_s": self.gait_period_s,
-            "frame_stack": self.frame_stack,
-            "history_order": self.history_order,
-            "history_reset": self.history_reset,
-            "recurrent_state": [r.to_dict() for r in self.recurrent_state],
-        }
+        from humanoid_rl.core.contract_io import contract_to_dict
+
+        return contract_to_dict(self)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PolicyContract:
-        """A contract from :meth:`to_dict` of this or an earlier version (version 1: every field added since
-        takes its default, which is what version 1 meant)."""
-        required = (
-            "version",
-            "robot_name",
-            "robot_config_hash",
-            "joint_names",
-            "observation",
-            "action_scale",
-            "action_clip",
-            "default_pose",
-            "kp",
-            "kd",
-            "policy_rate_hz",
-        )
-        missing = [k for k in required if k not in data]
-        if missing:
-            raise ContractError(f"contract description lacks {missing}; was the model exported by humanoid-rl export?")
-        if data["version"] not in SUPPORTED_VERSIONS:
-            raise ContractError(
-                f"contract version {data['version']} is not supported by this runtime (versions "
-                f"{list(SUPPORTED_VERSIONS)}): re-export the model with this version of humanoid_rl"
-            )
-        try:
-            terms = tuple(
-                ObservationTerm(
-                    str(t["name"]),
-                    int(t["size"]),
-                    tuple(float(s) for s in t["scale"]),
-                    clip=None if t.get("clip") is None else float(t["clip"]),
-                    history=int(t.get("history", 1)),
-                )
-                for t in data["observation"]
-            )
-            recurrent = tuple(
-                RecurrentState(str(r["input"]), str(r["output"]), tuple(int(x) for x in r["shape"]))
-                for r in data.get("recurrent_state") or ()
-            )
-            scale = data["action_scale"]
-            return cls(
-                robot_name=str(data["robot_name"]),
-                robot_config_hash=str(data["robot_config_hash"]),
-                joint_names=tuple(str(n) for n in data["joint_names"]),
-                terms=terms,
-                action_scale=float(scale) if isinstance(scale, int | float) else tuple(float(x) for x in scale),
-                action_clip=None if data["action_clip"] is None else float(data["action_clip"]),
-                default_pose=tuple(float(x) for x in data["default_pose"]),
-                kp=tuple(float(x) for x in data["kp"]),
-                kd=tuple(float(x) for x in data["kd"]),
-                policy_rate_hz=float(data["policy_rate_hz"]),
-                policy_joints=tuple(str(n) for n in data.get("policy_joints") or ()),
-                gait_period_s=None if data.get("gait_period_s") is None else float(data["gait_period_s"]),
-                frame_stack=int(data.get("frame_stack", 1)),
-                history_order=str(data.get("history_order", "oldest_first")),
-                history_reset=str(data.get("history_reset", "first")),
-                recurrent_state=recurrent,
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            if isinstance(exc, ContractError):
-                raise
-            raise ContractError(f"malformed contract description: {exc!r}") from exc
+        """A contract from :meth:`to_dict` of this or an earlier version (ContractError names what is wrong)."""
+        from humanoid_rl.core.contract_io import contract_from_dict
+
+        return contract_from_dict(data)
 
     @classmethod
     def from_json(cls, text: str) -> PolicyContract:
