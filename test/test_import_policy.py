@@ -200,3 +200,23 @@ def test_humanoid_rl_sims_graph_runs_an_imported_recurrent_policy_and_restarts_i
         # contract every period, and one restart at activate plus one when the shield's ramp ended in ACTIVE.
         assert policy.published >= 0.9 * 50 * 2.5 and policy.skips["bad_observation"] == 0
         assert policy.resets == 2
+
+
+def test_a_feed_forward_onnx_policy_with_isaac_lab_style_term_history_imports(tmp_path: Path) -> None:
+    from policy_fixtures import build_mlp, random_weights
+
+    data = legged_contract(model={"input": "policy_obs", "output": "mu"}, history_order="oldest_first")
+    data["observation"] = [{"term": "base_ang_vel", "scale": 0.25, "history": 3},
+                           {"term": "projected_gravity", "history": 3},
+                           {"term": "joint_pos_rel"}, {"term": "joint_vel", "scale": 0.05}, {"term": "last_action"}]
+    data.pop("gait_period_s")
+    n_obs = 9 + 9 + 36
+    onnx.save(build_mlp(random_weights(n_obs, 12, (64,)), input_name="policy_obs", output_name="mu"),
+              str(tmp_path / "isaac.onnx"))
+    result = import_policy(tmp_path / "isaac.onnx", write_contract(tmp_path / "c.yaml", data), tmp_path / "out.onnx")
+    policy = load_policy(tmp_path / "out.onnx", robot_contract())
+    assert policy.contract.n_obs == 54 and policy.contract.terms[0].history == 3
+    assert result["parity"]["max_abs_diff"] <= 1e-5 and len(policy.metadata.recorded_pairs) == 64
+    # the recorded observations carry real history: the three ang-vel frames of a row are not all equal
+    obs = policy.metadata.recorded_pairs.obs
+    assert np.abs(obs[10, 0:3] - obs[10, 6:9]).max() > 1e-3
