@@ -60,3 +60,11 @@ def test_a_state_input_the_contract_does_not_declare_is_refused_naming_it(contra
     obs = np.zeros((2, contract.n_obs), np.float32)
     with pytest.raises(ModelFileError, match=r"\['h_in'\] not declared.*recurrent_state"):
         write_model_metadata(model, toy_contract(6), obs, np.zeros((2, 6), np.float32), TRAINING_SUMMARY)
+
+
+def test_the_inference_benchmark_runs_a_recurrent_model(tmp_path: Path, contract) -> None:
+    from humanoid_rl.policy.runtime import benchmark_inference
+
+    write(tmp_path / "rnn.onnx", contract)
+    result = benchmark_inference(tmp_path / "rnn.onnx", n=200, rounds=2)
+    assert result["n"] == 200 and 0 < result["act_p50_us"] and 0 < result["bare_p50_us"]

@@ -346,8 +346,10 @@ def benchmark_inference(
     def run_act(i: int) -> None:
         policy.act(observations[i & 63])
 
-    def run_bare(i: int) -> None:
-        bare.run(None, {INPUT_NAME: batched[i & 63]})
+    memory = {r.input: np.zeros(r.shape, np.float32) for r in policy.contract.recurrent_state}
+
+    def run_bare(i: int) -> None:  # a recurrent model's memory fed as zeros: the same work per step
+        bare.run(None, {INPUT_NAME: batched[i & 63], **memory})
 
     per_round = n // rounds
     samples: dict[str, list[np.ndarray]] = {"act": [], "bare": []}
