@@ -94,8 +94,9 @@ def import_policy(model: Path, contract_file: Path, output: Path, *, robot_confi
     from humanoid_rl.policy.model_file import write_model_metadata
     from humanoid_rl.policy.runtime import OnnxPolicy, load_policy
 
-    if steps < 200:
-        raise ImportFailed(f"--steps {steps}: parity is checked over sequences of at least 200 steps")
+    if steps < 200 or sequences < 1:
+        raise ImportFailed(f"--steps {steps} --sequences {sequences}: parity is checked over at least one sequence "
+                           "of at least 200 steps")
     started = time.monotonic()
     model, output = Path(model), Path(output)
     if not model.is_file():
