@@ -51,6 +51,7 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     ),
     Subcommand("train", "humanoid_rl.train.cli", "train a policy with stable-baselines3"),
     Subcommand("export", "humanoid_rl.train.export", "export a trained policy to ONNX with its contract"),
+    Subcommand("import", "humanoid_rl.train.import_policy", "import a policy trained elsewhere (ONNX or TorchScript)"),
     Subcommand("eval", "humanoid_rl.train.evaluate", "evaluate an exported ONNX policy in simulation"),
     Subcommand("bench", "humanoid_rl.apps.bench", "measure inference, loop timing and end-to-end latency"),
     Subcommand("check-robot", "humanoid_rl.apps.check_robot", "load a robot config and print its joints"),

@@ -170,3 +170,54 @@ def write_log_policy(path: Path, contract: PolicyContract) -> None:
     actions = np.log(obs[:, : contract.n_actions].astype(np.float64) + 1.0).astype(np.float32)
     write_model_metadata(model, contract, obs, actions, TRAINING_SUMMARY)
     onnx.save(model, str(path))
+
+
+@dataclass
+class RecurrentWeights:
+    """h' = tanh(obs W + h U + b), actions = h' V: the smallest network with memory."""
+
+    w: np.ndarray
+    u: np.ndarray
+    b: np.ndarray
+    v: np.ndarray
+
+    def run(self, observations: np.ndarray) -> np.ndarray:
+        """Actions for a sequence, memory carried from zero (float64)."""
+        h = np.zeros(self.u.shape[0])
+        out = []
+        for obs in np.asarray(observations, dtype=np.float64):
+            h = np.tanh(obs @ self.w + h @ self.u + self.b)
+            out.append(h @ self.v)
+        return np.array(out)
+
+
+def build_recurrent(
+    n_obs: int, n_actions: int, hidden: int = 8, *, seed: int = 0, names: Sequence[str] = ("obs", "h_in", "actions",
+                                                                                             "h_out")
+) -> tuple[onnx.ModelProto, RecurrentWeights]:
+    """A recurrent ONNX policy with its memory as explicit input/output ([1, hidden])."""
+    rng = np.random.default_rng(seed)
+    weights = RecurrentWeights(
+        w=rng.normal(0, 1 / np.sqrt(n_obs), (n_obs, hidden)).astype(np.float32),
+        u=rng.normal(0, 0.9 / np.sqrt(hidden), (hidden, hidden)).astype(np.float32),
+        b=rng.normal(0, 0.1, hidden).astype(np.float32),
+        v=rng.normal(0, 1 / np.sqrt(hidden), (hidden, n_actions)).astype(np.float32),
+    )
+    obs, h_in, actions, h_out = names
+    inits = [numpy_helper.from_array(getattr(weights, k), k) for k in ("w", "u", "b", "v")]
+    nodes = [
+        helper.make_node("MatMul", [obs, "w"], ["xw"]),
+        helper.make_node("MatMul", [h_in, "u"], ["hu"]),
+        helper.make_node("Add", ["xw", "hu"], ["s0"]),
+        helper.make_node("Add", ["s0", "b"], ["s1"]),
+        helper.make_node("Tanh", ["s1"], [h_out]),
+        helper.make_node("MatMul", [h_out, "v"], [actions]),
+    ]
+    inputs = [helper.make_tensor_value_info(obs, TensorProto.FLOAT, [1, n_obs]),
+              helper.make_tensor_value_info(h_in, TensorProto.FLOAT, [1, hidden])]
+    outputs = [helper.make_tensor_value_info(actions, TensorProto.FLOAT, [1, n_actions]),
+               helper.make_tensor_value_info(h_out, TensorProto.FLOAT, [1, hidden])]
+    graph = helper.make_graph(nodes, "recurrent_policy", inputs, outputs, initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION)
+    onnx.checker.check_model(model)
+    return model, weights

@@ -145,9 +145,10 @@ def test_an_edited_robot_file_changes_only_the_hash_which_is_not_a_mismatch() ->
 
 def test_unknown_observation_terms_and_bad_sizes_are_refused_when_loading() -> None:
     data = make_contract().to_dict()
-    data["observation"][0]["name"] = "foot_contacts"
-    with pytest.raises(ContractError, match="unknown observation term 'foot_contacts'"):
+    data["observation"][0]["name"] = "joint_torques"
+    with pytest.raises(ContractError, match="unknown observation term 'joint_torques'") as refused:
         PolicyContract.from_dict(data)
+    assert "known: base_ang_vel, projected_gravity" in str(refused.value) and "gait_phase" in str(refused.value)
     with pytest.raises(ContractError, match="size"):
         ObservationTerm("joint_vel", 3, (1.0, 1.0))
 

@@ -1,8 +1,12 @@
 """The observation/action contract shared by training and deployment.
 
 One module says how an observation vector is laid out and how an action becomes joint targets. The Gymnasium
-environments and the policy node both call :meth:`PolicyContract.build_observation` and
-:meth:`PolicyContract.action_to_joint_targets`; nothing re-implements them. An exported model carries
+environments, evaluation and the policy node build observations through
+:class:`humanoid_rl.core.observation.ObservationBuilder` (which calls :meth:`PolicyContract.build_frame`) and map
+actions with :meth:`PolicyContract.action_to_joint_targets`; nothing re-implements them. A contract can describe
+policies trained elsewhere (legged_gym, Isaac Lab, humanoid-gym): terms in any order with scale, clip and history,
+a gait clock, a joint subset the policy drives (the other joints held at their default), per-joint action scale,
+no action clip, and recurrent state carried by the runtime. An exported model carries
 :meth:`PolicyContract.to_dict` in its metadata, and a deployment compares it with the contract of the robot it
 runs on (:meth:`PolicyContract.mismatches`) before any motor moves.
 """
@@ -16,12 +20,27 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from humanoid_rl.core.rotations import projected_gravity
+from humanoid_rl.core.observation import (
+    HISTORY_ORDERS,
+    HISTORY_RESETS,
+    TERM_KINDS,
+    ContractError,
+    ObservationError,
+    ObservationTerm,
+    RobotState,
+    TermInputs,
+    default_terms,
+    term_size,
+    unknown_term_message,
+)
 
 if TYPE_CHECKING:
     from humanoid_rl.core.robot_spec import RobotSpec
 
-CONTRACT_VERSION = 1
+# 2: joint subset, per-joint action scale, optional action clip, term clip/history, frame stacking, gait clock,
+# recurrent state. Version 1 descriptions (every model exported before) still load, with those features unused.
+CONTRACT_VERSION = 2
+SUPPORTED_VERSIONS = (1, 2)
 METADATA_KEY = "humanoid_rl.contract"
 
 # Action mapping defaults: target = default_pose + ACTION_SCALE * clip(action, ±ACTION_CLIP).
@@ -29,10 +48,6 @@ DEFAULT_ACTION_SCALE = 0.5
 DEFAULT_ACTION_CLIP = 1.0
 # Tolerance for comparing float fields of two contracts (values travel through JSON and float32).
 FLOAT_TOLERANCE = 1e-6
-
-
-class ContractError(ValueError):
-    """A contract description is malformed."""
 
 
 class ContractMismatchError(ValueError):
@@ -44,127 +59,138 @@ class ContractMismatchError(ValueError):
         super().__init__(f"{context} ({len(self.mismatches)} difference(s)):\n  - {lines}")
 
 
-class ObservationError(ValueError):
-    """An observation could not be built (wrong shape or non-finite input): no command may be built from it."""
+__all__ = [
+    "CONTRACT_VERSION",
+    "ContractError",
+    "ContractMismatchError",
+    "ObservationError",
+    "ObservationTerm",
+    "PolicyContract",
+    "RecurrentState",
+    "RobotState",
+    "default_terms",
+]
 
 
 @dataclass(frozen=True)
-class ObservationTerm:
-    """One named slice of the observation vector; the policy sees ``raw_value * scale``."""
+class RecurrentState:
+    """One recurrent memory tensor: graph input ``input`` at step t is graph output ``output`` of step t−1,
+    zeros after a reset (engage, episode start, after HOLD)."""
 
-    name: str
-    size: int
-    scale: tuple[float, ...]
+    input: str
+    output: str
+    shape: tuple[int, ...]
 
-    def __post_init__(self) -> None:
-        if self.size <= 0:
-            raise ContractError(f"observation term {self.name!r}: size must be positive, got {self.size}")
-        if len(self.scale) != self.size:
-            raise ContractError(
-                f"observation term {self.name!r}: scale has {len(self.scale)} values for size {self.size}"
-            )
-
-
-@dataclass
-class RobotState:
-    """What an observation is built from. Joint arrays are in policy order; angular velocity in the body frame."""
-
-    base_ang_vel: np.ndarray
-    base_quat: np.ndarray
-    joint_pos: np.ndarray
-    joint_vel: np.ndarray
-
-
-# How each known term is read from (state, command, last_action, default_pose). A term name in a contract that is not
-# here cannot be built, and loading such a contract fails naming it.
-TermSource = Callable[[RobotState, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
-TERM_SOURCES: dict[str, TermSource] = {
-    "base_ang_vel": lambda s, cmd, act, q0: s.base_ang_vel,
-    "projected_gravity": lambda s, cmd, act, q0: projected_gravity(s.base_quat),
-    "velocity_command": lambda s, cmd, act, q0: cmd,
-    "joint_pos_rel": lambda s, cmd, act, q0: s.joint_pos - q0,
-    "joint_vel": lambda s, cmd, act, q0: s.joint_vel,
-    "last_action": lambda s, cmd, act, q0: act,
-}
-
-
-def default_terms(n_joints: int) -> tuple[ObservationTerm, ...]:
-    """The observation layout every shipped policy uses (72 values for the 21-joint humanoid)."""
-    return (
-        ObservationTerm("base_ang_vel", 3, (0.25,) * 3),
-        ObservationTerm("projected_gravity", 3, (1.0,) * 3),
-        ObservationTerm("velocity_command", 3, (2.0, 2.0, 0.25)),
-        ObservationTerm("joint_pos_rel", n_joints, (1.0,) * n_joints),
-        ObservationTerm("joint_vel", n_joints, (0.05,) * n_joints),
-        ObservationTerm("last_action", n_joints, (1.0,) * n_joints),
-    )
-
-
-def _term_sizes_for(n_joints: int) -> dict[str, int]:
-    return {
-        "base_ang_vel": 3,
-        "projected_gravity": 3,
-        "velocity_command": 3,
-        "joint_pos_rel": n_joints,
-        "joint_vel": n_joints,
-        "last_action": n_joints,
-    }
+    def to_dict(self) -> dict[str, Any]:
+        return {"input": self.input, "output": self.output, "shape": list(self.shape)}
 
 
 @dataclass(frozen=True)
 class PolicyContract:
-    """Everything a policy and its runtime must agree on. Immutable; compare with :meth:`mismatches`."""
+    """Everything a policy and its runtime must agree on. Immutable; compare with :meth:`mismatches`.
+
+    ``joint_names``, ``default_pose``, ``kp`` and ``kd`` cover every joint of the robot (its policy order);
+    ``policy_joints`` are the joints the policy observes and drives, in the policy's own order (default: all).
+    """
 
     robot_name: str
     robot_config_hash: str
     joint_names: tuple[str, ...]
     terms: tuple[ObservationTerm, ...]
-    action_scale: float
-    action_clip: float
+    action_scale: float | tuple[float, ...]  # scalar, or one per policy joint
+    action_clip: float | None  # None: actions are not clipped
     default_pose: tuple[float, ...]
     kp: tuple[float, ...]
     kd: tuple[float, ...]
     policy_rate_hz: float
     version: int = CONTRACT_VERSION
+    policy_joints: tuple[str, ...] = ()  # () means joint_names
+    gait_period_s: float | None = None  # needed by the gait_phase term
+    frame_stack: int = 1  # whole frames stacked (humanoid-gym frame_stack)
+    history_order: str = "oldest_first"  # order of term histories and stacked frames
+    history_reset: str = "first"  # what history holds after a reset: copies of the first frame, or zeros
+    recurrent_state: tuple[RecurrentState, ...] = ()
     # Derived; kept out of equality and serialisation.
     _default_pose_array: np.ndarray = field(init=False, repr=False, compare=False)
+    _policy_default: np.ndarray = field(init=False, repr=False, compare=False)
+    _policy_index: np.ndarray | None = field(init=False, repr=False, compare=False)
+    _action_scale_array: np.ndarray | float = field(init=False, repr=False, compare=False)
     _scale_array: np.ndarray = field(init=False, repr=False, compare=False)
+    _clip_array: np.ndarray | None = field(init=False, repr=False, compare=False)
     _obs_buffer: np.ndarray = field(init=False, repr=False, compare=False)
-    _term_plan: tuple[tuple[str, slice], ...] = field(init=False, repr=False, compare=False)
+    _term_plan: tuple[tuple[Callable[[TermInputs], Any], slice], ...] = field(init=False, repr=False, compare=False)
+    _term_inputs: TermInputs = field(init=False, repr=False, compare=False)
     _input_shapes: tuple[tuple[int, ...], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        if not self.policy_joints:
+            object.__setattr__(self, "policy_joints", tuple(self.joint_names))
+        if not isinstance(self.action_scale, int | float):
+            object.__setattr__(self, "action_scale", tuple(float(x) for x in self.action_scale))
+        object.__setattr__(self, "version", CONTRACT_VERSION)
         n = len(self.joint_names)
+        n_policy = len(self.policy_joints)
         problems: list[str] = []
         if len(set(self.joint_names)) != n:
             problems.append("joint_names has duplicates")
+        if len(set(self.policy_joints)) != n_policy:
+            problems.append("policy_joints has duplicates")
+        unknown = [j for j in self.policy_joints if j not in self.joint_names]
+        if unknown:
+            problems.append(f"policy_joints {unknown} are not joints of the robot (joints: {list(self.joint_names)})")
         for name, values in (("default_pose", self.default_pose), ("kp", self.kp), ("kd", self.kd)):
             if len(values) != n:
                 problems.append(f"{name} has {len(values)} values for {n} joints")
-        expected_sizes = _term_sizes_for(n)
         for term in self.terms:
-            if term.name not in TERM_SOURCES:
-                problems.append(f"unknown observation term {term.name!r} (known: {', '.join(TERM_SOURCES)})")
-            elif term.size != expected_sizes[term.name]:
+            if term.name not in TERM_KINDS:
+                problems.append(unknown_term_message(term.name))
+            elif term.size != term_size(term.name, n_policy):
                 problems.append(
                     f"observation term {term.name!r} has size {term.size}, "
-                    f"expected {expected_sizes[term.name]} for {n} joints"
+                    f"expected {term_size(term.name, n_policy)} for {n_policy} policy joints"
                 )
-        if not (self.action_scale > 0 and self.action_clip > 0):
-            problems.append("action_scale and action_clip must be positive")
+        if len({t.name for t in self.terms}) != len(self.terms):
+            problems.append("an observation term is listed twice")
+        scales = np.atleast_1d(np.asarray(self.action_scale, dtype=np.float64))
+        if scales.size not in (1, n_policy) or not np.all(scales > 0):
+            problems.append(f"action_scale must be positive: one number or one per policy joint ({n_policy})")
+        if self.action_clip is not None and not self.action_clip > 0:
+            problems.append("action_clip must be positive, or none for no clipping")
         if not self.policy_rate_hz > 0:
             problems.append("policy_rate_hz must be positive")
+        if any(t.name == "gait_phase" for t in self.terms) and not (self.gait_period_s or 0) > 0:
+            problems.append("the gait_phase term needs gait_period_s (the gait cycle, seconds) > 0")
+        if self.frame_stack < 1:
+            problems.append(f"frame_stack must be ≥ 1, got {self.frame_stack}")
+        if self.history_order not in HISTORY_ORDERS:
+            problems.append(f"history_order {self.history_order!r} is not one of {list(HISTORY_ORDERS)}")
+        if self.history_reset not in HISTORY_RESETS:
+            problems.append(f"history_reset {self.history_reset!r} is not one of {list(HISTORY_RESETS)}")
         if problems:
             raise ContractError("invalid policy contract: " + "; ".join(problems))
-        object.__setattr__(self, "_default_pose_array", np.asarray(self.default_pose, dtype=np.float64))
+        default = np.asarray(self.default_pose, dtype=np.float64)
+        object.__setattr__(self, "_default_pose_array", default)
+        index = np.array([self.joint_names.index(j) for j in self.policy_joints], dtype=np.intp)
+        identity = index.size == n and bool(np.all(index == np.arange(n)))
+        object.__setattr__(self, "_policy_index", None if identity else index)
+        object.__setattr__(self, "_policy_default", default if identity else default[index])
+        scale = self.action_scale
+        object.__setattr__(self, "_action_scale_array", scale if isinstance(scale, float | int) else np.array(scale))
         object.__setattr__(
             self, "_scale_array", np.concatenate([np.asarray(t.scale, dtype=np.float64) for t in self.terms])
         )
-        # Hot-path plan for build_observation: where each term goes, the expected input shapes, one buffer.
-        slices = self.term_slices()
-        object.__setattr__(self, "_term_plan", tuple((t.name, slices[t.name]) for t in self.terms))
-        object.__setattr__(self, "_input_shapes", ((3,), (4,), (n,), (n,), (3,), (n,)))
-        object.__setattr__(self, "_obs_buffer", np.empty(self.n_obs))
+        clips = [np.full(t.size, np.inf if t.clip is None else t.clip) for t in self.terms]
+        any_clip = any(t.clip is not None for t in self.terms)
+        object.__setattr__(self, "_clip_array", np.concatenate(clips) if any_clip else None)
+        # Hot-path plan for build_frame: where each term goes, the expected input shapes, one buffer.
+        slices = self.frame_slices()
+        object.__setattr__(self, "_term_plan", tuple((TERM_KINDS[t.name].read, slices[t.name]) for t in self.terms))
+        nothing = np.zeros(0)
+        inputs = TermInputs(None, nothing, nothing, nothing, nothing, self._policy_default, 0.0,  # type: ignore[arg-type]
+                            self.gait_period_s or 1.0)
+        object.__setattr__(self, "_term_inputs", inputs)
+        object.__setattr__(self, "_input_shapes", ((3,), (4,), (n,), (n,), (3,), (n_policy,)))
+        object.__setattr__(self, "_obs_buffer", np.empty(sum(t.size for t in self.terms)))
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -193,19 +219,28 @@ class PolicyContract:
 
     @property
     def n_actions(self) -> int:
-        return len(self.joint_names)
+        return len(self.policy_joints)
+
+    @property
+    def frame_size(self) -> int:
+        """Values of one frame with the terms' histories (the unit ``frame_stack`` repeats)."""
+        return sum(t.width for t in self.terms)
 
     @property
     def n_obs(self) -> int:
-        return sum(t.size for t in self.terms)
+        return self.frame_stack * self.frame_size
+
+    @property
+    def recurrent(self) -> bool:
+        return bool(self.recurrent_state)
 
     @property
     def observation_scale(self) -> np.ndarray:
-        """Per-element scale of the observation vector (read-only copy)."""
+        """Per-element scale of one frame without history (read-only copy)."""
         return self._scale_array.copy()
 
-    def term_slices(self) -> dict[str, slice]:
-        """Where each term sits in the observation vector."""
+    def frame_slices(self) -> dict[str, slice]:
+        """Where each term's current value sits in one frame without history."""
         slices: dict[str, slice] = {}
         start = 0
         for term in self.terms:
@@ -213,29 +248,60 @@ class PolicyContract:
             start += term.size
         return slices
 
-    # ------------------------------------------------------------------ observation and action
-    def build_observation(self, state: RobotState, command: np.ndarray, last_action: np.ndarray) -> np.ndarray:
-        """The float32 observation vector, in the contract's term order, scaled.
+    def term_slices(self) -> dict[str, slice]:
+        """Where each term sits in the observation vector, its whole history (with ``frame_stack`` > 1: within
+        one stacked frame)."""
+        slices: dict[str, slice] = {}
+        start = 0
+        for term in self.terms:
+            slices[term.name] = slice(start, start + term.width)
+            start += term.width
+        return slices
 
-        Raises ObservationError on a wrong shape or any non-finite value: a policy must never see NaN.
-        This runs every control tick (up to 1 kHz): one buffer, one finiteness check over the result, and the
-        detailed diagnosis only when something is wrong.
+    # ------------------------------------------------------------------ observation and action
+    def build_observation(
+        self, state: RobotState, command: np.ndarray, last_action: np.ndarray, *, time_s: float = 0.0
+    ) -> np.ndarray:
+        """The float32 observation of a contract without history or frame stacking (ObservationBuilder builds
+        those, and runs the gait clock over time)."""
+        if self.frame_stack > 1 or any(t.history > 1 for t in self.terms):
+            raise ContractError("this contract stacks history: build observations with ObservationBuilder")
+        return self.build_frame(state, command, last_action, time_s=time_s).astype(np.float32)
+
+    def build_frame(
+        self, state: RobotState, command: np.ndarray, last_action: np.ndarray, *, time_s: float = 0.0
+    ) -> np.ndarray:
+        """One frame (float64, every term's current value, scaled and clipped, in the contract's term order).
+
+        The returned array is reused by the next call. Raises ObservationError on a wrong shape or any
+        non-finite value: a policy must never see NaN. This runs every control tick (up to 1 kHz): one buffer, one
+        finiteness check over the result, and the detailed diagnosis only when something is wrong.
         """
         inputs = (state.base_ang_vel, state.base_quat, state.joint_pos, state.joint_vel, command, last_action)
         if tuple(np.shape(x) for x in inputs) != self._input_shapes:
-            raise ObservationError(self._describe_bad_inputs(inputs))
+            raise ObservationError(self._describe_bad_inputs(state, inputs))
+        index = self._policy_index
+        term_inputs = self._term_inputs  # one object reused: this runs every control tick
+        term_inputs.state, term_inputs.command, term_inputs.last_action = state, command, last_action
+        term_inputs.joint_pos = state.joint_pos if index is None else state.joint_pos[index]
+        term_inputs.joint_vel = state.joint_vel if index is None else state.joint_vel[index]
+        term_inputs.time_s = time_s
         out = self._obs_buffer
         try:
-            for name, where in self._term_plan:
-                out[where] = TERM_SOURCES[name](state, command, last_action, self._default_pose_array)
-        except ValueError as exc:  # e.g. a zero-length orientation quaternion
+            for read, where in self._term_plan:
+                out[where] = read(term_inputs)
+        except ObservationError:
+            raise
+        except ValueError as exc:  # e.g. a zero-length orientation quaternion, or a misshapen optional field
             raise ObservationError(f"cannot build an observation: {exc}") from exc
         out *= self._scale_array
+        if self._clip_array is not None:
+            np.clip(out, -self._clip_array, self._clip_array, out=out)
         if not np.isfinite(out).all():
-            raise ObservationError(self._describe_bad_inputs(inputs))
-        return out.astype(np.float32)
+            raise ObservationError(self._describe_bad_inputs(state, inputs))
+        return out
 
-    def _describe_bad_inputs(self, inputs: tuple[Any, ...]) -> str:
+    def _describe_bad_inputs(self, state: RobotState, inputs: tuple[Any, ...]) -> str:
         labels = (
             "state.base_ang_vel",
             "state.base_quat",
@@ -250,87 +316,49 @@ class PolicyContract:
             if np.shape(x) != shape
         ]
         if wrong:
-            return "; ".join(wrong) + " (joint arrays in policy order)"
+            return "; ".join(wrong) + " (joint arrays in the robot's joint order, last_action in the policy's)"
+        optional = [(f"state.{t.name}", getattr(state, t.name)) for t in self.terms if hasattr(state, t.name)]
         bad = [label for label, x in zip(labels, inputs, strict=True) if not np.all(np.isfinite(x))]
+        bad += [label for label, x in optional if x is not None and not np.all(np.isfinite(x))]
         return f"non-finite values in {bad}: refusing to build an observation"
 
     def clip_action(self, action: np.ndarray) -> np.ndarray:
         """The action as the policy's joint targets use it (and as ``last_action`` in the next observation)."""
-        return np.clip(np.asarray(action, dtype=np.float64), -self.action_clip, self.action_clip)
+        action = np.asarray(action, dtype=np.float64)
+        if self.action_clip is None:
+            return action.copy()
+        return np.clip(action, -self.action_clip, self.action_clip)
 
     def action_to_joint_targets(self, action: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
-        """Joint position targets (policy order): default pose + scale × clipped action, within [lower, upper]."""
+        """Joint position targets for every robot joint (robot order): default pose + scale × clipped action for
+        the policy's joints, the default pose for the others, within [lower, upper]."""
         action = np.asarray(action, dtype=np.float64)
         if action.shape != (self.n_actions,):
             raise ObservationError(f"action has shape {action.shape}, expected ({self.n_actions},)")
         if not np.all(np.isfinite(action)):
             raise ObservationError("non-finite action from the policy: refusing to map it to joint targets")
-        return np.clip(self._default_pose_array + self.action_scale * self.clip_action(action), lower, upper)
+        moved = self._policy_default + self._action_scale_array * self.clip_action(action)
+        if self._policy_index is None:
+            return np.clip(moved, lower, upper)
+        targets = self._default_pose_array.copy()
+        targets[self._policy_index] = moved
+        return np.clip(targets, lower, upper)
 
     # ------------------------------------------------------------------ description and comparison
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "version": self.version,
-            "robot_name": self.robot_name,
-            "robot_config_hash": self.robot_config_hash,
-            "joint_names": list(self.joint_names),
-            "observation": [{"name": t.name, "size": t.size, "scale": list(t.scale)} for t in self.terms],
-            "n_obs": self.n_obs,
-            "n_actions": self.n_actions,
-            "action_scale": self.action_scale,
-            "action_clip": self.action_clip,
-            "default_pose": list(self.default_pose),
-            "kp": list(self.kp),
-            "kd": list(self.kd),
-            "policy_rate_hz": self.policy_rate_hz,
-        }
+        from humanoid_rl.core.contract_io import contract_to_dict
+
+        return contract_to_dict(self)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PolicyContract:
-        required = (
-            "version",
-            "robot_name",
-            "robot_config_hash",
-            "joint_names",
-            "observation",
-            "action_scale",
-            "action_clip",
-            "default_pose",
-            "kp",
-            "kd",
-            "policy_rate_hz",
-        )
-        missing = [k for k in required if k not in data]
-        if missing:
-            raise ContractError(f"contract description lacks {missing}; was the model exported by humanoid-rl export?")
-        if int(data["version"]) != CONTRACT_VERSION:
-            raise ContractError(
-                f"contract version {data['version']} is not supported by this runtime (version {CONTRACT_VERSION}): "
-                "re-export the model with this version of humanoid_rl"
-            )
-        try:
-            terms = tuple(
-                ObservationTerm(str(t["name"]), int(t["size"]), tuple(float(s) for s in t["scale"]))
-                for t in data["observation"]
-            )
-        except (KeyError, TypeError) as exc:
-            raise ContractError(f"malformed observation term in contract: {exc}") from exc
-        return cls(
-            robot_name=str(data["robot_name"]),
-            robot_config_hash=str(data["robot_config_hash"]),
-            joint_names=tuple(str(n) for n in data["joint_names"]),
-            terms=terms,
-            action_scale=float(data["action_scale"]),
-            action_clip=float(data["action_clip"]),
-            default_pose=tuple(float(x) for x in data["default_pose"]),
-            kp=tuple(float(x) for x in data["kp"]),
-            kd=tuple(float(x) for x in data["kd"]),
-            policy_rate_hz=float(data["policy_rate_hz"]),
-            version=int(data["version"]),
-        )
+        """A contract from :meth:`to_dict` of this or an earlier version (ContractError names what is wrong)."""
+        from humanoid_rl.core.contract_io import contract_from_dict
+
+        return contract_from_dict(data)
 
     @classmethod
     def from_json(cls, text: str) -> PolicyContract:
@@ -341,15 +369,16 @@ class PolicyContract:
         return cls.from_dict(data)
 
     def mismatches(self, other: PolicyContract, *, self_label: str = "model", other_label: str = "robot") -> list[str]:
-        """Every difference that makes a policy built for ``self`` unsafe to run against ``other``.
+        """Every difference between two contracts (the policy-side layout included).
 
-        The config hash is not compared here (an edited comment changes it); see :meth:`hash_differs`.
+        The config hash is not compared here (an edited comment changes it); see :meth:`hash_differs`. A
+        deployment compares a model with a robot through :meth:`robot_mismatches`, which leaves the observation
+        layout and action mapping to the model.
         """
-        out: list[str] = []
         a, b = self_label, other_label
-        if self.robot_name != other.robot_name:
-            out.append(f"robot name: {a} was built for {self.robot_name!r}, {b} is {other.robot_name!r}")
-        out += _joint_order_mismatches(self.joint_names, other.joint_names, a, b)
+        out = self.robot_mismatches(other, self_label=a, other_label=b)
+        if self.policy_joints != other.policy_joints and self.joint_names == other.joint_names:
+            out.append(f"policy joints: {a} drives {list(self.policy_joints)}, {b} {list(other.policy_joints)}")
         mine = [(t.name, t.size) for t in self.terms]
         theirs = [(t.name, t.size) for t in other.terms]
         if mine != theirs:
@@ -358,13 +387,37 @@ class PolicyContract:
             for t1, t2 in zip(self.terms, other.terms, strict=True):
                 if not np.allclose(t1.scale, t2.scale, rtol=0, atol=FLOAT_TOLERANCE):
                     out.append(f"observation scale of {t1.name!r}: {a} {list(t1.scale)}, {b} {list(t2.scale)}")
-        for name in ("action_scale", "action_clip", "policy_rate_hz"):
-            x, y = getattr(self, name), getattr(other, name)
-            if abs(x - y) > FLOAT_TOLERANCE:
-                out.append(f"{name}: {a} {x}, {b} {y}")
-        if self.joint_names == other.joint_names:
+                for name in ("clip", "history"):
+                    if getattr(t1, name) != getattr(t2, name):
+                        out.append(f"observation {name} of {t1.name!r}: {a} {getattr(t1, name)}, "
+                                   f"{b} {getattr(t2, name)}")
+        x, y = np.atleast_1d(self.action_scale), np.atleast_1d(other.action_scale)
+        if x.shape != y.shape or not np.allclose(x, y, rtol=0, atol=FLOAT_TOLERANCE):
+            out.append(f"action_scale: {a} {self.action_scale}, {b} {other.action_scale}")
+        c1, c2 = self.action_clip, other.action_clip
+        if (c1 is None) != (c2 is None) or (c1 is not None and c2 is not None and abs(c1 - c2) > FLOAT_TOLERANCE):
+            out.append(f"action_clip: {a} {c1}, {b} {c2}")
+        for name in ("gait_period_s", "frame_stack", "history_order", "history_reset", "recurrent_state"):
+            if getattr(self, name) != getattr(other, name):
+                out.append(f"{name}: {a} {getattr(self, name)}, {b} {getattr(other, name)}")
+        return out
+
+    def robot_mismatches(
+        self, robot: PolicyContract, *, self_label: str = "model", other_label: str = "robot"
+    ) -> list[str]:
+        """Every difference that makes a policy built for ``self`` unsafe to run on ``robot``: robot name, joint
+        order, default pose and PD gains per joint, policy rate. The observation layout and action mapping are the
+        model's own (its contract says how to build them from any robot state)."""
+        out: list[str] = []
+        a, b = self_label, other_label
+        if self.robot_name != robot.robot_name:
+            out.append(f"robot name: {a} was built for {self.robot_name!r}, {b} is {robot.robot_name!r}")
+        out += _joint_order_mismatches(self.joint_names, robot.joint_names, a, b)
+        if abs(self.policy_rate_hz - robot.policy_rate_hz) > FLOAT_TOLERANCE:
+            out.append(f"policy_rate_hz: {a} {self.policy_rate_hz}, {b} {robot.policy_rate_hz}")
+        if self.joint_names == robot.joint_names:
             for name in ("default_pose", "kp", "kd"):
-                x, y = np.asarray(getattr(self, name)), np.asarray(getattr(other, name))
+                x, y = np.asarray(getattr(self, name)), np.asarray(getattr(robot, name))
                 for i in np.flatnonzero(np.abs(x - y) > FLOAT_TOLERANCE):
                     out.append(f"{name} of {self.joint_names[i]}: {a} {x[i]:.6g}, {b} {y[i]:.6g}")
         return out

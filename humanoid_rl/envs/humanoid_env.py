@@ -25,7 +25,8 @@ import gymnasium as gym
 import numpy as np
 import pybullet
 
-from humanoid_rl.core.contract import PolicyContract, RobotState
+from humanoid_rl.core.contract import ContractMismatchError, PolicyContract, RobotState
+from humanoid_rl.core.observation import ObservationBuilder
 from humanoid_rl.core.robot_spec import RobotSpec
 from humanoid_rl.core.rotations import yaw as heading
 from humanoid_rl.envs.pushes import PushConfig, PushSchedule
@@ -167,6 +168,7 @@ class HumanoidEnv(gym.Env[np.ndarray, np.ndarray]):
         # `spec` is Gymnasium's EnvSpec; the robot's is `robot_spec`.
         self.robot_spec = RobotSpec.load(self.config.robot_config)
         self.contract = PolicyContract.from_robot(self.robot_spec, policy_rate_hz=self.config.policy_rate_hz)
+        self._observer = ObservationBuilder(self.contract)  # history and gait clock, restarted at every reset
         spec = self.robot_spec
         physics_rate_hz = float(self.config.physics_rate_hz or spec.physics_rate_hz)
         ratio = physics_rate_hz / self.contract.policy_rate_hz
@@ -260,6 +262,7 @@ class HumanoidEnv(gym.Env[np.ndarray, np.ndarray]):
         self._command_rng = command_rng
         self.command = self._draw_command()
         self._last_action = np.zeros(self.contract.n_actions)
+        self._observer.reset()
         self._step_index = 0
         truth = self.sim.ground_truth()
         self._start_xy = truth.pos[:2].copy()
@@ -314,13 +317,16 @@ class HumanoidEnv(gym.Env[np.ndarray, np.ndarray]):
             joint_vel=readings.joint_vel,
         )
         self._feet_in_contact = readings.foot_contacts
-        return self.contract.build_observation(state, self.command, self._last_action)
+        if self._observer.needs_truth:  # base velocity and height: the simulator's exact ones (no estimator here)
+            truth = self.sim.ground_truth()
+            state.base_lin_vel, state.base_height = truth.lin_vel_body, float(truth.pos[2])
+        state.foot_contacts, state.imu_lin_acc = readings.foot_contacts.astype(np.float64), readings.imu_accel
+        return self._observer.build(state, self.command, self._last_action)
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if self._needs_reset:
             raise RuntimeError("HumanoidEnv.step called before reset() or after the episode ended: call reset()")
-        clip = self.contract.action_clip
-        action = np.clip(np.asarray(action, dtype=np.float64), -clip, clip)
+        action = self.contract.clip_action(action)
         targets = self.contract.action_to_joint_targets(action, self.robot_spec.lower, self.robot_spec.upper)
         push = self.pushes.push_at(self._step_index)
         if push is not None:
@@ -421,6 +427,24 @@ class HumanoidEnv(gym.Env[np.ndarray, np.ndarray]):
         }
 
     # ------------------------------------------------------------------------------------------ misc
+
+    def use_contract(self, contract: PolicyContract) -> None:
+        """Observe and act as ``contract`` says (a model's own, e.g. an imported policy in ``humanoid-rl eval``)
+        from the next reset; its robot facts (joints, default pose, gains, rate) must be this robot's."""
+        if contract is self.contract:
+            return
+        own = PolicyContract.from_robot(self.robot_spec, policy_rate_hz=self.contract.policy_rate_hz)
+        problems = contract.robot_mismatches(own)
+        if problems:
+            raise ContractMismatchError(problems, context="the contract does not fit this environment's robot")
+        self.contract = contract
+        self._observer = ObservationBuilder(contract)
+        clip = np.inf if contract.action_clip is None else contract.action_clip
+        self.action_space = gym.spaces.Box(-clip, clip, (contract.n_actions,), np.float32)
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (contract.n_obs,), np.float32)
+        stacked = contract.frame_stack > 1 or any(t.history > 1 for t in contract.terms)
+        self._command_slice = None if stacked else contract.term_slices().get("velocity_command")
+        self._needs_reset = True
 
     def velocity_command_in(self, obs: np.ndarray) -> np.ndarray:
         """The (unscaled) velocity command an observation carries, read through the contract's layout."""

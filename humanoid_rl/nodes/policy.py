@@ -3,8 +3,11 @@
 A ``LifecycleNode`` named ``policy``:
 
 * **configure** loads the robot (``RobotSpec``), builds its contract, loads the model with
-  :func:`humanoid_rl.policy.runtime.load_policy` (contract check against the robot, recorded pairs replayed) and
-  creates the subscriptions and the lifecycle publisher. Any failure returns FAILURE with the reason logged
+  :func:`humanoid_rl.policy.runtime.load_policy` (the model's contract checked against the robot: joints, default
+  pose, gains, rate; recorded pairs replayed) and creates the subscriptions and the lifecycle publisher.
+  Observations are built from the MODEL's contract (its terms, scales, history, gait clock, joint subset) by one
+  :class:`~humanoid_rl.core.observation.ObservationBuilder`; the estimator's contacts and the IMU are subscribed
+  to only when the contract observes them. Any failure returns FAILURE with the reason logged
   (and kept in ``configure_error``); the publisher is never activated, so nothing is ever published.
 * **activate** starts the deadline-based timer (``trigger: timer``) or arms the joint-state trigger
   (``trigger: state``); **deactivate** stops it; **cleanup** / **shutdown** free the session and the
@@ -17,6 +20,10 @@ in ``skips``; a command is never built from a stale or NaN state. Otherwise the 
 position targets in policy order, named, stamped with the joint state's stamp (so downstream latency is measured
 from the measurement). Timing (rate, jitter, deadline misses, inference µs, state age) goes to /diagnostics at
 2 Hz.
+
+The policy's memory (recurrent state), the observation history and the gait clock start afresh at activate and
+whenever the shield's latched ``/safety_shield/mode`` turns ACTIVE (engage, or leaving HOLD), so a policy sees
+from its first engaged step what it saw from its first training step.
 """
 
 from __future__ import annotations
@@ -31,9 +38,11 @@ from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from sensor_msgs.msg import JointState
+from sensor_msgs.msg import Imu, JointState
+from std_msgs.msg import Float64MultiArray, String
 
 from humanoid_rl.core.contract import ContractMismatchError, ObservationError, PolicyContract, RobotState
+from humanoid_rl.core.observation import ObservationBuilder
 from humanoid_rl.core.robot_spec import RobotSpec
 from humanoid_rl.core.timing import LoopStats
 from humanoid_rl.graph import POLICY, Topics
@@ -41,7 +50,7 @@ from humanoid_rl.nodes.conversions import JointNameError, JointOrderMap
 from humanoid_rl.nodes.diagnostics import DiagnosticsPublisher
 from humanoid_rl.nodes.lifecycle import CheckedConfigureNode
 from humanoid_rl.nodes.params import DeclaredParameters
-from humanoid_rl.nodes.qos import COMMAND_QOS, SENSOR_QOS
+from humanoid_rl.nodes.qos import COMMAND_QOS, LATCHED_QOS, SENSOR_QOS
 from humanoid_rl.nodes.runner import main_for
 from humanoid_rl.policy.model_file import read_model_metadata
 from humanoid_rl.policy.parameters import CONFIGURE_TIME_PARAMETERS, POLICY_PARAMETERS, TriggerMode
@@ -57,7 +66,7 @@ SKIP_REASONS = (
     "non_finite_joint_state",
     "non_finite_estimator",
     "bad_quaternion",  # estimator orientation not a unit quaternion
-    "bad_observation",  # the contract refused to build the observation
+    "bad_observation",  # the contract refused to build the observation (or an input it observes is missing)
     "non_finite_action",  # the policy produced NaN/inf
 )
 DIAGNOSTICS_PERIOD_S = 0.5
@@ -83,6 +92,7 @@ class PolicyNode(CheckedConfigureNode):
         self.configure_error = ""
         self.policy: Policy | None = None
         self.published = 0
+        self.resets = 0  # times the policy's memory, history and clock were started afresh
         self.skips: dict[str, int] = dict.fromkeys(SKIP_REASONS, 0)
         self._inputs: list[Any] = []
         self._publisher: Any = None
@@ -145,9 +155,11 @@ class PolicyNode(CheckedConfigureNode):
             self.get_logger().warning(warning)
         self.policy = policy
         self._contract = policy.contract
+        self._observer = ObservationBuilder(policy.contract)
+        self._shield_mode = ""
+        observed = {t.name for t in policy.contract.terms}
         self._lower = np.array(spec.lower)
         self._upper = np.array(spec.upper)
-        self._action_clip = policy.contract.action_clip
         self._joint_map = JointOrderMap(spec.joint_names)
         self._trigger = TriggerMode(values["trigger"])
         self._rate_hz = rate_hz
@@ -162,6 +174,8 @@ class PolicyNode(CheckedConfigureNode):
         self._ang_vel = np.zeros(3)
         self._joint_msg = None
         self._odom_msg = None
+        self._contacts: np.ndarray | None = None
+        self._imu_acc: np.ndarray | None = None
         self._command[:] = 0.0
         self._publisher = self.create_lifecycle_publisher(JointState, Topics.POLICY_COMMANDS, COMMAND_QOS)
         state_callback = self._on_joint_state_trigger if self._trigger is TriggerMode.STATE else self._on_joint_state
@@ -170,7 +184,14 @@ class PolicyNode(CheckedConfigureNode):
             self.create_subscription(JointState, Topics.JOINT_STATES, state_callback, SENSOR_QOS),
             self.create_subscription(Odometry, Topics.ESTIMATOR_ODOM, odom_callback, SENSOR_QOS),
             self.create_subscription(Twist, Topics.CMD_VEL, self._on_cmd_vel, SENSOR_QOS),
+            self.create_subscription(String, Topics.SHIELD_MODE, self._on_shield_mode, LATCHED_QOS),
         ]
+        if "foot_contacts" in observed:
+            self._inputs.append(
+                self.create_subscription(Float64MultiArray, Topics.ESTIMATOR_CONTACTS, self._on_contacts, SENSOR_QOS)
+            )
+        if "imu_lin_acc" in observed:
+            self._inputs.append(self.create_subscription(Imu, Topics.IMU, self._on_imu, SENSOR_QOS))
         self.get_logger().info(
             f"configured: {policy.name} for robot {spec.name!r} ({spec.n_joints} joints) at {rate_hz:g} Hz, "
             f"trigger {self._trigger.value}"
@@ -181,7 +202,7 @@ class PolicyNode(CheckedConfigureNode):
         if result != TransitionCallbackReturn.SUCCESS:
             return result
         self._reset_stats(self._rate_hz)
-        self._last_action[:] = 0.0
+        self.reset_policy_state()
         self._last_used_stamp_ns = None
         self._last_used_odom_ns = None
         self._active = True
@@ -250,6 +271,28 @@ class PolicyNode(CheckedConfigureNode):
         self._last_used_stamp_ns, self._last_used_odom_ns = stamp_ns, odom_ns
         self._compute()
 
+    def _on_shield_mode(self, msg: String) -> None:
+        # Engage, or the end of a HOLD: the policy starts as at its first training step.
+        if msg.data == "ACTIVE" and self._shield_mode != "ACTIVE" and self.policy is not None:
+            self.reset_policy_state()
+        self._shield_mode = msg.data
+
+    def reset_policy_state(self) -> None:
+        """Zero the recurrent memory, the observation history, the gait clock and the last action."""
+        if self.policy is None:
+            return
+        self.policy.reset()
+        self._observer.reset()
+        self._last_action[:] = 0.0
+        self.resets += 1
+
+    def _on_contacts(self, msg: Float64MultiArray) -> None:
+        self._contacts = np.array(msg.data, dtype=np.float64) if len(msg.data) == 2 else None
+
+    def _on_imu(self, msg: Imu) -> None:
+        a = msg.linear_acceleration
+        self._imu_acc = np.array([a.x, a.y, a.z])
+
     def _on_cmd_vel(self, msg: Twist) -> None:
         values = (msg.linear.x, msg.linear.y, msg.angular.z)
         self._command[:] = values if all(math.isfinite(v) for v in values) else (0.0, 0.0, 0.0)
@@ -296,9 +339,19 @@ class PolicyNode(CheckedConfigureNode):
         command = self._command
         if self._cmd_timeout_ns is not None and now_ns - self._command_stamp_ns > self._cmd_timeout_ns:
             command = np.zeros(3)
-        state = RobotState(base_ang_vel=ang_vel, base_quat=quat, joint_pos=joint_pos, joint_vel=joint_vel)
+        v, p = odom.twist.twist.linear, odom.pose.pose.position
+        state = RobotState(
+            base_ang_vel=ang_vel,
+            base_quat=quat,
+            joint_pos=joint_pos,
+            joint_vel=joint_vel,
+            base_lin_vel=np.array([v.x, v.y, v.z]),
+            base_height=p.z,  # the estimator's odom z: base height above the ground it started on
+            foot_contacts=self._contacts,
+            imu_lin_acc=self._imu_acc,
+        )
         try:
-            obs = self._contract.build_observation(state, command, self._last_action)
+            obs = self._observer.build(state, command, self._last_action)
         except ObservationError:
             return self._skip("bad_observation")
         start = time.perf_counter()
@@ -313,7 +366,7 @@ class PolicyNode(CheckedConfigureNode):
         msg.position = targets.tolist()
         self._publisher.publish(msg)
         # The observation's last_action is the clipped action, as the training environment stores it.
-        np.clip(action, -self._action_clip, self._action_clip, out=self._last_action)
+        self._last_action[:] = self._contract.clip_action(action)
         self.published += 1
         # A timer tick is timed by the clock; a state-triggered step by the state it answers, so a deadline miss
         # is a state left unanswered (sim time only moves in /clock steps: the clock at compute time would count

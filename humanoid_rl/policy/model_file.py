@@ -4,9 +4,11 @@ Format
 ------
 A policy is one ONNX file (``models/<name>.onnx``):
 
-* graph input ``obs``: float32 ``[batch, n_obs]``, batch dynamic (a string dim such as ``"batch"``), ``n_obs``
+* graph input ``obs``: float32 ``[batch, n_obs]``, batch dynamic (a string dim such as ``"batch"``) or 1, ``n_obs``
   fixed and equal to the contract's ``n_obs``;
-* graph output ``actions``: float32 ``[batch, n_actions]``, ``n_actions`` = the contract's joint count;
+* graph output ``actions``: float32 ``[batch, n_actions]``, ``n_actions`` = the contract's count of policy joints;
+* a recurrent policy has one more input and output per ``recurrent_state`` entry of its contract (the memory:
+  output of step t is input of step t+1, zeros after a reset), float32 of the declared shape;
 * observation normalisation is INSIDE the graph: ``obs`` is the raw contract observation
   (:meth:`PolicyContract.build_observation`), never pre-normalised by the caller;
 * ``metadata_props`` (string → string), all written by :func:`write_model_metadata`:
@@ -17,7 +19,9 @@ A policy is one ONNX file (``models/<name>.onnx``):
   ``humanoid_rl.recorded_pairs``
       JSON ``{"obs": [[...], ...], "actions": [[...], ...], "tolerance": 1e-5}``: observations from evaluation
       rollouts and the actions the trained network produced for them. The runtime replays them on load; a
-      model whose replayed actions differ by more than ``tolerance`` (absolute) is refused.
+      model whose replayed actions differ by more than ``tolerance`` (absolute) is refused. For a recurrent
+      policy the rows are sequences with the memory carried, each starting from zero memory at the row indices
+      listed in ``"sequence_starts"``, and they are replayed as such.
   ``humanoid_rl.training``
       JSON object summarising training (algorithm, steps, environment, returns, ...). Informational.
 
@@ -106,19 +110,21 @@ class RecordedPairs:
     obs: np.ndarray  # (n, n_obs)
     actions: np.ndarray  # (n, n_actions)
     tolerance: float = DEFAULT_PAIR_TOLERANCE
+    sequence_starts: tuple[int, ...] = (0,)  # rows where the recurrent memory starts from zero
 
     def __len__(self) -> int:
         return int(self.obs.shape[0])
 
     def to_json(self) -> str:
         # float32 → float64 is exact, and JSON round-trips float64 exactly: replay sees the recorded bits.
-        return json.dumps(
-            {
-                "obs": self.obs.astype(np.float64).tolist(),
-                "actions": self.actions.astype(np.float64).tolist(),
-                "tolerance": self.tolerance,
-            }
-        )
+        data: dict[str, Any] = {
+            "obs": self.obs.astype(np.float64).tolist(),
+            "actions": self.actions.astype(np.float64).tolist(),
+            "tolerance": self.tolerance,
+        }
+        if self.sequence_starts != (0,):
+            data["sequence_starts"] = list(self.sequence_starts)
+        return json.dumps(data)
 
 
 @dataclass(frozen=True)
@@ -140,6 +146,7 @@ def check_recorded_pairs(
     contract: PolicyContract,
     tolerance: float = DEFAULT_PAIR_TOLERANCE,
     source: str = "recorded pairs",
+    sequence_starts: Sequence[int] = (0,),
 ) -> RecordedPairs:
     """Validated float32 copies; raises ModelMetadataError naming the shape or value problem."""
     try:
@@ -162,26 +169,46 @@ def check_recorded_pairs(
         problems.append("non-finite values among the recorded pairs")
     if not (isinstance(tolerance, int | float) and math.isfinite(tolerance) and tolerance > 0):
         problems.append(f"tolerance {tolerance!r} is not a positive number")
+    starts = tuple(int(i) for i in sequence_starts)
+    ordered = bool(starts) and starts[0] == 0 and list(starts) == sorted(set(starts))
+    if not problems and not (ordered and starts[-1] < len(obs_array)):
+        problems.append(f"sequence_starts {list(starts)} must begin at 0 and increase within the {len(obs_array)} rows")
     if problems:
         raise ModelMetadataError(
             f"{source}: invalid recorded pairs: {'; '.join(problems)}. Fix: {_EXPORT_FIX}"
         )
-    return RecordedPairs(obs=obs_array, actions=action_array, tolerance=float(tolerance))
+    return RecordedPairs(obs=obs_array, actions=action_array, tolerance=float(tolerance), sequence_starts=starts)
 
 
 def io_mismatches(
     inputs: Sequence[TensorSignature], outputs: Sequence[TensorSignature], contract: PolicyContract
 ) -> list[str]:
-    """How the graph's inputs/outputs differ from ``obs [batch, n_obs] → actions [batch, n_actions]``."""
+    """How the graph's inputs/outputs differ from ``obs [batch, n_obs] → actions [batch, n_actions]`` plus one
+    input/output pair per recurrent state the contract declares."""
     out: list[str] = []
-    for kind, signatures, name, width in (
-        ("input", inputs, INPUT_NAME, contract.n_obs),
-        ("output", outputs, OUTPUT_NAME, contract.n_actions),
+    state = contract.recurrent_state
+    for kind, signatures, name, width, extra in (
+        ("input", inputs, INPUT_NAME, contract.n_obs, [(r.input, r.shape) for r in state]),
+        ("output", outputs, OUTPUT_NAME, contract.n_actions, [(r.output, r.shape) for r in state]),
     ):
-        if [s.name for s in signatures] != [name]:
-            out.append(f"graph {kind}s are {[s.name for s in signatures]}, expected exactly [{name!r}]")
+        expected = [name, *(n for n, _ in extra)]
+        by_name = {s.name: s for s in signatures}
+        if sorted(by_name) != sorted(expected):
+            undeclared = [n for n in by_name if n not in expected]
+            hint = (
+                f" ({undeclared} not declared: a recurrent state {kind} needs an entry in the contract's "
+                "recurrent_state)" if undeclared and name in by_name else ""
+            )
+            out.append(f"graph {kind}s are {[s.name for s in signatures]}, expected exactly {expected}{hint}")
             continue
-        sig = signatures[0]
+        for state_name, shape in extra:
+            sig = by_name[state_name]
+            if sig.element_type != "float32" or len(sig.shape) != len(shape) or any(
+                isinstance(d, int) and d != want for d, want in zip(sig.shape, shape, strict=True)
+            ):
+                out.append(f"recurrent state {kind} {state_name!r} is {sig.element_type} {list(sig.shape)}, "
+                           f"the contract says float32 {list(shape)}")
+        sig = by_name[name]
         if sig.element_type != "float32":
             out.append(f"{kind} {name!r} is {sig.element_type}, expected float32")
         if len(sig.shape) != 2:
@@ -236,6 +263,7 @@ def write_model_metadata(
     training_summary: Mapping[str, Any],
     *,
     tolerance: float = DEFAULT_PAIR_TOLERANCE,
+    sequence_starts: Sequence[int] = (0,),
 ) -> onnx.ModelProto:
     """Store contract, recorded pairs and training summary in ``model_proto.metadata_props`` (in place).
 
@@ -254,7 +282,8 @@ def write_model_metadata(
             "float32, with a dynamic batch dimension"
         )
     pairs = check_recorded_pairs(
-        recorded_obs, recorded_actions, contract, tolerance, source="write_model_metadata"
+        recorded_obs, recorded_actions, contract, tolerance, source="write_model_metadata",
+        sequence_starts=sequence_starts,
     )
     try:
         training_json = json.dumps(dict(training_summary), sort_keys=True, default=_json_default)
@@ -371,6 +400,7 @@ def parse_model_metadata(properties: Mapping[str, str], source: str = "model") -
             contract,
             pairs_data.get("tolerance", DEFAULT_PAIR_TOLERANCE),
             source=source,
+            sequence_starts=pairs_data.get("sequence_starts", (0,)),
         )
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise ModelMetadataError(

@@ -24,7 +24,8 @@ POLICY_PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec(
         "model",
         "",
-        "ONNX policy exported by `humanoid-rl export`; '' holds the default pose (PD only). "
+        "ONNX policy written by `humanoid-rl export` or `humanoid-rl import` (observations are built from its own "
+        "contract); '' holds the default pose (PD only). "
         "A relative path that does not exist in the working directory is looked up in the share "
         "directory's models/",
     ),

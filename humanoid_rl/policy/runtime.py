@@ -8,6 +8,10 @@ pairs replay within tolerance, and returns something with ``act(obs) -> action``
 ``act`` is the hot path (up to 1 kHz): the observation is copied into a preallocated input buffer bound to the
 session once (IO binding), the output lands in a preallocated buffer, and a non-finite input or output raises
 instead of returning NaN. It is not reentrant: one policy object per calling thread.
+
+A recurrent policy (its contract declares ``recurrent_state``) carries its memory from one ``act`` to the next:
+each state output is bound to a buffer that is copied into the matching input buffer after the run. ``reset()``
+zeroes the memory; callers reset at engage, at episode start and after HOLD.
 """
 
 from __future__ import annotations
@@ -96,6 +100,8 @@ class Policy(Protocol):
 
     def act(self, obs: np.ndarray) -> np.ndarray: ...
 
+    def reset(self) -> None: ...
+
     def check_against(self, robot_contract: PolicyContract) -> list[str]: ...
 
     def verify_recorded_pairs(self) -> VerificationReport: ...
@@ -122,6 +128,13 @@ class OnnxPolicy:
         self._binding = session.io_binding()
         self._binding.bind_ortvalue_input(INPUT_NAME, ort.OrtValue.ortvalue_from_numpy(self._input))
         self._binding.bind_ortvalue_output(OUTPUT_NAME, ort.OrtValue.ortvalue_from_numpy(self._output))
+        # Recurrent memory: (input buffer, output buffer) per state; the output is copied in after each run.
+        self._memory: list[tuple[np.ndarray, np.ndarray]] = []
+        for state in self.contract.recurrent_state:
+            pair = (np.zeros(state.shape, dtype=np.float32), np.zeros(state.shape, dtype=np.float32))
+            self._binding.bind_ortvalue_input(state.input, ort.OrtValue.ortvalue_from_numpy(pair[0]))
+            self._binding.bind_ortvalue_output(state.output, ort.OrtValue.ortvalue_from_numpy(pair[1]))
+            self._memory.append(pair)
         self._run = session.run_with_iobinding
 
     @classmethod
@@ -162,37 +175,50 @@ class OnnxPolicy:
         if not np.isfinite(row).all():
             raise NonFiniteActionError("non-finite observation given to the policy: refusing to run it")
         self._run(self._binding)
+        for memory_in, memory_out in self._memory:
+            np.copyto(memory_in, memory_out)
         action = self._output_row
         if not np.isfinite(action).all():
-            bad = [self.contract.joint_names[i] for i in np.flatnonzero(~np.isfinite(action))]
+            bad = [self.contract.policy_joints[i] for i in np.flatnonzero(~np.isfinite(action))]
             raise NonFiniteActionError(
                 f"{self.name} produced non-finite actions for {bad}: no command is built"
             )
         return action.copy()
 
+    def reset(self) -> None:
+        """Zero the recurrent memory (no-op for a feed-forward policy)."""
+        for memory_in, _ in self._memory:
+            memory_in.fill(0.0)
+
     def check_against(self, robot_contract: PolicyContract) -> list[str]:
         """Every difference between this model's contract and the robot's (empty: safe to run)."""
-        return self.contract.mismatches(robot_contract, self_label="model", other_label="robot")
+        return self.contract.robot_mismatches(robot_contract, self_label="model", other_label="robot")
 
     def verify_recorded_pairs(self) -> VerificationReport:
-        """Replay the recorded observations through ``act`` and compare with the recorded actions."""
+        """Replay the recorded observations through ``act`` (as sequences, memory carried, for a recurrent
+        policy) and compare with the recorded actions. Leaves the memory zeroed."""
         pairs = self.metadata.recorded_pairs
         diffs = np.empty(pairs.actions.shape, dtype=np.float64)
+        starts = set(pairs.sequence_starts)
         for i, obs in enumerate(pairs.obs):
+            if i in starts:
+                self.reset()
             try:
                 diffs[i] = np.abs(self.act(obs).astype(np.float64) - pairs.actions[i])
             except NonFiniteActionError:
                 diffs[i] = np.inf
         worst_pair, worst_element = np.unravel_index(int(np.argmax(diffs)), diffs.shape)
         max_diff = float(diffs[worst_pair, worst_element])
-        return VerificationReport(
+        report = VerificationReport(
             n_pairs=len(pairs),
             max_abs_diff=max_diff,
             tolerance=pairs.tolerance,
             passed=max_diff <= pairs.tolerance,
             worst_pair=int(worst_pair),
-            worst_joint=self.contract.joint_names[int(worst_element)],
+            worst_joint=self.contract.policy_joints[int(worst_element)],
         )
+        self.reset()
+        return report
 
 
 class HoldPosePolicy:
@@ -212,6 +238,9 @@ class HoldPosePolicy:
         if obs.shape != self._obs_shape:
             raise ValueError(f"observation has shape {obs.shape}, expected {self._obs_shape}")
         return self._zeros.copy()
+
+    def reset(self) -> None:
+        """Nothing to forget."""
 
     def check_against(self, robot_contract: PolicyContract) -> list[str]:
         return self.contract.mismatches(robot_contract, self_label="hold policy", other_label="robot")
@@ -317,8 +346,10 @@ def benchmark_inference(
     def run_act(i: int) -> None:
         policy.act(observations[i & 63])
 
-    def run_bare(i: int) -> None:
-        bare.run(None, {INPUT_NAME: batched[i & 63]})
+    memory = {r.input: np.zeros(r.shape, np.float32) for r in policy.contract.recurrent_state}
+
+    def run_bare(i: int) -> None:  # a recurrent model's memory fed as zeros: the same work per step
+        bare.run(None, {INPUT_NAME: batched[i & 63], **memory})
 
     per_round = n // rounds
     samples: dict[str, list[np.ndarray]] = {"act": [], "bare": []}

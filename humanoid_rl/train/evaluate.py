@@ -74,9 +74,11 @@ def _make_policy(which: str, model: str | None, contract: Any) -> Any:
 
 def run_episode(env: Any, policy: Any, seed: int) -> dict[str, Any]:
     """One seeded episode; the summary the environment reports plus joint-limit distances and time of a fall."""
+    env.unwrapped.use_contract(policy.contract)  # observations as the MODEL's contract builds them
     sim = env.unwrapped.sim
     spec = env.unwrapped.robot_spec
     obs, _ = env.reset(seed=seed)
+    policy.reset()  # recurrent memory from zero, as at engage
     min_distance = np.full(spec.n_joints, np.inf)
     while True:
         obs, _, terminated, truncated, info = env.step(policy.act(obs))
