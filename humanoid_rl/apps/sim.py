@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -55,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from geometry_msgs.msg import WrenchStamped
 
     from humanoid_rl.apps.stack import InProcessStack, StackOptions
-    from humanoid_rl.cli import EXIT_INTERRUPTED, CommandError
+    from humanoid_rl.cli import CommandError
     from humanoid_rl.cli_args import prepare_run_dir
 
     pushes = check_inputs(args)
@@ -77,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     except BaseException:
         run_dir.discard_if_empty()
         raise
-    with stack, Interrupts() as interrupts:
+    with stack:
         bridge = stack.node(SIM_BRIDGE.name)
         push_pub = bridge.create_publisher(WrenchStamped, Topics.SIM_PUSH, 10)
         pending = list(pushes)
@@ -97,53 +95,18 @@ def run(args: argparse.Namespace) -> int:
                 last_status = now
                 print("\r" + status_line(stack), end="", flush=True)
 
-        stack.spin_until(
-            lambda: interrupts.received or bridge.sim_time_s >= args.duration, on_tick=on_tick,
-            wall_timeout_s=max(120.0, 20.0 * args.duration),
+        finished = stack.spin_until(
+            lambda: bridge.sim_time_s >= args.duration, on_tick=on_tick, wall_timeout_s=max(120.0, 20.0 * args.duration)
         )
-        finished = bridge.sim_time_s >= args.duration
-        interrupted = interrupts.received and not finished
         print("\r" + status_line(stack))
         report = collect_report(stack, args, wall_time_s=time.monotonic() - wall_start, pushes=pushes)
         report["completed"] = finished
-        report["interrupted"] = interrupted
         plots = {} if args.no_plots else stack_plot_data(stack)
     (out_dir / "report.json").write_text(json.dumps(report, indent=2))
     if plots:
         write_plots(plots, out_dir)
     print(summary_text(report, out_dir))
-    if interrupted:
-        return EXIT_INTERRUPTED
     return 0 if finished and not report["fell"] else 1
-
-
-class Interrupts:
-    """Within it, the first Ctrl-C (SIGINT) or SIGTERM only sets ``received``: the spin loop checks it and the run
-    stops early with its report written. Raising there would land in whichever node callback is running. A second
-    signal raises KeyboardInterrupt (the user insists). rclpy's handlers are set aside meanwhile: they would shut
-    the context down under the nodes the report is read from."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self) -> None:
-        self.received = False
-        self._previous: dict[int, Any] = {}
-
-    def _raise(self, signum: int, frame: Any) -> None:
-        if self.received:
-            raise KeyboardInterrupt(signal.Signals(signum).name)
-        self.received = True
-
-    def __enter__(self) -> Interrupts:
-        if threading.current_thread() is threading.main_thread():
-            self._previous = {sig: signal.signal(sig, self._raise) for sig in self.SIGNALS}
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, previous in self._previous.items():
-            # None: a handler installed from C (rclpy's); the Python defaults are the closest to restore.
-            fallback = signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL
-            signal.signal(sig, previous if previous is not None else fallback)
 
 
 def status_line(stack: Any) -> str:
@@ -256,7 +219,6 @@ def summary_text(report: dict[str, Any], out_dir: Path) -> str:
     lat = report["latency_us"]
     est = report["estimator"]
     return (
-        f"{'interrupted, ' if report.get('interrupted') else ''}"
         f"{'FELL' if report['fell'] else 'stayed up'}: {report['upright_time_s']:.1f} s upright of "
         f"{report['sim_time_s']:.1f} s simulated in {report['wall_time_s']:.1f} s wall "
         f"(x{report['real_time_factor']:.2f} real time); min base height {report['base_height_min_m']:.3f} m\n"
