@@ -168,6 +168,19 @@ def test_sim_runs_the_shipped_policy_unless_told_otherwise() -> None:
     assert model_path(parser.parse_args([]).model).is_file()
 
 
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--duration", "-1"), ("--duration", "nan"), ("--rate", "2000"), ("--ramp-time", "100"), ("--sensor-wait", "0"),
+     ("--config", "/nonexistent/extra.yaml")],
+)
+def test_real_refuses_a_bad_option_value_before_bringing_anything_up(
+    option: str, value: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["real", "--emulate", f"{option}={value}", "--out", str(tmp_path / "run")]) == 2
+    assert f"argument {option}" in error_line(capsys)
+    assert not (tmp_path / "run").exists()
+
+
 # ----------------------------------------------------------------------------------------- eval and bench
 
 
