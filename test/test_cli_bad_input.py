@@ -125,6 +125,7 @@ def test_sim_refuses_a_bad_option_value_in_one_line(
         (["--push", "1@80,0"], "falls in the 2 s start-up hold"),
         (["--push", "1.5:60"], "at 1.5 s falls in the 2 s start-up hold, before the policy drives the robot. "
                                "Fix: push later (an interval above 2 s)"),
+        (["--duration", "1e9"], "more than 100000 pushes. Fix: a shorter --duration, or --push '' for none"),
         (["--rate", "100"], "runs at 50 Hz. Fix: --rate 50, or --model ''"),
         (["--rate", "300", "--model", ""], "does not divide the physics rate 1000 Hz"),
         (["--robot-config", "/nonexistent/robot.yaml"], "/nonexistent/robot.yaml"),
