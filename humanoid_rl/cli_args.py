@@ -203,7 +203,7 @@ def prepare_run_dir(
         else:
             out = out.expanduser()
             try:
-                out.mkdir(parents=True)  # atomic: of two runs given the same new --out, one makes it
+                out.mkdir(parents=True)
                 run_dir = RunDir(out, created=True)
             except FileExistsError:
                 if not out.is_dir():
@@ -216,5 +216,9 @@ def prepare_run_dir(
         raise _command_error(
             f"cannot make the output folder {where}: {exc.strerror or exc}. Fix: choose a folder you can write to"
         ) from None
-    _check_writable(run_dir.path)
+    try:
+        _check_writable(run_dir.path)
+    except Exception:
+        run_dir.discard_if_empty()
+        raise
     return run_dir

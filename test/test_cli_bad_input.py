@@ -125,6 +125,7 @@ def test_sim_refuses_a_bad_option_value_in_one_line(
         (["--push", "1@80,0"], "falls in the 2 s start-up hold"),
         (["--push", "1.5:60"], "at 1.5 s falls in the 2 s start-up hold, before the policy drives the robot. "
                                "Fix: push later (an interval above 2 s)"),
+        (["--duration", "1e9"], "more than 100000 pushes. Fix: a shorter --duration, or --push '' for none"),
         (["--rate", "100"], "runs at 50 Hz. Fix: --rate 50, or --model ''"),
         (["--rate", "300", "--model", ""], "does not divide the physics rate 1000 Hz"),
         (["--robot-config", "/nonexistent/robot.yaml"], "/nonexistent/robot.yaml"),
@@ -166,6 +167,19 @@ def test_sim_runs_the_shipped_policy_unless_told_otherwise() -> None:
     assert parser.parse_args([]).model == "humanoid_stand.onnx"
     assert parser.parse_args(["--model", ""]).model == ""
     assert model_path(parser.parse_args([]).model).is_file()
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--duration", "-1"), ("--duration", "nan"), ("--rate", "2000"), ("--ramp-time", "100"), ("--sensor-wait", "0"),
+     ("--config", "/nonexistent/extra.yaml")],
+)
+def test_real_refuses_a_bad_option_value_before_bringing_anything_up(
+    option: str, value: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["real", "--emulate", f"{option}={value}", "--out", str(tmp_path / "run")]) == 2
+    assert f"argument {option}" in error_line(capsys)
+    assert not (tmp_path / "run").exists()
 
 
 # ----------------------------------------------------------------------------------------- eval and bench

@@ -64,6 +64,12 @@ class BringUpError(RuntimeError):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from humanoid_rl.cli_args import existing_file, float_in, non_negative_float, positive_float
+    from humanoid_rl.core.shield_params import SHIELD_PARAMETERS
+    from humanoid_rl.policy.parameters import MAX_RATE_HZ, MIN_RATE_HZ
+
+    ramp = next(spec for spec in SHIELD_PARAMETERS if spec.name == "ramp_time")
+
     parser.add_argument(
         "--emulate", action="store_true", help="run against the hardware emulator (PyBullet) instead of a robot"
     )
@@ -74,13 +80,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "starting the nodes; --model, --config, --rate, --robot-config and --ramp-time then come from the launch",
     )
     parser.add_argument("--model", default="", help="ONNX policy (models/NAME.onnx); '' = hold the default pose")
-    parser.add_argument("--rate", type=float, default=None, help="policy rate in Hz (default: the parameter file's)")
+    parser.add_argument(
+        "--rate", type=float_in(MIN_RATE_HZ, MAX_RATE_HZ, "Hz"), default=None,
+        help=f"policy rate in Hz, {MIN_RATE_HZ:g}-{MAX_RATE_HZ:g} (default: the parameter file's)",
+    )
     parser.add_argument("--robot-config", default="", help="robot YAML; '' = shipped humanoid")
     parser.add_argument(
         "--config",
         action="append",
         default=[],
-        type=Path,
+        type=existing_file,
         help="extra parameter YAML applied after config/real_robot.yaml (repeatable)",
     )
     parser.add_argument(
@@ -93,12 +102,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--duration",
-        type=float,
+        type=non_negative_float,
         default=None,
         help="seconds engaged before disengaging (default 10 with --emulate; 0 = until Ctrl-C)",
     )
-    parser.add_argument("--ramp-time", type=float, default=None, help="override the shield's start-up ramp_time [s]")
-    parser.add_argument("--sensor-wait", type=float, default=10.0, help="seconds to wait for sensor data (default 10)")
+    parser.add_argument(
+        "--ramp-time", type=float_in(ramp.min or 0.0, ramp.max or math.inf, "s"), default=None,
+        help=f"override the shield's start-up ramp_time, {ramp.min:g}-{ramp.max:g} s",
+    )
+    parser.add_argument(
+        "--sensor-wait", type=positive_float, default=10.0, help="seconds to wait for sensor data (default 10)"
+    )
     parser.add_argument("--out", type=Path, default=None, help="report directory (default runs/real-<timestamp>)")
     parser.add_argument("--executor", choices=[k.value for k in ExecutorKind], default="auto")
     parser.add_argument(

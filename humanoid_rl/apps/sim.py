@@ -166,7 +166,7 @@ def _run(args: argparse.Namespace) -> int:
         write_plots(plots, out_dir)
     print(summary_text(report, out_dir))
     if interrupted:
-        return EXIT_INTERRUPTED
+        return EXIT_INTERRUPTED  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
     return 0 if finished and not report["fell"] else 1
 
 
@@ -300,7 +300,6 @@ def summary_text(report: dict[str, Any], out_dir: Path) -> str:
             f"{video['renderer_cpu_s']:.1f} s CPU in its own process, the run waited {video['run_waited_s']:.1f} s)\n"
         )
     return (
-        f"{'interrupted, ' if report.get('interrupted') else ''}"
         f"{'FELL' if report['fell'] else 'stayed up'}: {report['upright_time_s']:.1f} s upright of "
         f"{report['sim_time_s']:.1f} s simulated in {report['wall_time_s']:.1f} s wall "
         f"(x{report['real_time_factor']:.2f} real time); min base height {report['base_height_min_m']:.3f} m\n"

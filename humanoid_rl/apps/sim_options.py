@@ -33,6 +33,7 @@ class Push:
     force_xy: tuple[float, float]
 
 
+MAX_PUSHES = 100_000  # 4.6 simulated days at the default 4 s
 PUSH_SYNTAX = "expected EVERY:FORCE like '4:60' or T@FX,FY;... like '3@80,0;7@0,-60'"
 
 
@@ -199,6 +200,9 @@ def check_inputs(args: argparse.Namespace) -> list[Push]:
             raise CommandError(f"--rate {args.rate:g}: the model {args.model} runs at {model_rate:g} Hz. Fix: "
                                f"--rate {model_rate:g}, or --model '' to hold the default pose at {args.rate:g} Hz")
         load_policy(args.model, PolicyContract.from_robot(spec, policy_rate_hz=args.rate))
+    if args.push.every_s > 0.0 and args.duration / args.push.every_s > MAX_PUSHES:  # the list is made up front
+        raise CommandError(f"--push every {args.push.every_s:g} s over --duration {args.duration:g} s is more than "
+                           f"{MAX_PUSHES} pushes. Fix: a shorter --duration, or --push '' for none")
     pushes = args.push.pushes(args.duration, args.seed)
     hold_s = startup_hold_s(args.config)
     for push in pushes:

@@ -124,6 +124,12 @@ def _render_worker(
     robot_config: str, path: str, fps: float, size: tuple[int, int], jobs: Any, results: Any
 ) -> None:
     """The renderer process: its own PyBullet world of the robot, posed from each snapshot, streamed to ``path``."""
+    import signal
+
+    # A terminal's Ctrl-C reaches the whole process group: the run decides when this process ends (it sends
+    # None), so the frames already taken are still written.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     from humanoid_rl.core.robot_spec import RobotSpec
     from humanoid_rl.sim.simulator import HumanoidSim, SimConfig
 

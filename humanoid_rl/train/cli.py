@@ -181,7 +181,7 @@ def check_before_start(config: TrainConfig, resume: Path | None) -> list[str]:
         raise CommandError(f"invalid training configuration: {exc}") from None
     if resume is not None and not (resume / LATEST_FILE).is_file():
         raise CommandError(f"--resume {resume}: no {LATEST_FILE} there, so no checkpoint to continue from (the run "
-                           "stopped before its first one). Fix: start a new run, with --init-from for a checkpoint")
+                           f"stopped before its first one). Fix: remove {resume} and start the run again")
     warnings = []
     if not config.algorithm.on_policy and config.total_timesteps <= config.learning_starts:
         warnings.append(f"--total-timesteps {config.total_timesteps} is not above --learning-starts "
