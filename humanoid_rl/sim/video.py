@@ -230,5 +230,5 @@ class RunVideo:
             rendered = 0
         self._process.join(timeout=5.0)
         if self._process.is_alive():
-            self._process.terminate()
+            self._process.kill()  # it ignores SIGTERM (see _render_worker)
         return self.path if rendered and self.path.is_file() else None
