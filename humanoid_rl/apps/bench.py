@@ -1,10 +1,11 @@
 """`humanoid-rl bench`: measured figures, printed and saved as JSON (never asserted in tests).
 
-    humanoid-rl bench all --out bench_results/            # everything below
+    humanoid-rl bench all --out bench_results/            # everything below but train
     humanoid-rl bench inference --model models/humanoid_stand.onnx
     humanoid-rl bench shield                               # filter + balance prediction cost per command
     humanoid-rl bench sim                                  # physics steps/s vs bare stepSimulation()
     humanoid-rl bench loop --rates 50 200 500 1000 --seconds 10 --layouts one-process per-node-single
+    humanoid-rl bench train                                # training env + PPO steps/s: 1 kHz baseline vs fast
 
 Each figure is reported against a baseline measured in the same run (bare ONNX Runtime, bare
 stepSimulation, the naive process layout: one process per node with SingleThreadedExecutor), as a ratio.
@@ -95,7 +96,10 @@ def environment() -> dict[str, Any]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("what", choices=["all", "inference", "shield", "sim", "loop"], nargs="?", default="all")
+    parser.add_argument(
+        "what", choices=["all", "inference", "shield", "sim", "loop", "train"], nargs="?", default="all",
+        help="what to measure; 'all' is everything but 'train' (which needs the training extra: torch, SB3)",
+    )
     parser.add_argument("--model", default=DEFAULT_MODEL, help="ONNX model for inference/loop (default: shipped)")
     parser.add_argument(
         "--rates",
@@ -126,12 +130,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="policy triggers to measure in the layouts other than the baseline, which keeps what"
         " `humanoid-rl sim` uses (default: both)",
     )
+    parser.add_argument("--tasks", nargs="+", choices=["stand", "walk"], default=["stand", "walk"],
+                        help="train: tasks to measure (default: both)")
+    parser.add_argument("--env-seconds", type=float, default=5.0, help="train: wall seconds per env case (default 5)")
+    parser.add_argument("--train-seconds", type=float, default=25.0,
+                        help="train: wall seconds of each short PPO run (default 25; 0 skips them)")
+    parser.add_argument("--n-envs", type=int, default=2, help="train: envs of the vector env and PPO (default 2)")
     parser.add_argument("--out", type=Path, default=Path("bench_results"), help="directory for the JSON files")
 
 
 def run(args: argparse.Namespace) -> int:
+    from humanoid_rl.cli import CommandError
     from humanoid_rl.policy.runtime import benchmark_inference, resolve_model_path
 
+    if args.what == "train" and (args.n_envs < 1 or not args.env_seconds > 0 or args.train_seconds < 0):
+        raise CommandError(f"bench train: --n-envs {args.n_envs}, --env-seconds {args.env_seconds}, "
+                           f"--train-seconds {args.train_seconds}: use n-envs >= 1, env-seconds > 0, "
+                           "train-seconds >= 0")
     args.out.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"environment": environment()}
     if args.what in ("all", "inference"):
@@ -153,6 +168,10 @@ def run(args: argparse.Namespace) -> int:
         print(format_results(sim))
     if args.what in ("all", "loop"):
         results["loop"] = run_loop_cases(args)
+    if args.what == "train":
+        from humanoid_rl.train.throughput import run_train_bench
+
+        results["train"] = run_train_bench(tuple(args.tasks), args.env_seconds, args.train_seconds, args.n_envs)
     path = args.out / f"bench-{args.what}-{datetime.now():%Y%m%d-%H%M%S}.json"
     path.write_text(json.dumps(results, indent=2, default=float))
     print(f"saved {path}")

@@ -1,0 +1,137 @@
+"""The fast training path: physics at TRAINING_PHYSICS_RATE_HZ stands like the 1 kHz simulator that evaluation and
+deployment run, its PD torques are the 1 kHz PD's, and `humanoid-rl bench train` measures both paths in one run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from train_fixtures import tiny_config
+
+from humanoid_rl.envs.humanoid_env import EnvConfig, HumanoidEnv
+from humanoid_rl.envs.pushes import PushConfig
+from humanoid_rl.train.config import TRAINING_PHYSICS_RATE_HZ, TrainConfig
+from humanoid_rl.train.throughput import BASELINE, FAST, run_train_bench
+
+REPO = Path(__file__).resolve().parents[1]
+HOLD_S = 5.0
+# Stated tolerances of "the same standing result". Measured at 500 Hz against 1 kHz over 5 s: base height
+# < 1e-5 m, tilt < 1.2e-4 rad, joints < 5e-5 rad, torques < 0.015 N m apart (the stance sways by ~0.009 rad of
+# tilt with a ~3 s period at both rates, in step). At 250 Hz the light joints ring: 0.4 rad and 20 N m apart.
+HEIGHT_TOL_M = 1e-3
+TILT_TOL_RAD = 2e-3
+JOINT_TOL_RAD = 2e-3
+TORQUE_TOL_NM = 0.5
+
+
+def _pd_hold(physics_rate_hz: float, seconds: float = HOLD_S) -> list[tuple[float, float, np.ndarray, np.ndarray]]:
+    """Zero action (the PD holds the default pose) in the stand env, nothing random; every 0.5 s: base height,
+    tilt, joint positions, applied torques."""
+    config = EnvConfig(physics_rate_hz=physics_rate_hz, randomize=False, sensor_noise=False, push=PushConfig.off())
+    env = HumanoidEnv("stand", config)
+    samples = []
+    try:
+        env.reset(seed=0)
+        every = int(round(0.5 / env.policy_dt))
+        for step in range(1, int(round(seconds / env.policy_dt)) + 1):
+            _, _, terminated, truncated, info = env.step(np.zeros(env.contract.n_actions, np.float32))
+            assert not terminated and not truncated
+            if step % every == 0:
+                q, _ = env.sim.joint_state()
+                samples.append((info["base_height"], info["tilt"], q, env.sim.last_applied_torques.copy()))
+    finally:
+        env.close()
+    return samples
+
+
+def _largest_differences(a: list, b: list) -> tuple[float, float, float, float]:
+    return tuple(  # type: ignore[return-value]
+        max(float(np.max(np.abs(np.asarray(x[k]) - np.asarray(y[k])))) for x, y in zip(a, b, strict=True))
+        for k in range(4)
+    )
+
+
+@pytest.fixture(scope="module")
+def hold_at_1khz() -> list:
+    return _pd_hold(1000.0)
+
+
+def test_training_physics_rate_is_below_1khz_and_a_whole_multiple_of_the_policy_rate() -> None:
+    assert TrainConfig().physics_rate_hz == TRAINING_PHYSICS_RATE_HZ < 1000.0
+    assert (TRAINING_PHYSICS_RATE_HZ / 50.0).is_integer()
+
+
+def test_pd_hold_on_the_fast_path_stands_as_the_1khz_simulator_does(hold_at_1khz: list) -> None:
+    fast = _pd_hold(TRAINING_PHYSICS_RATE_HZ)
+    height, tilt, joints, torques = _largest_differences(hold_at_1khz, fast)
+    assert len(fast) == len(hold_at_1khz) == 10
+    assert height < HEIGHT_TOL_M
+    assert tilt < TILT_TOL_RAD
+    assert joints < JOINT_TOL_RAD
+    assert torques < TORQUE_TOL_NM
+
+
+def test_the_same_comparison_rejects_250_hz_where_the_explicit_pd_of_the_light_joints_rings(
+    hold_at_1khz: list,
+) -> None:
+    _, _, joints, torques = _largest_differences(hold_at_1khz, _pd_hold(250.0))
+    assert joints > 10 * JOINT_TOL_RAD and torques > 10 * TORQUE_TOL_NM
+
+
+def test_pd_torques_at_the_training_rate_match_the_1khz_pd_from_rest() -> None:
+    """Static case, no policy: from the same rest pose, a target 0.05 rad off gives kp * 0.05 at both rates."""
+    torques = {}
+    for rate in (1000.0, TRAINING_PHYSICS_RATE_HZ):
+        env = HumanoidEnv("stand", EnvConfig(physics_rate_hz=rate, randomize=False, sensor_noise=False,
+                                             push=PushConfig.off()))
+        try:
+            env.reset(seed=0)
+            sim = env.sim
+            q, qd = sim.joint_state()
+            assert np.all(np.abs(qd) < 1e-9)
+            sim.set_joint_targets(q + 0.05)
+            sim.step(1)
+            torques[rate] = sim.last_applied_torques.copy()
+            expected = np.clip(sim.spec.kp * 0.05, -sim.spec.effort_limits, sim.spec.effort_limits)
+        finally:
+            env.close()
+        np.testing.assert_allclose(torques[rate], expected, rtol=1e-9, atol=1e-9)
+    np.testing.assert_array_equal(torques[1000.0], torques[TRAINING_PHYSICS_RATE_HZ])
+
+
+@pytest.mark.slow  # 8 s on a quiet 2-core machine, 80 s under load: six vector envs and two PPO runs start
+def test_bench_train_measures_the_baseline_and_the_fast_path_in_one_run(tmp_path: Path) -> None:
+    base = tiny_config(tmp_path, n_steps=64, batch_size=64)
+    lines: list[str] = []
+    results = run_train_bench(("stand",), env_seconds=0.5, train_seconds=0.5, n_envs=2, base=base, log=lines.append)
+    stand = results["tasks"]["stand"]
+    assert stand[BASELINE]["physics_rate_hz"] == 1000.0
+    assert stand[FAST]["physics_rate_hz"] == TRAINING_PHYSICS_RATE_HZ
+    for path in (BASELINE, FAST):
+        case = stand[path]
+        for envs in ("envs_1", "envs_2"):
+            assert case[envs]["policy_steps_per_s"] > 0
+            assert case[envs]["physics_steps_per_s"] == pytest.approx(
+                case[envs]["policy_steps_per_s"] * case["physics_rate_hz"] / 50.0
+            )
+        assert case["physics_to_bare_ratio"] > 0  # (below 1 on a quiet machine; load makes any one figure noisy)
+        assert case["train"]["rollouts"] >= 1 and case["train"]["steps_learned"] % (2 * 64) == 0
+        assert case["train"]["steps_per_s"] > 0
+    assert set(stand[FAST]["speedup_vs_baseline"]) == {"envs_1", "envs_2", "train"}
+    assert any(line.startswith("stand fast") and "vs baseline_1khz" in line for line in lines)
+    json.dumps(results)  # what `humanoid-rl bench train` saves
+
+
+def test_bench_train_refuses_a_bad_option_in_one_line_with_exit_code_2(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "humanoid_rl.cli", "bench", "train", "--n-envs", "0", "--out", str(tmp_path / "b")],
+        capture_output=True, text=True, cwd=REPO, timeout=120,
+    )
+    assert result.returncode == 2
+    assert "--n-envs 0" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "b").exists()
