@@ -136,6 +136,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train-seconds", type=float, default=25.0,
                         help="train: wall seconds of each short PPO run (default 25; 0 skips them)")
     parser.add_argument("--n-envs", type=int, default=2, help="train: envs of the vector env and PPO (default 2)")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="train: rounds alternating the baseline and the fast path; medians reported (default 2)")
     parser.add_argument("--out", type=Path, default=Path("bench_results"), help="directory for the JSON files")
 
 
@@ -143,10 +145,12 @@ def run(args: argparse.Namespace) -> int:
     from humanoid_rl.cli import CommandError
     from humanoid_rl.policy.runtime import benchmark_inference, resolve_model_path
 
-    if args.what == "train" and (args.n_envs < 1 or not args.env_seconds > 0 or args.train_seconds < 0):
-        raise CommandError(f"bench train: --n-envs {args.n_envs}, --env-seconds {args.env_seconds}, "
-                           f"--train-seconds {args.train_seconds}: use n-envs >= 1, env-seconds > 0, "
-                           "train-seconds >= 0")
+    if args.what == "train" and (
+        args.n_envs < 1 or args.rounds < 1 or not args.env_seconds > 0 or not args.train_seconds >= 0
+    ):
+        raise CommandError(f"bench train: --n-envs {args.n_envs}, --rounds {args.rounds}, --env-seconds "
+                           f"{args.env_seconds}, --train-seconds {args.train_seconds}: use n-envs and rounds >= 1, "
+                           "env-seconds > 0, train-seconds >= 0")
     args.out.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"environment": environment()}
     if args.what in ("all", "inference"):
@@ -171,7 +175,8 @@ def run(args: argparse.Namespace) -> int:
     if args.what == "train":
         from humanoid_rl.train.throughput import run_train_bench
 
-        results["train"] = run_train_bench(tuple(args.tasks), args.env_seconds, args.train_seconds, args.n_envs)
+        results["train"] = run_train_bench(tuple(args.tasks), args.env_seconds, args.train_seconds, args.n_envs,
+                                           rounds=args.rounds)
     path = args.out / f"bench-{args.what}-{datetime.now():%Y%m%d-%H%M%S}.json"
     path.write_text(json.dumps(results, indent=2, default=float))
     print(f"saved {path}")

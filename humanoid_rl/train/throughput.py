@@ -11,8 +11,9 @@ For each task and each path (a set of ``TrainConfig`` settings, ``PATHS``) it me
   run every step): steps collected *and learned* per wall second, counted between the starts of the first and
   the last rollout, so start-up and an unfinished last rollout do not count.
 
-The paths are measured one after the other within each task, so a burst of load from other processes can
-skew one of them: read the ratios next to the load average the results carry.
+The paths alternate over ``rounds`` rounds; each figure is the median over rounds, and each ratio to the
+baseline the median of the ratios within a round (load from other processes drifts; read the figures next to
+the load averages the results carry).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import statistics
 import time
 from typing import Any
 
@@ -151,6 +153,27 @@ def _ratio(a: float, b: float) -> float:
     return a / b if b and math.isfinite(b) and math.isfinite(a) else math.nan
 
 
+def _measure_case(config: TrainConfig, n_envs: int, env_seconds: float, train_seconds: float) -> dict[str, Any]:
+    case: dict[str, Any] = {"physics_rate_hz": _decimation(config)[0]}
+    case["envs_1"] = measure_vec_env(config, 1, env_seconds)
+    case[f"envs_{n_envs}"] = measure_vec_env(config, n_envs, env_seconds)
+    case["bare_step_simulation"] = measure_bare_physics(config, min(env_seconds, 2.0))
+    case["physics_to_bare_ratio"] = _ratio(case["envs_1"]["physics_steps_per_s"],
+                                           case["bare_step_simulation"]["physics_steps_per_s"])
+    if train_seconds > 0:
+        case["train"] = measure_train(config, train_seconds)
+    return case
+
+
+def _headlines(case: dict[str, Any], n_envs: int) -> dict[str, float]:
+    """The figures compared between paths: policy steps/s with 1 and n envs, steps learned/s in training."""
+    figures = {"envs_1": case["envs_1"]["policy_steps_per_s"],
+               f"envs_{n_envs}": case[f"envs_{n_envs}"]["policy_steps_per_s"]}
+    if "train" in case:
+        figures["train"] = case["train"]["steps_per_s"]
+    return figures
+
+
 def run_train_bench(
     tasks: tuple[str, ...] = ("stand", "walk"),
     env_seconds: float = 5.0,
@@ -159,47 +182,46 @@ def run_train_bench(
     paths: tuple[str, ...] = (BASELINE, FAST),
     base: TrainConfig | None = None,
     log: Any = print,
+    rounds: int = 2,
 ) -> dict[str, Any]:
-    """Every measurement above for each task and path; ratios of each path to the baseline where it was run."""
+    """Every measurement above for each task and path, in ``rounds`` rounds that alternate the paths; per path
+    the median of each headline figure, and the median over rounds of each path's ratio to the baseline
+    measured next to it (load from other processes drifts; a ratio within one round sees the least of it)."""
     settings = path_config(FAST, tasks[0], base, n_envs=n_envs)
     results: dict[str, Any] = {
         "paths": {p: PATHS[p] for p in paths},
         "train_settings": {k: v for k, v in dataclasses.asdict(settings).items() if k in TRAIN_SETTINGS_SHOWN},
         "env_seconds": env_seconds,
         "train_seconds": train_seconds,
+        "rounds": rounds,
         "tasks": {},
         "load_average_1min_at_start": os.getloadavg()[0],
     }
     for task in tasks:
+        measured: dict[str, list[dict[str, Any]]] = {path: [] for path in paths}
+        for _ in range(rounds):
+            for path in paths:
+                case = _measure_case(path_config(path, task, base, n_envs=n_envs), n_envs, env_seconds, train_seconds)
+                case["load_average_1min"] = os.getloadavg()[0]
+                measured[path].append(case)
+                log(format_case(task, path, case, n_envs))
         per_path: dict[str, Any] = {}
-        for path in paths:
-            config = path_config(path, task, base, n_envs=n_envs)
-            case: dict[str, Any] = {"physics_rate_hz": _decimation(config)[0]}
-            case["envs_1"] = measure_vec_env(config, 1, env_seconds)
-            case[f"envs_{n_envs}"] = measure_vec_env(config, n_envs, env_seconds)
-            case["bare_step_simulation"] = measure_bare_physics(config, min(env_seconds, 2.0))
-            case["physics_to_bare_ratio"] = _ratio(case["envs_1"]["physics_steps_per_s"],
-                                                   case["bare_step_simulation"]["physics_steps_per_s"])
-            if train_seconds > 0:
-                case["train"] = measure_train(config, train_seconds)
-            per_path[path] = case
-            log(format_case(task, path, case, n_envs))
-        if BASELINE in per_path:
-            base_case = per_path[BASELINE]
-            for path, case in per_path.items():
-                if path == BASELINE:
-                    continue
-                ratios = {
-                    "envs_1": _ratio(case["envs_1"]["policy_steps_per_s"], base_case["envs_1"]["policy_steps_per_s"]),
-                    f"envs_{n_envs}": _ratio(case[f"envs_{n_envs}"]["policy_steps_per_s"],
-                                             base_case[f"envs_{n_envs}"]["policy_steps_per_s"]),
+        for path, cases in measured.items():
+            figures = [_headlines(case, n_envs) for case in cases]
+            per_path[path] = {
+                "physics_rate_hz": cases[0]["physics_rate_hz"],
+                "median": {key: statistics.median(f[key] for f in figures) for key in figures[0]},
+                "rounds": cases,
+            }
+            if BASELINE in measured and path != BASELINE:
+                baseline = [_headlines(case, n_envs) for case in measured[BASELINE]]
+                per_path[path]["speedup_vs_baseline"] = {
+                    key: statistics.median(_ratio(f[key], b[key]) for f, b in zip(figures, baseline, strict=True))
+                    for key in figures[0]
                 }
-                if "train" in case:
-                    ratios["train"] = _ratio(case["train"]["steps_per_s"], base_case["train"]["steps_per_s"])
-                case["speedup_vs_baseline"] = ratios
-                log(f"{task:5s} {path}: x{ratios['envs_1']:.2f} (1 env), x{ratios[f'envs_{n_envs}']:.2f} "
-                    f"({n_envs} envs)" + (f", x{ratios['train']:.2f} (train)" if "train" in ratios else "")
-                    + f" vs {BASELINE}")
+                ratios = per_path[path]["speedup_vs_baseline"]
+                log(f"{task:5s} {path}: median over {rounds} rounds " + ", ".join(
+                    f"x{value:.2f} ({key.replace('_', ' ')})" for key, value in ratios.items()) + f" vs {BASELINE}")
         results["tasks"][task] = per_path
     results["load_average_1min_at_end"] = os.getloadavg()[0]
     return results
