@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +15,9 @@ from train_fixtures import tiny_config
 
 from humanoid_rl.envs.humanoid_env import EnvConfig, HumanoidEnv
 from humanoid_rl.envs.pushes import PushConfig
+from humanoid_rl.train.cli import env_config, make_vec_env
 from humanoid_rl.train.config import TRAINING_PHYSICS_RATE_HZ, TrainConfig
-from humanoid_rl.train.throughput import BASELINE, FAST, run_train_bench
+from humanoid_rl.train.throughput import BASELINE, FAST, CpuClock, run_train_bench
 
 REPO = Path(__file__).resolve().parents[1]
 HOLD_S = 5.0
@@ -120,10 +122,13 @@ def test_bench_train_measures_the_baseline_and_the_fast_path_in_one_run(tmp_path
                 case[envs]["policy_steps_per_s"] * case["physics_rate_hz"] / 50.0
             )
         assert case["physics_to_bare_ratio"] > 0  # (below 1 on a quiet machine; load makes any one figure noisy)
+        assert case["envs_2"]["policy_steps_per_cpu_s"] > 0
+        assert 0 < case["physics_to_bare_cpu_ratio"] < 1
+        assert case["train"]["steps_per_cpu_s"] > 0
         assert case["train"]["rollouts"] >= 1 and case["train"]["steps_learned"] % (2 * 64) == 0
         assert stand[path]["median"]["train"] == case["train"]["steps_per_s"] > 0
     speedup = stand[FAST]["speedup_vs_baseline"]
-    assert set(speedup) == {"envs_1", "envs_2", "train"}
+    assert set(speedup) == {"envs_1", "envs_2", "train", "envs_1_per_cpu_s", "envs_2_per_cpu_s", "train_per_cpu_s"}
     assert speedup["envs_1"] == pytest.approx(
         stand[FAST]["median"]["envs_1"] / stand[BASELINE]["median"]["envs_1"]
     )
@@ -140,3 +145,20 @@ def test_bench_train_refuses_a_bad_option_in_one_line_with_exit_code_2(tmp_path:
     assert "--n-envs 0" in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "b").exists()
+
+
+def test_cpu_clock_counts_the_env_workers_where_the_physics_runs(tmp_path: Path) -> None:
+    config = tiny_config(tmp_path, n_envs=2)
+    venv = make_vec_env(config, 2, env_config(config))
+    try:
+        venv.reset()
+        actions = np.zeros((2, *venv.action_space.shape), np.float32)
+        clock = CpuClock(venv)
+        all_started, own_started = clock(), time.process_time()
+        for _ in range(100):
+            venv.step(actions)
+        own = time.process_time() - own_started
+        total = clock() - all_started
+    finally:
+        venv.close()
+    assert total > 2 * own  # this process only waits on the pipes; the workers step the simulators

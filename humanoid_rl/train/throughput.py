@@ -11,9 +11,11 @@ For each task and each path (a set of ``TrainConfig`` settings, ``PATHS``) it me
   run every step): steps collected *and learned* per wall second, counted between the starts of the first and
   the last rollout, so start-up and an unfinished last rollout do not count.
 
-The paths alternate over ``rounds`` rounds; each figure is the median over rounds, and each ratio to the
-baseline the median of the ratios within a round (load from other processes drifts; read the figures next to
-the load averages the results carry).
+Each figure comes per wall second and per CPU second of all the processes involved (the learner and the env
+workers, ``CpuClock``): on a machine shared with other work the CPU figures are the steadier ones, while the
+wall figures include what sharing costs. The paths alternate over ``rounds`` rounds; each figure is the median
+over rounds, and each ratio to the baseline the median of the ratios within a round (load from other
+processes drifts; read the figures next to the load averages the results carry).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import math
 import os
 import statistics
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -59,6 +62,27 @@ def _decimation(config: TrainConfig) -> tuple[float, int]:
     return rate, int(round(rate / spec.policy_rate_hz))
 
 
+class CpuClock:
+    """CPU seconds of this process and of a vector env's worker processes (SubprocVecEnv): a figure that other
+    processes' load on a shared machine skews far less than wall time does. Linux (/proc); elsewhere NaN
+    for the workers."""
+
+    def __init__(self, venv: Any) -> None:
+        processes = getattr(venv.unwrapped, "processes", [])
+        self._stat_files = [Path(f"/proc/{process.pid}/stat") for process in processes]
+        self._tick_s = 1.0 / os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else math.nan
+
+    def __call__(self) -> float:
+        total = time.process_time()
+        for stat in self._stat_files:
+            try:  # utime and stime: fields 14 and 15, after the parenthesised command name
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                return math.nan
+            total += (int(fields[11]) + int(fields[12])) * self._tick_s
+        return total
+
+
 def measure_vec_env(config: TrainConfig, n_envs: int, seconds: float) -> dict[str, Any]:
     """Policy steps/s of the training vector env (zero actions; episodes reset as in training)."""
     from humanoid_rl.train.cli import env_config, make_vec_env
@@ -72,10 +96,12 @@ def measure_vec_env(config: TrainConfig, n_envs: int, seconds: float) -> dict[st
         for _ in range(5):  # warm-up: first steps pay for lazy imports and pipes
             venv.step(actions)
         steps = 0
-        started = time.perf_counter()
+        cpu_clock = CpuClock(venv)
+        cpu_started, started = cpu_clock(), time.perf_counter()
         while (elapsed := time.perf_counter() - started) < seconds:
             venv.step(actions)
             steps += n_envs
+        cpu_s = cpu_clock() - cpu_started
     finally:
         venv.close()
     policy_steps_per_s = steps / elapsed
@@ -87,6 +113,9 @@ def measure_vec_env(config: TrainConfig, n_envs: int, seconds: float) -> dict[st
         "wall_s": elapsed,
         "policy_steps_per_s": policy_steps_per_s,
         "physics_steps_per_s": policy_steps_per_s * decimation,
+        "cpu_s": cpu_s,  # all processes: this one and the workers
+        "policy_steps_per_cpu_s": steps / cpu_s,
+        "physics_steps_per_cpu_s": steps * decimation / cpu_s,
     }
 
 
@@ -100,8 +129,9 @@ def measure_bare_physics(config: TrainConfig, seconds: float) -> dict[str, Any]:
     spec = RobotSpec.load(config.robot_config or None)
     with HumanoidSim(spec, SimConfig(physics_rate_hz=rate)) as sim:
         n_steps = max(50, int(round(seconds * 10_000)))  # ~10k steps/s: about `seconds` of wall time
-        wall, _ = _bare_standing_loop(sim, n_steps, decimation)
-    return {"physics_rate_hz": rate, "physics_steps": n_steps, "wall_s": wall, "physics_steps_per_s": n_steps / wall}
+        wall, cpu = _bare_standing_loop(sim, n_steps, decimation)
+    return {"physics_rate_hz": rate, "physics_steps": n_steps, "wall_s": wall, "physics_steps_per_s": n_steps / wall,
+            "cpu_s": cpu, "physics_steps_per_cpu_s": n_steps / cpu}
 
 
 def measure_train(config: TrainConfig, seconds: float) -> dict[str, Any]:
@@ -117,10 +147,10 @@ def measure_train(config: TrainConfig, seconds: float) -> dict[str, Any]:
     class RolloutClock(BaseCallback):
         def __init__(self) -> None:
             super().__init__()
-            self.marks: list[tuple[float, int]] = []
+            self.marks: list[tuple[float, int, float]] = []
 
         def _on_rollout_start(self) -> None:  # the previous rollout has been collected and learned from
-            self.marks.append((time.perf_counter(), int(self.model.num_timesteps)))
+            self.marks.append((time.perf_counter(), int(self.model.num_timesteps), cpu_clock()))
 
         def _on_step(self) -> bool:
             return len(self.marks) < 2 or self.marks[-1][0] - self.marks[0][0] < seconds
@@ -129,6 +159,7 @@ def measure_train(config: TrainConfig, seconds: float) -> dict[str, Any]:
     env = make_vec_env(config, config.n_envs, env_config(config, curriculum_level=config.curriculum_start))
     env = VecNormalize(env, norm_obs=True, norm_reward=config.normalize_reward, clip_obs=config.clip_obs,
                        gamma=config.gamma)
+    cpu_clock = CpuClock(env)
     clock = RolloutClock()
     try:
         model = build_model(config, env, tensorboard_dir=None)
@@ -137,7 +168,7 @@ def measure_train(config: TrainConfig, seconds: float) -> dict[str, Any]:
         model.learn(total_timesteps=10**9, callback=callbacks, progress_bar=False)
     finally:
         env.close()
-    (t0, s0), (t1, s1) = clock.marks[0], clock.marks[-1]
+    (t0, s0, c0), (t1, s1, c1) = clock.marks[0], clock.marks[-1]
     return {
         "algo": config.algo,
         "n_envs": config.n_envs,
@@ -146,6 +177,8 @@ def measure_train(config: TrainConfig, seconds: float) -> dict[str, Any]:
         "steps_learned": s1 - s0,
         "wall_s": t1 - t0,
         "steps_per_s": (s1 - s0) / (t1 - t0) if t1 > t0 else math.nan,
+        "cpu_s": c1 - c0,  # the learner's process and the env workers
+        "steps_per_cpu_s": (s1 - s0) / (c1 - c0) if c1 > c0 else math.nan,
     }
 
 
@@ -160,6 +193,8 @@ def _measure_case(config: TrainConfig, n_envs: int, env_seconds: float, train_se
     case["bare_step_simulation"] = measure_bare_physics(config, min(env_seconds, 2.0))
     case["physics_to_bare_ratio"] = _ratio(case["envs_1"]["physics_steps_per_s"],
                                            case["bare_step_simulation"]["physics_steps_per_s"])
+    case["physics_to_bare_cpu_ratio"] = _ratio(case["envs_1"]["physics_steps_per_cpu_s"],
+                                               case["bare_step_simulation"]["physics_steps_per_cpu_s"])
     if train_seconds > 0:
         case["train"] = measure_train(config, train_seconds)
     return case
@@ -167,10 +202,13 @@ def _measure_case(config: TrainConfig, n_envs: int, env_seconds: float, train_se
 
 def _headlines(case: dict[str, Any], n_envs: int) -> dict[str, float]:
     """The figures compared between paths: policy steps/s with 1 and n envs, steps learned/s in training."""
-    figures = {"envs_1": case["envs_1"]["policy_steps_per_s"],
-               f"envs_{n_envs}": case[f"envs_{n_envs}"]["policy_steps_per_s"]}
+    figures = {}
+    for envs in ("envs_1", f"envs_{n_envs}"):
+        figures[envs] = case[envs]["policy_steps_per_s"]
+        figures[f"{envs}_per_cpu_s"] = case[envs]["policy_steps_per_cpu_s"]
     if "train" in case:
         figures["train"] = case["train"]["steps_per_s"]
+        figures["train_per_cpu_s"] = case["train"]["steps_per_cpu_s"]
     return figures
 
 
@@ -221,20 +259,20 @@ def run_train_bench(
                 }
                 ratios = per_path[path]["speedup_vs_baseline"]
                 log(f"{task:5s} {path}: median over {rounds} rounds " + ", ".join(
-                    f"x{value:.2f} ({key.replace('_', ' ')})" for key, value in ratios.items()) + f" vs {BASELINE}")
+                    f"x{value:.2f} {key}" for key, value in ratios.items()) + f" vs {BASELINE}")
         results["tasks"][task] = per_path
     results["load_average_1min_at_end"] = os.getloadavg()[0]
     return results
 
 
 def format_case(task: str, path: str, case: dict[str, Any], n_envs: int) -> str:
-    one, many = case["envs_1"], case[f"envs_{n_envs}"]
-    line = (f"{task:5s} {path:14s} physics {case['physics_rate_hz']:5.0f} Hz: 1 env {one['policy_steps_per_s']:6.0f} "
-            f"policy steps/s ({one['physics_steps_per_s']:6.0f} physics/s, {case['physics_to_bare_ratio']:.2f} of bare "
-            f"{case['bare_step_simulation']['physics_steps_per_s']:.0f}); {n_envs} envs "
-            f"{many['policy_steps_per_s']:6.0f} policy steps/s")
+    one, many, bare = case["envs_1"], case[f"envs_{n_envs}"], case["bare_step_simulation"]
+    line = (f"{task:5s} {path:14s} physics {case['physics_rate_hz']:5.0f} Hz, policy steps per wall s (per CPU s): "
+            f"1 env {one['policy_steps_per_s']:5.0f} ({one['policy_steps_per_cpu_s']:5.0f}), "
+            f"{n_envs} envs {many['policy_steps_per_s']:5.0f} ({many['policy_steps_per_cpu_s']:5.0f})")
     if "train" in case:
-        line += f"; train {case['train']['steps_per_s']:6.0f} steps/s learned ({case['train']['algo']})"
+        line += (f", train {case['train']['steps_per_s']:5.0f} ({case['train']['steps_per_cpu_s']:5.0f}) learned "
+                 f"({case['train']['algo']})")
+    line += (f"; physics {one['physics_steps_per_s']:5.0f}/s, {case['physics_to_bare_ratio']:.2f} of bare "
+             f"{bare['physics_steps_per_s']:.0f} ({case['physics_to_bare_cpu_ratio']:.2f} per CPU s)")
     return line
-
-
