@@ -16,7 +16,7 @@ from train_fixtures import tiny_config
 from humanoid_rl.envs.humanoid_env import EnvConfig, HumanoidEnv
 from humanoid_rl.envs.pushes import PushConfig
 from humanoid_rl.train.cli import env_config, make_vec_env
-from humanoid_rl.train.config import TRAINING_PHYSICS_RATE_HZ, TrainConfig
+from humanoid_rl.train.config import TRAINING_PHYSICS_RATE_HZ, TrainConfig, TrainConfigError
 from humanoid_rl.train.throughput import BASELINE, FAST, CpuClock, run_train_bench
 
 REPO = Path(__file__).resolve().parents[1]
@@ -65,6 +65,14 @@ def hold_at_1khz() -> list:
 def test_training_physics_rate_is_below_1khz_and_a_whole_multiple_of_the_policy_rate() -> None:
     assert TrainConfig().physics_rate_hz == TRAINING_PHYSICS_RATE_HZ < 1000.0
     assert (TRAINING_PHYSICS_RATE_HZ / 50.0).is_integer()
+
+
+def test_a_training_physics_rate_the_policy_rate_does_not_divide_is_refused_naming_the_setting() -> None:
+    with pytest.raises(TrainConfigError, match="physics_rate_hz = -500.0"):
+        TrainConfig(physics_rate_hz=-500.0)
+    with pytest.raises(TrainConfigError, match="physics_rate_hz = 275.0: use a rate in Hz that the policy rate"):
+        TrainConfig(physics_rate_hz=275.0)  # not a multiple of 50 Hz: caught before any run directory is made
+    assert TrainConfig(physics_rate_hz=250.0).physics_rate_hz == 250.0
 
 
 def test_pd_hold_on_the_fast_path_stands_as_the_1khz_simulator_does(hold_at_1khz: list) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -47,6 +48,17 @@ class Algorithm(str, Enum):
     @property
     def on_policy(self) -> bool:
         return self in (Algorithm.PPO, Algorithm.A2C)
+
+
+def _divides(physics_rate_hz: float, robot_config: str) -> bool:
+    """Whether the robot's policy rate divides ``physics_rate_hz`` (0, the robot's own rate, always does); the
+    environments refuse other rates, but only in their worker processes, after the run directory exists."""
+    if not physics_rate_hz > 0 or not math.isfinite(physics_rate_hz):
+        return True
+    from humanoid_rl.core.robot_spec import RobotSpec
+
+    ratio = physics_rate_hz / RobotSpec.load(robot_config or None).policy_rate_hz
+    return round(ratio) >= 1 and abs(ratio - round(ratio)) < 1e-9
 
 
 def _setting(default: Any, help: str, **kwargs: Any) -> Any:  # noqa: A002 - "help" as argparse spells it
@@ -151,6 +163,11 @@ class TrainConfig:
         for name in ("curriculum_start", "curriculum_threshold"):
             if not 0.0 <= float(getattr(self, name)) <= 1.0:
                 problems.append(f"{name} = {getattr(self, name)!r}: use a fraction in [0, 1]")
+        if not (math.isfinite(self.physics_rate_hz) and self.physics_rate_hz >= 0) or not _divides(
+            self.physics_rate_hz, self.robot_config
+        ):
+            problems.append(f"physics_rate_hz = {self.physics_rate_hz!r}: use a rate in Hz that the policy rate "
+                            f"divides (e.g. {TRAINING_PHYSICS_RATE_HZ:g}), or 0 for the robot's")
         if self.time_budget_min < 0:
             problems.append(f"time_budget_min = {self.time_budget_min!r}: use minutes >= 0 (0: no limit)")
         if not 0.0 <= self.push_force_min_n <= self.push_force_max_n:
