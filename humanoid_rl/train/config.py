@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 __all__ = [
-    "TRAINING_PHYSICS_RATE_HZ",
+    "FAST_PHYSICS_RATE_HZ",
     "Algorithm",
     "TrainConfig",
     "TrainConfigError",
@@ -30,8 +30,11 @@ __all__ = [
 ]
 
 
-# Physics rate of training by default: half the deployment's 1 kHz, twice the training throughput.
-TRAINING_PHYSICS_RATE_HZ = 500.0
+# The fast training path's physics rate (`--physics-rate-hz 500`): half the deployment's 1 kHz. Not the default:
+# it holds the PD stance as 1 kHz does, but the shipped stand policy (trained at 1 kHz) stays up through 60 N
+# pushes with randomization in 11 of 12 seeded episodes at 1 kHz and in 5 of 12 at 500 Hz. A policy trained at
+# 500 Hz must pass its acceptance at 1 kHz (`humanoid-rl eval`, `humanoid-rl sim`) before it ships.
+FAST_PHYSICS_RATE_HZ = 500.0
 
 
 class TrainConfigError(ValueError):
@@ -94,8 +97,9 @@ class TrainConfig:
     # 500 Hz holds the PD stance as 1 kHz does (test_train_throughput); 250 Hz and below let the light joints'
     # explicit PD oscillate. Evaluation, `humanoid-rl sim` and the sim bridge always run the robot's 1 kHz.
     physics_rate_hz: float = _setting(
-        TRAINING_PHYSICS_RATE_HZ, "physics rate for training, a multiple of the policy rate (0: the robot's, "
-        "1 kHz, which evaluation and deployment use; training was at 1 kHz before the fast path)"
+        0.0, "physics rate for training, a multiple of the policy rate (0: the robot's, 1 kHz, which evaluation "
+        f"and deployment use; {FAST_PHYSICS_RATE_HZ:g}: the fast path, ~1.5x the steps per CPU second, check the "
+        "policy at 1 kHz)"
     )
     randomize: bool = _setting(True, "domain randomization (masses, friction, gains, latency, noise)")
     push_force_min_n: float = _setting(60.0, "smallest push force at full curriculum, newtons")
@@ -167,7 +171,7 @@ class TrainConfig:
             self.physics_rate_hz, self.robot_config
         ):
             problems.append(f"physics_rate_hz = {self.physics_rate_hz!r}: use a rate in Hz that the policy rate "
-                            f"divides (e.g. {TRAINING_PHYSICS_RATE_HZ:g}), or 0 for the robot's")
+                            f"divides (e.g. {FAST_PHYSICS_RATE_HZ:g}), or 0 for the robot's")
         if self.time_budget_min < 0:
             problems.append(f"time_budget_min = {self.time_budget_min!r}: use minutes >= 0 (0: no limit)")
         if not 0.0 <= self.push_force_min_n <= self.push_force_max_n:
