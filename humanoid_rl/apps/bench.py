@@ -1,10 +1,11 @@
 """`humanoid-rl bench`: measured figures, printed and saved as JSON (never asserted in tests).
 
-    humanoid-rl bench all --out bench_results/            # everything below
+    humanoid-rl bench all --out bench_results/            # everything below but train
     humanoid-rl bench inference --model models/humanoid_stand.onnx
     humanoid-rl bench shield                               # filter + balance prediction cost per command
     humanoid-rl bench sim                                  # physics steps/s vs bare stepSimulation()
     humanoid-rl bench loop --rates 50 200 500 1000 --seconds 10 --layouts one-process per-node-single
+    humanoid-rl bench train                                # training env + PPO steps/s: 1 kHz baseline vs fast
 
 Each figure is reported against a baseline measured in the same run (bare ONNX Runtime, bare
 stepSimulation, the naive process layout: one process per node with SingleThreadedExecutor), as a ratio.
@@ -95,11 +96,15 @@ def environment() -> dict[str, Any]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = (
-        "Defaults: 'all' runs inference, shield, sim and loop. The loop measures --rates 50 200 500 1000 in every "
-        "layout (20 cases: --seconds-at-50hz 60 s each at 50 Hz, --seconds 10 s each otherwise), about 8 minutes "
-        "plus start-up; 'bench loop --rates 50 --layouts one-process' is a one-minute check."
+        "Defaults: 'all' runs inference, shield, sim and loop (not 'train', which needs the training extra: torch, "
+        "SB3). The loop measures --rates 50 200 500 1000 in every layout (20 cases: --seconds-at-50hz 60 s each at "
+        "50 Hz, --seconds 10 s each otherwise), about 8 minutes plus start-up; 'bench loop --rates 50 --layouts "
+        "one-process' is a one-minute check."
     )
-    parser.add_argument("what", choices=["all", "inference", "shield", "sim", "loop"], nargs="?", default="all")
+    parser.add_argument(
+        "what", choices=["all", "inference", "shield", "sim", "loop", "train"], nargs="?", default="all",
+        help="what to measure; 'all' is everything but 'train' (which needs the training extra: torch, SB3)",
+    )
     parser.add_argument("--model", default=DEFAULT_MODEL, help="ONNX model for inference/loop (default: shipped)")
     parser.add_argument(
         "--rates",
@@ -132,15 +137,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="policy triggers to measure in the layouts other than the baseline, which keeps what"
         " `humanoid-rl sim` uses (default: both)",
     )
+    parser.add_argument("--tasks", nargs="+", choices=["stand", "walk"], default=["stand", "walk"],
+                        help="train: tasks to measure (default: both)")
+    parser.add_argument("--env-seconds", type=float, default=5.0, help="train: wall seconds per env case (default 5)")
+    parser.add_argument("--train-seconds", type=float, default=25.0,
+                        help="train: wall seconds of each short PPO run (default 25; 0 skips them)")
+    parser.add_argument("--n-envs", type=int, default=2, help="train: envs of the vector env and PPO (default 2)")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="train: rounds alternating the baseline and the fast path; medians reported (default 2)")
     parser.add_argument("--out", type=Path, default=Path("bench_results"), help="directory for the JSON files")
 
 
 def run(args: argparse.Namespace) -> int:
+    from humanoid_rl.cli import CommandError
     from humanoid_rl.policy.model_file import read_model_metadata
     from humanoid_rl.policy.runtime import benchmark_inference, resolve_model_path
 
     if args.what in ("all", "inference", "loop"):  # a bad model: one line now, not a traceback minutes later
         read_model_metadata(resolve_model_path(args.model))
+    if args.what == "train" and (
+        args.n_envs < 1 or args.rounds < 1 or not args.env_seconds > 0 or not args.train_seconds >= 0
+    ):
+        raise CommandError(f"bench train: --n-envs {args.n_envs}, --rounds {args.rounds}, --env-seconds "
+                           f"{args.env_seconds}, --train-seconds {args.train_seconds}: use n-envs and rounds >= 1, "
+                           "env-seconds > 0, train-seconds >= 0")
     writable_dir(args.out)
     results: dict[str, Any] = {"environment": environment()}
     if args.what in ("all", "inference"):
@@ -162,6 +182,11 @@ def run(args: argparse.Namespace) -> int:
         print(format_results(sim))
     if args.what in ("all", "loop"):
         results["loop"] = run_loop_cases(args)
+    if args.what == "train":
+        from humanoid_rl.train.throughput import run_train_bench
+
+        results["train"] = run_train_bench(tuple(args.tasks), args.env_seconds, args.train_seconds, args.n_envs,
+                                           rounds=args.rounds)
     path = write_new_file(args.out, f"bench-{args.what}", ".json", json.dumps(results, indent=2, default=float))
     print(f"saved {path}")
     return 0

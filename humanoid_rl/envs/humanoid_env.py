@@ -16,10 +16,11 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import gymnasium as gym
 import numpy as np
@@ -31,11 +32,21 @@ from humanoid_rl.core.robot_spec import RobotSpec
 from humanoid_rl.core.rotations import yaw as heading
 from humanoid_rl.envs.pushes import PushConfig, PushSchedule
 from humanoid_rl.envs.rewards import STAND_TERMS, WALK_TERMS, RewardConfig, RewardInputs, reward_terms
-from humanoid_rl.sim import DomainRandomization, HumanoidSim, SensorNoise, SimConfig
+from humanoid_rl.sim import DomainRandomization, HumanoidSim, SensorNoise, SensorReadings, SimConfig
 
-__all__ = ["CommandConfig", "EnvConfig", "HumanoidEnv", "Task", "scaled_randomization"]
+__all__ = ["CommandConfig", "EnvConfig", "HumanoidEnv", "JointTargets", "Task", "scaled_randomization"]
 
 Range = tuple[float, float]
+
+
+class JointTargets(Protocol):
+    """What a target filter hands the joint PD (policy order): the shield's ShieldOutput is one."""
+
+    positions: np.ndarray
+    velocities: np.ndarray
+    efforts: np.ndarray
+    stiffness_scale: float
+    damping_scale: float
 
 
 class Task(str, Enum):
@@ -215,6 +226,11 @@ class HumanoidEnv(gym.Env[np.ndarray, np.ndarray]):
         self._start_xy = np.zeros(2)
         self._needs_reset = True
         self._wall_start = 0.0
+        # Between the policy's joint targets and the simulator (e.g. the safety shield in `humanoid-rl eval
+        # --shield`): called as target_filter(env, targets) after the action is mapped, returns a JointTargets.
+        # None: the targets go to the motors as they are (training).
+        self.target_filter: Callable[[HumanoidEnv, np.ndarray], JointTargets] | None = None
+        self.last_readings: SensorReadings | None = None  # the noisy readings the latest observation was built from
 
     # ------------------------------------------------------------------------------------------ curriculum
 
@@ -310,6 +326,7 @@ class HumanoidEnv(gym.Env[np.ndarray, np.ndarray]):
 
     def _observe(self) -> np.ndarray:
         readings = self.sim.read_sensors()
+        self.last_readings = readings
         state = RobotState(
             base_ang_vel=readings.imu_gyro,
             base_quat=readings.imu_quat,
@@ -340,7 +357,12 @@ class HumanoidEnv(gym.Env[np.ndarray, np.ndarray]):
             and self._step_index % max(1, int(round(commands.resample_interval_s / self.policy_dt))) == 0
         ):
             self.command = self._draw_command()
-        self.sim.set_joint_targets(targets)
+        if self.target_filter is None:
+            self.sim.set_joint_targets(targets)
+        else:
+            out = self.target_filter(self, targets)
+            self.sim.set_joint_targets(out.positions, out.velocities, out.efforts, out.stiffness_scale,
+                                       out.damping_scale)
         self.sim.step(self.decimation)
         self._step_index += 1
 

@@ -41,6 +41,7 @@ class EvalSetting:
     randomize: bool = True
     seed: int = 0
     robot_config: str | None = None
+    shield: bool = False  # the deployed safety shield between policy and simulator (both policies)
 
     def env_config(self) -> Any:
         from humanoid_rl.envs.humanoid_env import EnvConfig
@@ -54,6 +55,72 @@ class EvalSetting:
             push=PushConfig(interval_s=self.push_interval_s, force_range_n=(self.push_force_n, high),
                             duration_s=self.push_duration_s),
         )
+
+
+def sim_shield_params() -> Any:
+    """The shield thresholds `humanoid-rl sim` runs with: config/sim.yaml over the declared defaults."""
+    import dataclasses
+
+    import yaml
+
+    from humanoid_rl.core.shield_params import ShieldParams
+    from humanoid_rl.paths import config_path
+
+    values = yaml.safe_load(config_path("sim.yaml").read_text(encoding="utf-8"))["safety_shield"]["ros__parameters"]
+    known = {f.name for f in dataclasses.fields(ShieldParams)}
+    return ShieldParams.from_mapping({k: v for k, v in values.items() if k in known})
+
+
+class ShieldInLoop:
+    """The shield core (``SafetyShield``: modes, ramps, watchdogs, the interval filter) between the policy's
+    joint targets and the simulator, fed as the shield node feeds it, once per policy step on sim time: the
+    noisy encoders, tilt from the noisy IMU, and CoM, feet and yaw from the base pose through the kinematics.
+    The node takes the base pose from the state estimator; here it is the simulator's exact one (an estimator
+    in the loop is the sim stack's job), so the balance stages see a perfect estimate. A fresh core per
+    episode starts in HOLD and ramps to the default pose over ``ramp_time`` before it lets the policy in, as
+    on the robot."""
+
+    def __init__(self, robot_config: str | None = None, params: Any = None) -> None:
+        from humanoid_rl.core.kinematics import RobotKinematics
+        from humanoid_rl.core.robot_spec import RobotSpec
+        from humanoid_rl.core.shield_filter import JointLimits
+
+        self.spec = RobotSpec.load(robot_config)
+        self.kinematics = RobotKinematics(self.spec)
+        self.limits = JointLimits.from_robot_spec(self.spec)
+        self.params = params if params is not None else sim_shield_params()
+        # Height of the foot link frames above the ground when standing, as the shield node derives it.
+        feet = self.kinematics.foot_positions_in_base(self.spec.default_pose)
+        self._foot_frame_height = float(self.spec.nominal_base_height + feet[:, 2].mean())
+        self.reset()
+
+    def reset(self) -> None:
+        from humanoid_rl.core.shield_modes import SafetyShield
+
+        self.shield = SafetyShield(self.limits, self.params)
+
+    def __call__(self, env: Any, targets: np.ndarray) -> Any:
+        from humanoid_rl.core.rotations import yaw
+        from humanoid_rl.core.shield_filter import BalanceState, JointCommand, tilt_from_imu
+
+        shield, sim, readings = self.shield, env.sim, env.last_readings
+        now = sim.time_s
+        shield.on_joint_state(readings.joint_pos, readings.joint_vel, now)
+        truth = sim.ground_truth()
+        com, feet = self.kinematics.com_and_foot_positions(truth.pos, truth.quat, readings.joint_pos)
+        tilt, tilt_rate = tilt_from_imu(readings.imu_quat, readings.imu_gyro)  # IMU axes = base axes, as in
+        ground = float(feet[:, 2].mean()) - self._foot_frame_height  # the observation
+        shield.on_balance(BalanceState(tilt, tilt_rate, com[:2], truth.lin_vel_world[:2], float(com[2]) - ground,
+                                       feet, readings.foot_contacts, self.spec.foot_size, float(yaw(truth.quat))),
+                          now)
+        shield.on_policy_command(JointCommand(now, self.spec.joint_names, targets), now)
+        return shield.step(now)
+
+    def episode_counters(self) -> dict[str, Any]:
+        """What the shield did this episode: interventions per filter stage, modes entered, commands judged."""
+        counters = self.shield.counters.as_dict()
+        return {key: counters[key] for key in ("interventions", "mode_entries", "steps_in_mode", "commands_received",
+                                               "commands_accepted", "commands_rejected", "commands_ignored")}
 
 
 def _make_env(setting: EvalSetting) -> Any:
@@ -77,6 +144,9 @@ def run_episode(env: Any, policy: Any, seed: int) -> dict[str, Any]:
     env.unwrapped.use_contract(policy.contract)  # observations as the MODEL's contract builds them
     sim = env.unwrapped.sim
     spec = env.unwrapped.robot_spec
+    shield = env.unwrapped.target_filter
+    if shield is not None:
+        shield.reset()
     obs, _ = env.reset(seed=seed)
     policy.reset()  # recurrent memory from zero, as at engage
     min_distance = np.full(spec.n_joints, np.inf)
@@ -94,6 +164,8 @@ def run_episode(env: Any, policy: Any, seed: int) -> dict[str, Any]:
         closest_joint=spec.joint_names[worst],
     )
     summary.pop("command", None)
+    if shield is not None:
+        summary["shield"] = shield.episode_counters()
     return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in summary.items()}
 
 
@@ -104,6 +176,8 @@ def _worker_init(setting: EvalSetting, model: str | None) -> None:
     import humanoid_rl.envs  # noqa: F401 - registers the ids
 
     env = _make_env(setting)
+    if setting.shield:
+        env.unwrapped.target_filter = ShieldInLoop(setting.robot_config)
     contract = env.unwrapped.contract
     _WORKER.update(env=env, policies={BASELINE: _make_policy(BASELINE, model, contract),
                                       **({POLICY: _make_policy(POLICY, model, contract)} if model else {})})
@@ -129,6 +203,7 @@ def summarize(episodes: list[dict[str, Any]]) -> dict[str, Any]:
         "mean_min_joint_limit_distance_rad": float(np.mean([e["min_joint_limit_distance_rad"] for e in episodes])),
         "mean_max_tilt_rad": float(np.mean([e["max_tilt_rad"] for e in episodes])),
         "mean_drift_m": float(np.mean([e["drift_m"] for e in episodes])),
+        **({"shield": _shield_totals(episodes)} if "shield" in episodes[0] else {}),
         "per_episode": episodes,
     }
 
@@ -141,6 +216,24 @@ def print_progress(done: int, total: int, which: str, episode: dict[str, Any]) -
     outcome = f"fell at {episode['length_s']:.1f} s" if episode["fell"] else f"stayed up {episode['length_s']:.1f} s"
     print(f"[{done:{len(str(total))}d}/{total}] {which:8s} seed {episode['seed']}: {outcome}, return "
           f"{episode['return']:.1f}", file=sys.stderr, flush=True)
+
+
+def _shield_totals(episodes: list[dict[str, Any]]) -> dict[str, Any]:
+    """Shield counters summed over the episodes, and how many episodes saw each stage intervene."""
+    def total(key: str) -> dict[str, int]:
+        return {name: int(sum(e["shield"][key][name] for e in episodes)) for name in episodes[0]["shield"][key]}
+
+    interventions = total("interventions")
+    return {
+        "interventions_per_stage": interventions,
+        "episodes_with_intervention_per_stage": {
+            name: int(sum(e["shield"]["interventions"][name] > 0 for e in episodes)) for name in interventions
+        },
+        "mode_entries": total("mode_entries"),
+        "commands_received": int(sum(e["shield"]["commands_received"] for e in episodes)),
+        "commands_accepted": int(sum(e["shield"]["commands_accepted"] for e in episodes)),
+        "commands_rejected": total("commands_rejected"),
+    }
 
 
 def evaluate(model: str | None, setting: EvalSetting, jobs: int = 1, baseline: bool = True,
@@ -244,6 +337,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=non_negative_int, default=0, help="episode i uses seed SEED+i for both policies")
     parser.add_argument("--jobs", type=positive_int, default=1, help="worker processes (default 1)")
     parser.add_argument("--no-baseline", action="store_true", help="skip the PD-only baseline")
+    parser.add_argument("--shield", action="store_true",
+                        help="run the safety shield core (config/sim.yaml thresholds) between each policy and the "
+                        "simulator, as deployed, and report its interventions per stage")
     parser.add_argument("--robot-config", default=None, help="robot YAML (default: the shipped humanoid)")
     add_output_arguments(parser, "runs/eval-<timestamp>")
 
@@ -284,7 +380,8 @@ def run(args: argparse.Namespace) -> int:
     setting = EvalSetting(task=args.task, episodes=args.episodes, episode_s=args.episode_s,
                           push_force_n=args.push_force, push_force_max_n=args.push_force_max,
                           push_interval_s=args.push_interval, push_duration_s=args.push_duration,
-                          randomize=args.randomize, seed=args.seed, robot_config=args.robot_config)
+                          randomize=args.randomize, seed=args.seed, robot_config=args.robot_config,
+                          shield=args.shield)
     run_dir = prepare_run_dir(args.out, Path("runs"), "eval", overwrite=args.overwrite)
     out = run_dir.path
     try:
@@ -305,5 +402,9 @@ def run(args: argparse.Namespace) -> int:
     for name in (POLICY, BASELINE):
         if name in result:
             print(_describe(name, result[name]))
+            if "shield" in result[name]:
+                shield = result[name]["shield"]
+                print(f"  {'':8s} shield interventions per stage {shield['interventions_per_stage']}, "
+                      f"modes entered {shield['mode_entries']}")
     print(f"  results: {out / 'eval.json'}, {out / 'eval.png'}")
     return 0
