@@ -236,7 +236,7 @@ def test_train_refuses_a_zero_count_in_one_line(
         (["--gamma", "2"], "gamma = 2.0: use a discount factor in (0, 1]"),
         (["--episode-s", "0"], "episode_length_s = 0.0: use a positive duration"),
         (["--push-interval-s", "0"], "interval_s = 0.0"),
-        (["--physics-rate-hz", "333"], "does not divide the physics rate 333 Hz"),
+        (["--physics-rate-hz", "333"], "physics_rate_hz = 333.0: use a rate in Hz that the policy rate divides"),
     ],
 )
 def test_train_refuses_settings_its_workers_would_fail_on_before_the_run_folder(
