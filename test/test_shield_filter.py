@@ -493,10 +493,16 @@ def test_the_capture_point_inside_the_feet_is_fine_and_far_outside_trips() -> No
     falling = FILTER.assess_balance(feet_balance((0.0, 0.0), (1.0, 0.0)))
     assert falling.capture_point[0] == pytest.approx(math.sqrt(0.7 / 9.81))
     assert falling.trip and falling.warning_level == 1.0
-    # Single support on the left foot: the capture point at the robot's centre is outside that foot.
-    single = FILTER.assess_balance(feet_balance((0.0, 0.0), (0.0, 0.0), contacts=(True, False)))
+    # Single support on the left foot. Judged against the stance sole alone, the capture point at the robot's
+    # centre is outside that foot; against both soles (the default: a walking gait's next step lands ahead of
+    # it) it is 0.11 m inside, as when both feet are down.
+    stance_only = SafetyFilter(LIMITS, PARAMS.with_changes(support_region="stance_soles"))
+    single = stance_only.assess_balance(feet_balance((0.0, 0.0), (0.0, 0.0), contacts=(True, False)))
     assert single.capture_point_distance == pytest.approx(-0.05)
     assert 0.0 < single.warning_level < 1.0
+    walking = FILTER.assess_balance(feet_balance((0.0, 0.0), (0.0, 0.0), contacts=(True, False)))
+    assert FILTER.params.support_region == "both_soles"
+    assert walking.capture_point_distance == pytest.approx(0.11) and walking.warning_level == 0.0
 
 
 def test_garbage_balance_data_trips_rather_than_passing_silently() -> None:

@@ -660,6 +660,8 @@ class SafetyFilter:
         time_constant = math.sqrt(height / self._params.gravity)
         point = (cx + vx * time_constant, cy + vy * time_constant)
         (length, width), (length_2, width_2) = _per_sole(balance.foot_size)
+        if self._params.support_region == "both_soles":
+            contacts = [True, True]
         distance = _support_distance(
             point[0], point[1], (left, right), contacts, length, width, yaw, length_2, width_2
         )

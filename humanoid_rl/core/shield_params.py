@@ -18,6 +18,7 @@ from humanoid_rl.core.params import ParamSpec, markdown_table
 from humanoid_rl.core.params import validate as validate_specs
 
 HOLD_POSE_CHOICES = ("default", "current")
+SUPPORT_REGION_CHOICES = ("both_soles", "stance_soles")
 
 SHIELD_PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec(
@@ -171,6 +172,16 @@ SHIELD_PARAMETERS: tuple[ParamSpec, ...] = (
         choices=HOLD_POSE_CHOICES,
     ),
     ParamSpec(
+        "support_region",
+        # A walking gait's capture point leaves the stance sole every step (0.5 m/s puts it ~0.13 m ahead of the
+        # CoM) and the swing foot lands ahead of it: judged against the stance sole alone, the public G1 walking
+        # policy tripped to DAMPING 0.12 s after it started walking, 0.107 m outside.
+        "both_soles",
+        "what the capture point is judged against: 'both_soles' the hull of both soles (walking: the next step"
+        " lands ahead), 'stance_soles' only the soles in contact (stricter; for robots that must not step)",
+        choices=SUPPORT_REGION_CHOICES,
+    ),
+    ParamSpec(
         "gravity",
         9.81,
         "gravity magnitude for the capture point ξ = c + ċ·√(z/g)",
@@ -219,6 +230,7 @@ class ShieldParams:
     damping_kd_scale: float = _default("damping_kd_scale")
     hold_average_time: float = _default("hold_average_time")
     hold_pose: str = _default("hold_pose")
+    support_region: str = _default("support_region")
     gravity: float = _default("gravity")
     use_urdf_limits: bool = _default("use_urdf_limits")
 
@@ -304,6 +316,7 @@ def parameter_table_markdown() -> str:
 
 __all__ = [
     "HOLD_POSE_CHOICES",
+    "SUPPORT_REGION_CHOICES",
     "SHIELD_PARAMETERS",
     "ShieldParams",
     "consistency_reasons",
