@@ -31,7 +31,7 @@ def test_a_schedule_switches_at_its_times_and_stands_still_before_the_first() ->
     [
         ("0.5,0", "not VX,VY,WZ"),
         ("0.5,x,0", "'x' is not a number"),
-        ("nan,0,0", "not finite"),
+        ("nan,0,0", "not a finite number"),
         ("-1:0.5,0,0", "must be >= 0"),
         ("0:0.5,0,0;0:0,0,0", "same time"),
         ("a:0.5,0,0", "time 'a'"),

@@ -18,6 +18,7 @@ from humanoid_rl.cli_args import (
     DEFAULT_MODEL,
     add_output_arguments,
     existing_file,
+    finite_float,
     float_in,
     non_negative_int,
     positive_float,
@@ -63,12 +64,9 @@ class PushSchedule:
 
 def _finite(text: str, what: str, whole: str) -> float:
     try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{whole!r}: {what} {text.strip()!r} is not a number; {PUSH_SYNTAX}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"{whole!r}: {what} {text.strip()!r} is not finite")
-    return value
+        return finite_float(text.strip())
+    except argparse.ArgumentTypeError as error:
+        raise argparse.ArgumentTypeError(f"{whole!r}: {what} {error}; {PUSH_SYNTAX}") from None
 
 
 def push_schedule(text: str) -> PushSchedule:

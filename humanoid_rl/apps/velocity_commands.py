@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from humanoid_rl.cli_args import finite_float
+
 SYNTAX = "expected VX,VY,WZ like '0.5,0,0' or T:VX,VY,WZ;... like '0:0.5,0,0;8:0,0,0.5'"
 Command = tuple[float, float, float]
 
@@ -54,12 +56,9 @@ def _command(text: str, whole: str) -> Command:
     values = []
     for part in parts:
         try:
-            value = float(part)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"--cmd-vel {whole!r}: {part.strip()!r} is not a number") from None
-        if not math.isfinite(value):
-            raise argparse.ArgumentTypeError(f"--cmd-vel {whole!r}: {part.strip()!r} is not finite")
-        values.append(value)
+            values.append(finite_float(part.strip()))
+        except argparse.ArgumentTypeError as error:
+            raise argparse.ArgumentTypeError(f"--cmd-vel {whole!r}: {error}") from None
     return values[0], values[1], values[2]
 
 
