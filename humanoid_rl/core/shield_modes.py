@@ -462,7 +462,7 @@ class SafetyShield:
         problems = []
         for label, last in (("joint state", self._state_time), ("IMU/balance", self._balance_time)):
             if not now - last <= timeout:
-                problems.append(f"no {label} for {'ever' if last == -math.inf else f'{now - last:.3f} s'}")
+                problems.append(f"no {label} yet" if last == -math.inf else f"no {label} for {now - last:.3f} s")
         return "" if not problems else ", ".join(problems) + f" (state_timeout {timeout} s)"
 
     def _start_ramp_from_measured(self, now: float) -> None:
