@@ -65,9 +65,10 @@ button is held) at least that often: without one the shield is disengaged (HOLD)
 * **configure** loads the robot, kinematics and core, creates subscriptions, publishers and services;
 * **activate** starts in HOLD with the core's ramp from the measured pose (a re-activation resets the core
   into that ramp, unless ESTOP or DAMPING is latched);
-* **deactivate** publishes once HOLD at the measured pose (or the passive output, if in DAMPING or ESTOP:
-  a fallen or stopped robot is never stiffened) and then stops publishing: the bridge or hardware interface
-  holds the last target it received;
+* **deactivate** publishes once HOLD at the pose the robot stands in (HOLD: its last output; ACTIVE: the
+  policy's averaged targets, never the measured pose, which gives no support against gravity), or the passive
+  output if in DAMPING or ESTOP (a fallen or stopped robot is never stiffened), and then stops publishing: the
+  bridge or hardware interface holds the last target it received;
 * **cleanup** frees everything.
 
 Parameters: the shield's thresholds (:data:`~humanoid_rl.core.shield.SHIELD_PARAMETERS`) and this node's own
