@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -124,3 +125,42 @@ def test_sim_without_options_runs_the_shipped_policy_into_its_own_folder(tmp_pat
     assert report["policy"]["model"] == "humanoid_stand.onnx"
     assert report["policy"]["published"] > 0 and not report["fell"]
     assert str(folder.relative_to(tmp_path) / "report.json") in stdout
+
+
+def test_a_second_sim_refuses_to_join_a_domain_where_one_runs_and_runs_on_another(tmp_path: Path) -> None:
+    """Two graphs on one ROS domain drive each other's robots (both fell, 'clock jumped back' e-stops)."""
+    import signal
+
+    from humanoid_rl.graph import private_domain_id
+
+    env = {**os.environ, "ROS_DOMAIN_ID": str(private_domain_id(os.environ.get("ROS_DOMAIN_ID")))}
+    first = subprocess.Popen(
+        [sys.executable, "-m", "humanoid_rl.cli", "sim", "--duration", "60", "--push", "", "--no-video",
+         "--no-plots", "--realtime", "--out", str(tmp_path / "first")],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60.0
+        while not (tmp_path / "first").is_dir() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(3.0)  # its nodes are up
+        second = subprocess.run(
+            [sys.executable, "-m", "humanoid_rl.cli", "sim", "--duration", "1", "--push", "", "--no-video",
+             "--no-plots", "--out", str(tmp_path / "second")],
+            env=env, capture_output=True, text=True, timeout=120,
+        )
+        assert second.returncode == 2, second.stdout[-1000:] + second.stderr[-1000:]
+        assert "another humanoid_rl graph is running on ROS domain" in second.stderr
+        assert "--domain-id" in second.stderr and "Traceback" not in second.stderr
+        assert not (tmp_path / "second").exists()
+        assert first.poll() is None  # the first run goes on undisturbed
+        other = private_domain_id(env["ROS_DOMAIN_ID"])
+        third = subprocess.run(
+            [sys.executable, "-m", "humanoid_rl.cli", "sim", "--duration", "1", "--push", "", "--no-video",
+             "--no-plots", "--domain-id", str(other), "--out", str(tmp_path / "third")],
+            env=env, capture_output=True, text=True, timeout=120,
+        )
+        assert third.returncode == 0, third.stdout[-1000:] + third.stderr[-1000:]
+    finally:
+        first.send_signal(signal.SIGINT)
+        first.communicate(timeout=60)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from humanoid_rl.apps.sim_options import Push, add_arguments, check_inputs
+from humanoid_rl.apps.sim_options import Push, add_arguments, check_domain_is_free, check_inputs
 from humanoid_rl.apps.velocity_commands import tracking_summary
 from humanoid_rl.graph import POLICY, SAFETY_SHIELD, SIM_BRIDGE, STATE_ESTIMATOR, StackMode, Topics, sim_graph
 from humanoid_rl.nodes.runner import ExecutorKind
@@ -69,6 +70,9 @@ def _run(args: argparse.Namespace) -> int:
     from humanoid_rl.process import stop_requested
 
     pushes = check_inputs(args)
+    if args.domain_id is not None:
+        os.environ["ROS_DOMAIN_ID"] = str(args.domain_id)  # before this process's first rclpy context
+    check_domain_is_free([d.name for d in sim_graph()])
     run_dir = prepare_run_dir(args.out, Path("runs"), "sim", overwrite=args.overwrite)
     out_dir = run_dir.path
     options = StackOptions(

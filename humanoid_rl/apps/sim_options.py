@@ -170,6 +170,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gui", action="store_true", help="open the PyBullet window")
     parser.add_argument("--no-gui", dest="gui", action="store_false", help="headless (the default)")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="simulation and push seed (default 0)")
+    parser.add_argument(
+        "--domain-id", type=non_negative_int, default=None,
+        help="ROS domain to run on (default: $ROS_DOMAIN_ID, else 0). A run refuses to join a domain where another "
+        "humanoid_rl graph is already running: the two would drive each other's robots",
+    )
     add_output_arguments(parser, "runs/sim-<timestamp>")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.add_argument(
@@ -178,11 +183,48 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+MAX_DOMAIN_ID = 232
+DISCOVERY_WAIT_S = 1.0  # long enough for Fast DDS to discover the nodes of another process on this machine
+
+
+def check_domain_is_free(node_names: list[str], wait_s: float = DISCOVERY_WAIT_S) -> None:
+    """Refuse to start when another graph with our node names is on this ROS domain (``--domain-id`` first)."""
+    import os
+    import time
+
+    import rclpy
+    from rclpy.context import Context
+
+    from humanoid_rl.cli import CommandError
+
+    context = Context()
+    rclpy.init(args=[], context=context)
+    try:
+        probe = rclpy.create_node("humanoid_rl_domain_probe", context=context, start_parameter_services=False)
+        deadline = time.monotonic() + wait_s
+        found: list[str] = []
+        while time.monotonic() < deadline and not found:
+            found = sorted(set(probe.get_node_names()) & set(node_names))
+            time.sleep(0.05)
+        probe.destroy_node()
+    finally:
+        rclpy.try_shutdown(context=context)
+    if found:
+        domain = os.environ.get("ROS_DOMAIN_ID", "0") or "0"
+        raise CommandError(
+            f"another humanoid_rl graph is running on ROS domain {domain} (nodes {', '.join(found)}): two graphs on "
+            f"one domain drive each other's robots. Fix: stop it, or run this one on another domain with "
+            f"--domain-id N (or ROS_DOMAIN_ID=N), and use the same domain for ros2 topic echo"
+        )
+
+
 def check_inputs(args: argparse.Namespace) -> list[Push]:
     """Everything the nodes would refuse later, refused now in one line: robot config, rate, model, pushes."""
     from humanoid_rl.cli import CommandError
     from humanoid_rl.core.robot_spec import RobotSpec
 
+    if args.domain_id is not None and args.domain_id > MAX_DOMAIN_ID:
+        raise CommandError(f"--domain-id {args.domain_id}: use 0-{MAX_DOMAIN_ID} (the ROS 2 default range)")
     spec = RobotSpec.load(args.robot_config or None)
     steps = spec.physics_rate_hz / args.rate
     if abs(steps - round(steps)) > 1e-9:
