@@ -436,3 +436,27 @@ def test_shield_outputs_are_finite_and_within_limits_whatever_the_input_sequence
                 assert out.stiffness_scale == 0.0
             elif out.mode is ShieldMode.ACTIVE:
                 assert out.stiffness_scale == 1.0
+
+
+def test_a_late_policy_is_held_at_its_averaged_targets_not_at_its_last_instant_until_the_timeout() -> None:
+    """A killed or deactivated policy leaves its last target, a feedback correction of that instant; from
+    LATE_COMMAND_PERIODS on the shield heads for the policy's averaged targets, and after command_timeout HOLD
+    starts from the same average."""
+    from humanoid_rl.core.shield_modes import LATE_COMMAND_PERIODS
+
+    rig = Rig(PARAMS.with_changes(max_target_rate=100.0, hold_average_time=4 * DT))
+    rig.run_until_active()
+    wiggle = 0.02
+    for k in range(40):  # the policy alternates ±wiggle around its posture on one joint
+        target = POLICY_TARGET.copy()
+        target[0] += wiggle if k % 2 else -wiggle
+        out = rig.tick(positions=target)
+    last = out.positions[0]
+    assert abs(last - POLICY_TARGET[0]) == pytest.approx(wiggle)
+    on_time = rig.tick(command=False)  # one period without a command: jitter, the last target stands
+    assert on_time.mode is ShieldMode.ACTIVE and on_time.positions[0] == last
+    while rig.now - rig.shield._command_time <= LATE_COMMAND_PERIODS * DT:  # noqa: SLF001
+        out = rig.tick(command=False)
+    late = rig.tick(command=False)
+    assert late.mode is ShieldMode.ACTIVE
+    assert abs(late.positions[0] - POLICY_TARGET[0]) < 0.3 * wiggle  # the average, not the last instant

@@ -55,6 +55,10 @@ from humanoid_rl.core.shield_params import ShieldParams
 # second kept it up. Loosening takes effect at once.
 GRADUAL_BOUNDS = ("max_target_rate", "max_velocity_scale", "effort_scale")
 TIGHTEN_HALVING_S = 1.0
+# A policy command older than this many control periods is late: ACTIVE then heads for the policy's averaged
+# targets instead of holding its last one for the whole command_timeout (a killed or deactivated policy's frozen
+# last target tilted the emulated robot up to 11 deg in the 100 ms before HOLD).
+LATE_COMMAND_PERIODS = 2.5
 
 
 class ShieldMode(Enum):
@@ -381,13 +385,20 @@ class SafetyShield:
                 self._enter_hold(now, "disengaged")
             else:
                 result = self._judge_new_command(state)
-                if result is None:
+                fresh = result is not None and result.accepted
+                if result is None and now - self._command_time > LATE_COMMAND_PERIODS * self.params.control_period:
+                    # The policy is late: its last target is a feedback correction that is getting old. Head for
+                    # its averaged posture (what a hold would start from) until it answers or times out.
+                    result = self.filter.constrain(self._average, state, self._output, balance)
+                    self._output = result.positions
+                elif result is None:
                     result = self._refilter_latest(state)
                 elif result.accepted:
                     self._output = result.positions
                 age = now - self._last_accepted_time
                 if age <= self.params.command_timeout:
-                    self._track_average(now)
+                    if fresh:  # the average is of what the policy asked for, not of held or re-filtered targets
+                        self._track_average(now)
                     return self._finish(self._active(result, balance))
                 self._enter_hold(
                     now,
