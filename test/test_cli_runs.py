@@ -150,7 +150,7 @@ def test_a_second_sim_refuses_to_join_a_domain_where_one_runs_and_runs_on_anothe
             env=env, capture_output=True, text=True, timeout=120,
         )
         assert second.returncode == 2, second.stdout[-1000:] + second.stderr[-1000:]
-        assert "another humanoid_rl graph is running on ROS domain" in second.stderr
+        assert "another simulation is running on ROS domain" in second.stderr
         assert "--domain-id" in second.stderr and "Traceback" not in second.stderr
         assert not (tmp_path / "second").exists()
         assert first.poll() is None  # the first run goes on undisturbed

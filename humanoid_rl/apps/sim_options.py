@@ -173,7 +173,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--domain-id", type=non_negative_int, default=None,
         help="ROS domain to run on (default: $ROS_DOMAIN_ID, else 0). A run refuses to join a domain where another "
-        "humanoid_rl graph is already running: the two would drive each other's robots",
+        "simulation is already running (it publishes /clock): the two would drive each other's robots",
     )
     add_output_arguments(parser, "runs/sim-<timestamp>")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
@@ -188,33 +188,45 @@ DISCOVERY_WAIT_S = 1.0  # long enough for Fast DDS to discover the nodes of anot
 
 
 def check_domain_is_free(node_names: list[str], wait_s: float = DISCOVERY_WAIT_S) -> None:
-    """Refuse to start when another graph with our node names is on this ROS domain (``--domain-id`` first)."""
+    """Refuse to start when another simulation is running on this ROS domain (``--domain-id`` first). A running
+    one publishes /clock; node names alone are not enough, since DDS discovery keeps a node that has just gone
+    for a while."""
     import os
     import time
 
     import rclpy
     from rclpy.context import Context
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from rosgraph_msgs.msg import Clock
 
     from humanoid_rl.cli import CommandError
+    from humanoid_rl.graph import Topics
 
     context = Context()
     rclpy.init(args=[], context=context)
+    ticks: list[object] = []
     try:
         probe = rclpy.create_node("humanoid_rl_domain_probe", context=context, start_parameter_services=False)
+        best_effort = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)  # matches either publisher
+        probe.create_subscription(Clock, Topics.CLOCK, ticks.append, best_effort)
+        executor = SingleThreadedExecutor(context=context)
+        executor.add_node(probe)
         deadline = time.monotonic() + wait_s
-        found: list[str] = []
-        while time.monotonic() < deadline and not found:
-            found = sorted(set(probe.get_node_names()) & set(node_names))
-            time.sleep(0.05)
+        while time.monotonic() < deadline and not ticks:
+            executor.spin_once(timeout_sec=0.05)
+        found = sorted(set(probe.get_node_names()) & set(node_names))
+        executor.shutdown()
         probe.destroy_node()
     finally:
         rclpy.try_shutdown(context=context)
-    if found:
+    if ticks:
         domain = os.environ.get("ROS_DOMAIN_ID", "0") or "0"
         raise CommandError(
-            f"another humanoid_rl graph is running on ROS domain {domain} (nodes {', '.join(found)}): two graphs on "
-            f"one domain drive each other's robots. Fix: stop it, or run this one on another domain with "
-            f"--domain-id N (or ROS_DOMAIN_ID=N), and use the same domain for ros2 topic echo"
+            f"another simulation is running on ROS domain {domain} ({Topics.CLOCK} is being published"
+            + (f"; nodes {', '.join(found)}" if found else "")
+            + "): two graphs on one domain drive each other's robots. Fix: stop it, or run this one on another "
+            "domain with --domain-id N (or ROS_DOMAIN_ID=N), and use the same domain for ros2 topic echo"
         )
 
 

@@ -321,7 +321,8 @@ class SafetyShield:
         """Apply the requested parameters, tightened motion bounds only as far as TIGHTEN_HALVING_S allows."""
         requested, current = self._requested, self.params
         assert requested is not None
-        elapsed = now - self._tighten_time if math.isfinite(now) and math.isfinite(self._tighten_time) else math.inf
+        finite = math.isfinite(now) and math.isfinite(self._tighten_time)
+        elapsed = max(0.0, now - self._tighten_time) if finite else math.inf  # a clock that jumped back: no step
         factor = 0.5 ** (elapsed / TIGHTEN_HALVING_S) if elapsed < math.inf else 0.0
         self._tighten_time = now
         changes = {}
