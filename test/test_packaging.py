@@ -230,8 +230,10 @@ def test_a_node_launcher_shows_its_own_path_in_ps_instead_of_python_code(tmp_pat
 def test_a_pip_install_puts_humanoid_rl_in_lib_humanoid_rl_where_ros2_run_finds_it(tmp_path: Path) -> None:
     prefix = tmp_path / "prefix"
     install = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--prefix", str(prefix),
-         str(REPO_ROOT)],
+        # --ignore-installed: without it pip first uninstalls the package from the venv running these tests
+        # (the editable install, its bin/ and lib/humanoid_rl/ launchers), breaking every test after this one.
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--ignore-installed",
+         "--prefix", str(prefix), str(REPO_ROOT)],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert install.returncode == 0, install.stderr
