@@ -130,6 +130,7 @@ def test_sim_without_options_runs_the_shipped_policy_into_its_own_folder(tmp_pat
 def test_a_second_sim_refuses_to_join_a_domain_where_one_runs_and_runs_on_another(tmp_path: Path) -> None:
     """Two graphs on one ROS domain drive each other's robots (both fell, 'clock jumped back' e-stops)."""
     import signal
+    import threading
 
     from humanoid_rl.graph import private_domain_id
 
@@ -139,11 +140,14 @@ def test_a_second_sim_refuses_to_join_a_domain_where_one_runs_and_runs_on_anothe
          "--no-plots", "--realtime", "--out", str(tmp_path / "first")],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(first.stdout.readline, "")), daemon=True)
+    reader.start()
     try:
-        deadline = time.monotonic() + 60.0
-        while not (tmp_path / "first").is_dir() and time.monotonic() < deadline:
-            time.sleep(0.2)
-        time.sleep(3.0)  # its nodes are up
+        deadline = time.monotonic() + 120.0
+        while not any(line.startswith("t_sim=") and "rate=  50" in line for line in lines):
+            assert time.monotonic() < deadline and first.poll() is None, "".join(lines)[-2000:]
+            time.sleep(0.2)  # until it runs at its rate: its simulation publishes /clock
         second = subprocess.run(
             [sys.executable, "-m", "humanoid_rl.cli", "sim", "--duration", "1", "--push", "", "--no-video",
              "--no-plots", "--out", str(tmp_path / "second")],
@@ -163,4 +167,4 @@ def test_a_second_sim_refuses_to_join_a_domain_where_one_runs_and_runs_on_anothe
         assert third.returncode == 0, third.stdout[-1000:] + third.stderr[-1000:]
     finally:
         first.send_signal(signal.SIGINT)
-        first.communicate(timeout=60)
+        first.wait(timeout=60)
