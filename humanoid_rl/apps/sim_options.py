@@ -212,10 +212,16 @@ def check_domain_is_free(node_names: list[str], wait_s: float = DISCOVERY_WAIT_S
         probe.create_subscription(Clock, Topics.CLOCK, ticks.append, best_effort)
         executor = SingleThreadedExecutor(context=context)
         executor.add_node(probe)
-        deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline and not ticks:
+        start = time.monotonic()
+        found: list[str] = []
+        while not ticks:
+            elapsed = time.monotonic() - start
+            found = sorted(set(probe.get_node_names()) & set(node_names))
+            # Nodes of ours are listed (running, or just gone: discovery keeps them a while): wait longer for
+            # their /clock, which only a running simulation sends.
+            if elapsed > (3.0 * wait_s if found else wait_s):
+                break
             executor.spin_once(timeout_sec=0.05)
-        found = sorted(set(probe.get_node_names()) & set(node_names))
         executor.shutdown()
         probe.destroy_node()
     finally:
