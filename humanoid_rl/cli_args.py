@@ -75,24 +75,22 @@ def float_in(low: float, high: float, unit: str = "") -> Callable[[str], float]:
     return parse
 
 
-def positive_int(text: str) -> int:
+def _whole_number_at_least(text: str, minimum: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: use a whole number >= 1")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"{text!r}: use a whole number >= {minimum}")
     return value
+
+
+def positive_int(text: str) -> int:
+    return _whole_number_at_least(text, 1)
 
 
 def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: use a whole number >= 0")
-    return value
+    return _whole_number_at_least(text, 0)
 
 
 def existing_file(text: str) -> Path:

@@ -241,21 +241,20 @@ class PolicyContract:
 
     def frame_slices(self) -> dict[str, slice]:
         """Where each term's current value sits in one frame without history."""
-        slices: dict[str, slice] = {}
-        start = 0
-        for term in self.terms:
-            slices[term.name] = slice(start, start + term.size)
-            start += term.size
-        return slices
+        return self._consecutive_slices([term.size for term in self.terms])
 
     def term_slices(self) -> dict[str, slice]:
         """Where each term sits in the observation vector, its whole history (with ``frame_stack`` > 1: within
         one stacked frame)."""
+        return self._consecutive_slices([term.width for term in self.terms])
+
+    def _consecutive_slices(self, lengths: list[int]) -> dict[str, slice]:
+        """The terms laid end to end, each ``lengths[i]`` long."""
         slices: dict[str, slice] = {}
         start = 0
-        for term in self.terms:
-            slices[term.name] = slice(start, start + term.width)
-            start += term.width
+        for term, length in zip(self.terms, lengths, strict=True):
+            slices[term.name] = slice(start, start + length)
+            start += length
         return slices
 
     # ------------------------------------------------------------------ observation and action
