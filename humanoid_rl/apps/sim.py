@@ -155,7 +155,7 @@ def _run(args: argparse.Namespace) -> int:
                 ),
             }
         if video is not None:
-            path = video.close()
+            path = video.close(drop_pending=interrupted)
             report["video"] = {
                 "path": str(path) if path else "",
                 "frames": video.frames,

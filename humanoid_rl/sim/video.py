@@ -15,9 +15,14 @@ run waits for it, so the video is complete.
 
 from __future__ import annotations
 
+import json
 import math
-import multiprocessing
-import queue
+import os
+import pickle
+import select
+import signal
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,10 +39,8 @@ CAMERA_YAW_DEG = 35.0  # seen from the front left
 CAMERA_PITCH_DEG = -12.0
 FIELD_OF_VIEW_DEG = 50.0
 ARROW_M_PER_N = 0.01  # a 60 N push is drawn 0.6 m long
-QUEUE_FRAMES = 64  # snapshots waiting for the renderer (a couple of seconds of video)
-Snapshot = tuple[tuple[float, ...], tuple[float, ...], np.ndarray]
-
-
+QUEUE_FRAMES = 64  # snapshots handed over and not rendered yet (a couple of seconds of video)
+ACK, DONE = b".", b"="  # renderer → run: one frame rendered; the summary line follows
 @dataclass
 class FrameInfo:
     """What is written on a frame."""
@@ -120,19 +123,19 @@ class FrameRenderer:
         return np.asarray(image)
 
 
-def _render_worker(
-    robot_config: str, path: str, fps: float, size: tuple[int, int], jobs: Any, results: Any
-) -> None:
-    """The renderer process: its own PyBullet world of the robot, posed from each snapshot, streamed to ``path``."""
-    import signal
-
-    # A terminal's Ctrl-C reaches the whole process group: the run decides when this process ends (it sends
-    # None), so the frames already taken are still written.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+def _render_worker(robot_config: str, path: str, fps: float, size: tuple[int, int]) -> None:
+    """The renderer process (``python -m humanoid_rl.sim.video``): its own PyBullet world of the robot, posed from
+    each pickled snapshot on stdin, streamed to ``path``; one ACK byte per frame, a DONE summary at the end."""
     from humanoid_rl.core.robot_spec import RobotSpec
     from humanoid_rl.sim.simulator import HumanoidSim, SimConfig
 
+    finish_now = False
+
+    def on_finish(signum: int, frame: object) -> None:
+        nonlocal finish_now
+        finish_now = True  # a run stopped by Ctrl-C: write what is rendered, skip the rest
+
+    signal.signal(signal.SIGUSR1, on_finish)
     started = time.process_time()
     sim = HumanoidSim(RobotSpec.load(robot_config or None), SimConfig())
     renderer = FrameRenderer(sim, size)
@@ -142,9 +145,16 @@ def _render_worker(
         import imageio.v2 as imageio
 
         writer = imageio.get_writer(path, fps=fps, codec="libx264", quality=7, macro_block_size=8)
+    out = sys.stdout.buffer
     count = 0
     try:
-        while (job := jobs.get()) is not None:
+        while not finish_now:
+            try:
+                job = pickle.load(sys.stdin.buffer)
+            except EOFError:  # the run is gone: finish the file with what there is
+                break
+            if job is None or finish_now:
+                break
             time_s, snapshot, info = job
             sim.show_pose(snapshot)
             frame = renderer.render(time_s, info)
@@ -153,6 +163,8 @@ def _render_worker(
             else:
                 frames.append(frame)
             count += 1
+            out.write(ACK)
+            out.flush()
     finally:
         if writer is not None:
             writer.close()
@@ -162,7 +174,8 @@ def _render_worker(
             images = [Image.fromarray(f) for f in frames]
             images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
         sim.close()
-        results.put((count, time.process_time() - started))
+        out.write(DONE + json.dumps({"rendered": count, "cpu_s": time.process_time() - started}).encode() + b"\n")
+        out.flush()
 
 
 class RunVideo:
@@ -185,21 +198,20 @@ class RunVideo:
             self.path = self.path.with_suffix(".gif")
         self.wait_for_renderer = wait_for_renderer
         self.frames = 0  # handed to the renderer
-        self.dropped = 0  # not handed over: the renderer was behind (real time only)
+        self.dropped = 0  # not rendered: the renderer was behind (real time), or the run was stopped
         self.render_cpu_s = 0.0  # CPU time of the renderer process, known after close()
         self.snapshot_s = 0.0  # what the run itself spent taking snapshots
         self.waited_s = 0.0  # ... and waiting for a renderer that was behind (lock-step only)
-        context = multiprocessing.get_context("spawn")  # no fork of a process that runs DDS threads
-        self._jobs = context.Queue(maxsize=QUEUE_FRAMES)
-        self._results = context.Queue()
-        config = str(sim.spec.config_path)
-        self._process = context.Process(
-            target=_render_worker,
-            args=(config, str(self.path), self.fps, size, self._jobs, self._results),
-            name="humanoid_rl_video",
-            daemon=True,
-        )
-        self._process.start()
+        self._acked = 0
+        self._tail = b""
+        # Its own session: a terminal's Ctrl-C (SIGINT to the foreground process group) and launch's signals
+        # reach the run, which decides when the video ends; a renderer killed mid-import would lose it.
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "humanoid_rl.sim.video", str(sim.spec.config_path), str(self.path),
+             repr(self.fps), str(size[0]), str(size[1])],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True,
+        )  # fmt: skip
+        os.set_blocking(self._process.stdout.fileno(), False)  # type: ignore[union-attr]
         self._due = 0  # index of the next frame: frame k is due at k / fps of sim time
 
     def maybe_capture(self, time_s: float, info: FrameInfo) -> bool:
@@ -212,23 +224,80 @@ class RunVideo:
         handed = time.perf_counter()
         self.snapshot_s += handed - start
         try:
-            self._jobs.put(job, block=self.wait_for_renderer, timeout=30.0 if self.wait_for_renderer else None)
-        except queue.Full:
-            self.dropped += 1
-            return False
+            if not self._room(wait=self.wait_for_renderer) or not self._send(job):
+                self.dropped += 1
+                return False
         finally:
             self.waited_s += time.perf_counter() - handed
         self.frames += 1
         return True
 
-    def close(self, timeout_s: float = 120.0) -> Path | None:
-        """Finish the file (waits for the renderer); None if no frame was taken or the renderer failed."""
-        self._jobs.put(None)
+    def _read_acks(self, timeout_s: float) -> None:
+        """Count the frames rendered so far (waiting up to ``timeout_s`` for news)."""
+        pipe = self._process.stdout
+        assert pipe is not None
+        if timeout_s > 0.0:
+            select.select([pipe], [], [], timeout_s)
         try:
-            rendered, self.render_cpu_s = self._results.get(timeout=timeout_s)
-        except queue.Empty:
-            rendered = 0
-        self._process.join(timeout=5.0)
-        if self._process.is_alive():
-            self._process.kill()  # it ignores SIGTERM (see _render_worker)
+            data = os.read(pipe.fileno(), 65536)
+        except BlockingIOError:
+            return
+        if self._tail:  # the summary has begun: no frames follow it
+            self._tail += data
+            return
+        head, done, tail = data.partition(DONE)
+        self._acked += head.count(ACK)
+        self._tail = done + tail
+
+    def _room(self, wait: bool, timeout_s: float = 30.0) -> bool:
+        """Fewer than QUEUE_FRAMES frames wait for the renderer (``wait``: until there is room, for at most
+        ``timeout_s``); False when the renderer is behind or has died (nobody would take the frame)."""
+        deadline = time.monotonic() + (timeout_s if wait else 0.0)
+        self._read_acks(0.0)
+        while self.frames - self._acked >= QUEUE_FRAMES:
+            if self._process.poll() is not None or time.monotonic() >= deadline:
+                return False
+            self._read_acks(0.2)
+        return self._process.poll() is None
+
+    def _send(self, job: Any) -> bool:
+        try:
+            pickle.dump(job, self._process.stdin)  # type: ignore[arg-type]
+            self._process.stdin.flush()  # type: ignore[union-attr]
+        except (BrokenPipeError, OSError):  # the renderer died
+            return False
+        return True
+
+    def close(self, timeout_s: float = 120.0, drop_pending: bool = False) -> Path | None:
+        """Finish the file (waits for the renderer); None if no frame was taken or the renderer failed.
+        ``drop_pending`` (a run stopped by Ctrl-C): frames not rendered yet are dropped, so the file is written
+        at once."""
+        if drop_pending and self._process.poll() is None:
+            self._process.send_signal(signal.SIGUSR1)
+        self._send(None)
+        try:
+            self._process.stdin.close()  # type: ignore[union-attr]
+        except OSError:
+            pass
+        deadline = time.monotonic() + timeout_s
+        while b"\n" not in self._tail and time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                self._read_acks(0.0)
+                break
+            self._read_acks(0.2)
+        rendered = 0
+        if b"\n" in self._tail:
+            summary = json.loads(self._tail[len(DONE) :].split(b"\n", 1)[0])
+            rendered, self.render_cpu_s = int(summary["rendered"]), float(summary["cpu_s"])
+            self.dropped += self.frames - rendered
+            self.frames = rendered
+        try:
+            self._process.wait(timeout=5.0)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
         return self.path if rendered and self.path.is_file() else None
+
+
+if __name__ == "__main__":
+    _render_worker(sys.argv[1], sys.argv[2], float(sys.argv[3]), (int(sys.argv[4]), int(sys.argv[5])))
