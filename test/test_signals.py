@@ -123,7 +123,11 @@ class ProcessGroup:
         for i, signum in enumerate(signals):
             if i:
                 time.sleep(0.05)
-            os.killpg(self.pgid, signum)
+            try:
+                os.killpg(self.pgid, signum)
+            except ProcessLookupError:
+                assert i, "the group was gone before the first signal"
+                break  # a second signal for a group that already stopped on the first: nothing left to signal
         return sent_at
 
     def wait(self, timeout_s: float) -> None:
