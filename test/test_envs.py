@@ -41,7 +41,9 @@ def test_registered_env_is_made_by_id_and_passes_gymnasiums_env_checker(env_id: 
     try:
         inner = env.unwrapped
         assert isinstance(inner, HumanoidEnv)
-        assert inner.observation_space.shape == (inner.contract.n_obs,) == (72,)
+        # 72 values; the walk task adds the gait clock (sin, cos)
+        n_obs = 74 if env_id == humanoid_rl.envs.WALK_ID else 72
+        assert inner.observation_space.shape == (inner.contract.n_obs,) == (n_obs,)
         assert inner.action_space.shape == (inner.contract.n_actions,) == (21,)
         assert inner.observation_space.dtype == np.float32 and inner.action_space.dtype == np.float32
         assert inner.decimation == 20 and inner.max_episode_steps == 1000
@@ -286,7 +288,10 @@ def test_the_walk_command_appears_in_the_observations_velocity_command_slice() -
             obs, *_ = env.step(np.zeros(21, np.float32))
             np.testing.assert_allclose(obs[slot], (command * scale).astype(np.float32))
             np.testing.assert_allclose(env.velocity_command_in(obs), command, rtol=1e-6)
-            assert 0.3 <= command[0] <= 0.5 and command[1] == 0.0 and command[2] == 0.0
+            ranges = env.config.commands
+            for value, (low, high) in zip(command, (ranges.vx_range_mps, ranges.vy_range_mps,
+                                                     ranges.yaw_rate_range_rps), strict=True):
+                assert low <= value <= high
     finally:
         env.close()
     assert commands[0][0] != commands[1][0]

@@ -202,6 +202,7 @@ class PolicyContract:
         action_scale: float = DEFAULT_ACTION_SCALE,
         action_clip: float = DEFAULT_ACTION_CLIP,
         terms: Sequence[ObservationTerm] | None = None,
+        gait_period_s: float | None = None,
     ) -> PolicyContract:
         """The contract for a robot: joint order, default pose, gains and rate all come from its RobotSpec."""
         return cls(
@@ -215,6 +216,7 @@ class PolicyContract:
             kp=tuple(float(x) for x in spec.kp),
             kd=tuple(float(x) for x in spec.kd),
             policy_rate_hz=float(policy_rate_hz if policy_rate_hz is not None else spec.policy_rate_hz),
+            gait_period_s=gait_period_s,
         )
 
     @property

@@ -178,6 +178,11 @@ def default_terms(n_joints: int) -> tuple[ObservationTerm, ...]:
     )
 
 
+def walk_terms(n_joints: int) -> tuple[ObservationTerm, ...]:
+    """The walk task's layout: the default terms and the gait clock (74 values for the 21-joint humanoid)."""
+    return (*default_terms(n_joints), ObservationTerm("gait_phase", 2, (1.0, 1.0)))
+
+
 class ObservationBuilder:
     """The observation of one policy over time: history buffers and the gait clock live here.
 

@@ -1,5 +1,5 @@
 """Gymnasium environments for the humanoid: ``HumanoidRL/Stand-v0`` (stand and recover from pushes) and
-``HumanoidRL/Walk-v0`` (walk forward at a commanded speed).
+``HumanoidRL/Walk-v0`` (walk at a commanded velocity, with a gait clock in the observation).
 
 One ``HumanoidEnv`` owns one ``HumanoidSim``. A step maps the action to joint targets with
 ``PolicyContract.action_to_joint_targets``, lets the simulator's joint PD track them for ``decimation`` physics
@@ -27,9 +27,11 @@ import numpy as np
 import pybullet
 
 from humanoid_rl.core.contract import ContractMismatchError, PolicyContract, RobotState
-from humanoid_rl.core.observation import ObservationBuilder
+from humanoid_rl.core.observation import ObservationBuilder, walk_terms
 from humanoid_rl.core.robot_spec import RobotSpec
 from humanoid_rl.core.rotations import yaw as heading
+from humanoid_rl.envs.commands import CommandConfig, draw_command
+from humanoid_rl.envs.gait import FeetAirTime, GaitConfig, gait_targets, is_moving
 from humanoid_rl.envs.pushes import PushConfig, PushSchedule
 from humanoid_rl.envs.rewards import STAND_TERMS, WALK_TERMS, RewardConfig, RewardInputs, reward_terms
 from humanoid_rl.sim import DomainRandomization, HumanoidSim, SensorNoise, SensorReadings, SimConfig
@@ -55,26 +57,6 @@ class Task(str, Enum):
 
 
 @dataclass
-class CommandConfig:
-    """Velocity commands of the walk task (the stand task always commands zero). Drawn uniformly per episode."""
-
-    vx_range_mps: Range = (0.3, 0.5)  # forward, heading frame
-    vy_range_mps: Range = (0.0, 0.0)  # left, heading frame
-    yaw_rate_range_rps: Range = (0.0, 0.0)
-    resample_interval_s: float | None = None  # None: one command per episode
-
-    def __post_init__(self) -> None:
-        for name in ("vx_range_mps", "vy_range_mps", "yaw_rate_range_rps"):
-            low, high = getattr(self, name)
-            if not (math.isfinite(low) and math.isfinite(high) and low <= high):
-                raise ValueError(f"CommandConfig.{name} = {(low, high)!r}: use finite (low, high) with low <= high")
-        if self.resample_interval_s is not None and not self.resample_interval_s > 0.0:
-            raise ValueError(
-                f"CommandConfig.resample_interval_s = {self.resample_interval_s!r}: use a positive time or None"
-            )
-
-
-@dataclass
 class EnvConfig:
     """Everything an episode depends on besides the seed. Defaults are the acceptance setting: randomization
     on, 60–100 N pushes for 0.2 s every 4 s in random horizontal directions, 20 s episodes."""
@@ -91,6 +73,7 @@ class EnvConfig:
     push: PushConfig = field(default_factory=PushConfig)
     rewards: RewardConfig = field(default_factory=RewardConfig)
     commands: CommandConfig = field(default_factory=CommandConfig)
+    gait: GaitConfig = field(default_factory=GaitConfig)  # walk: the contract's gait period and the schedule
     # Termination (a fall): base below this fraction of the nominal standing height, or tilted beyond this angle.
     min_base_height_fraction: float = 0.6
     max_tilt_rad: float = 0.8
@@ -100,6 +83,13 @@ class EnvConfig:
     solver_iterations: int | None = None  # PyBullet solver iterations; None: the simulator's default
     real_time: bool = False  # with render_mode="human": sleep so the GUI plays at wall-clock speed
     render_size: tuple[int, int] = (320, 240)  # width, height of render_mode="rgb_array" frames
+
+    @classmethod
+    def for_task(cls, task: Task | str) -> EnvConfig:
+        """The defaults of ``gymnasium.make(id)``: walking is pushed with 40 N (0.2 s every 4 s), standing 60-100 N."""
+        if Task(task) is Task.WALK:
+            return cls(push=PushConfig(force_range_n=(40.0, 40.0)))
+        return cls()
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.episode_length_s) and self.episode_length_s > 0.0):
@@ -175,10 +165,16 @@ class HumanoidEnv(gym.Env[np.ndarray, np.ndarray]):
                 "run with a display, or use render_mode=None"
             )
         self.render_mode = render_mode
-        self.config = config if config is not None else EnvConfig()
+        self.config = config if config is not None else EnvConfig.for_task(self.task)
         # `spec` is Gymnasium's EnvSpec; the robot's is `robot_spec`.
         self.robot_spec = RobotSpec.load(self.config.robot_config)
-        self.contract = PolicyContract.from_robot(self.robot_spec, policy_rate_hz=self.config.policy_rate_hz)
+        walking = self.task is Task.WALK
+        self.contract = PolicyContract.from_robot(
+            self.robot_spec,
+            policy_rate_hz=self.config.policy_rate_hz,
+            terms=walk_terms(self.robot_spec.n_joints) if walking else None,
+            gait_period_s=self.config.gait.period_s if walking else None,
+        )
         self._observer = ObservationBuilder(self.contract)  # history and gait clock, restarted at every reset
         spec = self.robot_spec
         physics_rate_hz = float(self.config.physics_rate_hz or spec.physics_rate_hz)
@@ -224,6 +220,8 @@ class HumanoidEnv(gym.Env[np.ndarray, np.ndarray]):
         self._episode_seed: int | None = None
         self._command_rng = np.random.default_rng(0)
         self._start_xy = np.zeros(2)
+        self._air_time = FeetAirTime()
+        self._foot_ground_z = np.zeros(2)  # foot frame heights standing at reset: lift is measured from here
         self._needs_reset = True
         self._wall_start = 0.0
         # Between the policy's joint targets and the simulator (e.g. the safety shield in `humanoid-rl eval
@@ -277,6 +275,8 @@ class HumanoidEnv(gym.Env[np.ndarray, np.ndarray]):
         self.pushes.reset(push_rng)
         self._command_rng = command_rng
         self.command = self._draw_command()
+        self._air_time.reset()
+        self._foot_ground_z = self.sim.foot_kinematics()[0][:, 2].copy()
         self._last_action = np.zeros(self.contract.n_actions)
         self._observer.reset()
         self._step_index = 0
@@ -287,6 +287,7 @@ class HumanoidEnv(gym.Env[np.ndarray, np.ndarray]):
         self._max_tilt = truth.tilt_rad
         self._energy_j = 0.0
         self._speed_error_sum = 0.0
+        self._tracking_error_sums = np.zeros(3)  # |vx error|, |vy error|, |yaw-rate error|
         self._needs_reset = False
         self._wall_start = time.monotonic()
         obs = self._observe()
@@ -319,10 +320,7 @@ class HumanoidEnv(gym.Env[np.ndarray, np.ndarray]):
     def _draw_command(self) -> np.ndarray:
         if self.task is Task.STAND:
             return np.zeros(3)
-        commands = self.config.commands
-        rng = self._command_rng
-        return np.array([rng.uniform(*commands.vx_range_mps), rng.uniform(*commands.vy_range_mps),
-                         rng.uniform(*commands.yaw_rate_range_rps)])
+        return draw_command(self.config.commands, self._command_rng)
 
     def _observe(self) -> np.ndarray:
         readings = self.sim.read_sensors()
@@ -349,14 +347,6 @@ class HumanoidEnv(gym.Env[np.ndarray, np.ndarray]):
         if push is not None:
             self.sim.apply_push(push.force_world, push.duration_s)
         push_active = self.sim.push_active
-        commands = self.config.commands
-        if (
-            self.task is Task.WALK
-            and commands.resample_interval_s is not None
-            and self._step_index > 0
-            and self._step_index % max(1, int(round(commands.resample_interval_s / self.policy_dt))) == 0
-        ):
-            self.command = self._draw_command()
         if self.target_filter is None:
             self.sim.set_joint_targets(targets)
         else:
@@ -365,9 +355,18 @@ class HumanoidEnv(gym.Env[np.ndarray, np.ndarray]):
                                        out.damping_scale)
         self.sim.step(self.decimation)
         self._step_index += 1
+        # As legged_gym does: a new command takes effect at once, in this step's reward and the next observation.
+        commands = self.config.commands
+        if (
+            self.task is Task.WALK
+            and commands.resample_interval_s is not None
+            and self._step_index % max(1, int(round(commands.resample_interval_s / self.policy_dt))) == 0
+        ):
+            self.command = self._draw_command()
 
         previous_action = self._last_action
         self._last_action = action
+        clock_s = self._observer.time_s  # the gait clock of the state just reached (the next observation's)
         obs = self._observe()
         truth = self.sim.ground_truth()
         joint_pos, joint_vel = self.sim.joint_state()
@@ -392,6 +391,8 @@ class HumanoidEnv(gym.Env[np.ndarray, np.ndarray]):
             joint_vel=joint_vel,
             joint_limit_proximity=self.sim.joint_limit_proximity(joint_pos),
         )
+        if self.task is Task.WALK:
+            self._gait_inputs(inputs, clock_s)
         terms = reward_terms(inputs, self.config.rewards, walking=self.task is Task.WALK)
         reward = float(sum(terms.values()))
 
@@ -406,6 +407,7 @@ class HumanoidEnv(gym.Env[np.ndarray, np.ndarray]):
         self._max_tilt = max(self._max_tilt, tilt)
         self._energy_j += float(np.abs(torques * joint_vel).sum()) * self.policy_dt
         self._speed_error_sum += float(np.linalg.norm(lin_vel_heading - self.command[:2]))
+        self._tracking_error_sums += np.abs(np.append(lin_vel_heading, inputs.yaw_rate) - self.command)
 
         info: dict[str, Any] = {
             "reward_terms": terms,
@@ -425,6 +427,19 @@ class HumanoidEnv(gym.Env[np.ndarray, np.ndarray]):
                 time.sleep(lag)
         return obs, reward, terminated, truncated, info
 
+    def _gait_inputs(self, inputs: RewardInputs, clock_s: float) -> None:
+        """Fill the walk terms' inputs: the schedule at the gait clock, foot lift and slip, touchdowns."""
+        gait = self.config.gait
+        period = self.contract.gait_period_s or gait.period_s  # an imported contract may bring its own clock
+        inputs.moving = is_moving(self.command)
+        targets = gait_targets(clock_s, gait, inputs.moving, period_s=period)
+        foot_pos, foot_vel = self.sim.foot_kinematics()
+        inputs.scheduled_stance, inputs.swing_height_ref_m = targets.stance, targets.swing_height_m
+        inputs.foot_height_m = foot_pos[:, 2] - self._foot_ground_z
+        inputs.foot_vel_xy = foot_vel[:, :2]
+        inputs.touchdown, inputs.flight_time_s = self._air_time.update(self._feet_in_contact, self.policy_dt)
+        inputs.half_period_s, inputs.min_air_time_s = period / 2.0, gait.min_air_time_s
+
     def _summary(self, fell: bool, final_xy: np.ndarray) -> dict[str, Any]:
         """Per-episode statistics for training and evaluation logs (not named "episode": Monitor owns that key)."""
         steps = self._step_index
@@ -442,6 +457,9 @@ class HumanoidEnv(gym.Env[np.ndarray, np.ndarray]):
             "max_tilt_rad": self._max_tilt,
             "drift_m": float(np.linalg.norm(final_xy - self._start_xy)),
             "mean_speed_error_mps": self._speed_error_sum / max(1, steps),
+            "mean_vx_error_mps": float(self._tracking_error_sums[0]) / max(1, steps),
+            "mean_vy_error_mps": float(self._tracking_error_sums[1]) / max(1, steps),
+            "mean_yaw_rate_error_rps": float(self._tracking_error_sums[2]) / max(1, steps),
             "mean_mechanical_power_w": self._energy_j / duration if duration > 0 else 0.0,
             "command": self.command.copy(),
             "curriculum_level": self._curriculum_level,

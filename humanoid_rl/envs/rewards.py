@@ -2,19 +2,26 @@
 
 Pure numpy: the environment gathers one ``RewardInputs`` per policy step (from the simulator's exact state, which
 only training sees) and ``reward_terms`` returns ``{name: weighted value}``; the step reward is their sum.
-Positive terms (survival, posture, tracking) are bounded by their weights; penalties are <= 0.
+Positive terms (survival, posture, tracking) are bounded by their weights; penalties are <= 0. Two walk terms
+have both signs: ``contact_schedule`` (a foot out of schedule costs 0.3 of the weight) and ``feet_air_time`` (a
+step shorter than ``min_air_time_s`` costs).
 
 Guard against reward hacking: the posture rewards (``upright``, ``base_height``) are multiplied by a stability
 factor in [0, 1] that is 1 only while at least one foot is on the ground *and* the base barely rotates
 (``exp(-|omega_roll,pitch|^2 / stability_ang_vel_scale^2)``). A policy therefore cannot collect them while hopping,
 flailing, or toppling through the upright pose, only by actually standing still on its feet; the height reward
 also peaks at the nominal height, so stretching or jumping up earns nothing.
+
+The walk task adds the terms a gait needs (the anchors: legged_gym's feet-air-time and tracking terms,
+humanoid-gym's contact pattern and swing-height reference): linear and yaw velocity tracking, a contact schedule
+that matches the gait clock (``envs/gait.py``), a swing-foot height reference, feet air time at touchdown, and a
+foot-slip penalty. While the command is "stand still" the schedule asks for both feet down and no lift.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -23,7 +30,9 @@ __all__ = ["STAND_TERMS", "WALK_TERMS", "RewardConfig", "RewardInputs", "reward_
 # Every step's info["reward_terms"] holds exactly these keys, in this order (loggers see a fixed set).
 _COMMON_TERMS = ("survival", "upright", "base_height", "balance", "action_rate", "energy", "joint_limits")
 STAND_TERMS = _COMMON_TERMS[:4] + ("stay_in_place",) + _COMMON_TERMS[4:]
-WALK_TERMS = _COMMON_TERMS[:4] + ("velocity_tracking",) + _COMMON_TERMS[4:]
+WALK_TERMS = _COMMON_TERMS[:4] + (
+    "velocity_tracking", "yaw_tracking", "contact_schedule", "feet_air_time", "foot_clearance", "foot_slip"
+) + _COMMON_TERMS[4:]
 
 
 @dataclass
@@ -35,7 +44,12 @@ class RewardConfig:
     base_height: float = 1.0  # * stability * exp(-((h - h_nominal) / base_height_scale_m)^2)
     balance: float = 0.05  # penalty * (roll rate^2 + pitch rate^2), rad^2/s^2
     stay_in_place: float = 0.5  # stand: * (exp(-|v_xy|^2/s_v^2) + exp(-|drift_xy|^2/s_p^2)) / 2
-    velocity_tracking: float = 1.5  # walk: * (exp(-|v_xy - cmd_xy|^2/s_v^2) + exp(-(wz - cmd_wz)^2/s_w^2)) / 2
+    velocity_tracking: float = 2.0  # walk: * exp(-|v_xy - cmd_xy|^2 / s_v^2), heading frame
+    yaw_tracking: float = 1.0  # walk: * exp(-(wz - cmd_wz)^2 / s_w^2)
+    contact_schedule: float = 1.0  # walk: * mean over feet of (1 if contact == scheduled stance else -0.3)
+    feet_air_time: float = 1.0  # walk, moving: * sum at touchdown of (min(flight, T/2) - min_air_time_s)
+    foot_clearance: float = 0.5  # walk: * mean over feet of exp(-((h - h_ref) / clearance_scale_m)^2)
+    foot_slip: float = 0.2  # walk: penalty * sum over feet in contact of |v_xy of the foot|, m/s
     action_rate: float = 0.01  # penalty * |a_t - a_{t-1}|^2 (smoothness)
     energy: float = 2.0e-4  # penalty * sum |tau * qd|, watts
     joint_limits: float = 1.0  # penalty * sum(clip((proximity - soft) / (1 - soft), 0, 1)^2)
@@ -46,16 +60,18 @@ class RewardConfig:
     velocity_scale: float = 0.25  # m/s
     yaw_rate_scale: float = 0.5  # rad/s
     drift_scale_m: float = 0.5
+    clearance_scale_m: float = 0.03
     soft_joint_limit: float = 0.9  # fraction of the half range from the middle at which the penalty starts
 
     def __post_init__(self) -> None:
         scales = ("upright_scale", "base_height_scale_m", "stability_ang_vel_scale", "velocity_scale",
-                  "yaw_rate_scale", "drift_scale_m")
+                  "yaw_rate_scale", "drift_scale_m", "clearance_scale_m")
         for name in scales:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0.0):
                 raise ValueError(f"RewardConfig.{name} = {value!r}: a shape parameter must be positive and finite")
         weights = ("survival", "upright", "base_height", "balance", "stay_in_place", "velocity_tracking",
+                   "yaw_tracking", "contact_schedule", "feet_air_time", "foot_clearance", "foot_slip",
                    "action_rate", "energy", "joint_limits")
         for name in weights:
             value = getattr(self, name)
@@ -85,6 +101,16 @@ class RewardInputs:
     torques: np.ndarray  # (n,) N*m the motors applied
     joint_vel: np.ndarray  # (n,) rad/s, exact
     joint_limit_proximity: np.ndarray  # (n,) 0 mid-range, 1 at a limit
+    # Walk only (the stand task leaves them at their defaults):
+    moving: bool = False  # the command asks for steps (gait.is_moving)
+    scheduled_stance: np.ndarray = field(default_factory=lambda: np.ones(2, dtype=bool))  # (2,) gait_targets
+    swing_height_ref_m: np.ndarray = field(default_factory=lambda: np.zeros(2))  # (2,)
+    foot_height_m: np.ndarray = field(default_factory=lambda: np.zeros(2))  # (2,) sole lift above its stance
+    foot_vel_xy: np.ndarray = field(default_factory=lambda: np.zeros((2, 2)))  # (2, 2) m/s, world
+    touchdown: np.ndarray = field(default_factory=lambda: np.zeros(2, dtype=bool))  # (2,) first contact this step
+    flight_time_s: np.ndarray = field(default_factory=lambda: np.zeros(2))  # (2,) of the feet touching down
+    half_period_s: float = 0.35  # half the gait period: the longest flight the air-time term pays for
+    min_air_time_s: float = 0.2
 
 
 def stability_factor(inputs: RewardInputs, config: RewardConfig) -> float:
@@ -108,11 +134,7 @@ def reward_terms(inputs: RewardInputs, config: RewardConfig, walking: bool) -> d
         "balance": -config.balance * rate_sq,
     }
     if walking:
-        velocity_error_sq = float(np.sum((inputs.lin_vel_heading - inputs.command[:2]) ** 2))
-        yaw_error_sq = (inputs.yaw_rate - float(inputs.command[2])) ** 2
-        terms["velocity_tracking"] = config.velocity_tracking * 0.5 * (
-            math.exp(-velocity_error_sq / config.velocity_scale**2) + math.exp(-yaw_error_sq / config.yaw_rate_scale**2)
-        )
+        terms.update(_walk_terms(inputs, config))
     else:
         speed_sq = float(np.sum(inputs.lin_vel_heading**2))
         drift_sq = float(np.sum(inputs.drift_xy**2))
@@ -126,3 +148,24 @@ def reward_terms(inputs: RewardInputs, config: RewardConfig, walking: bool) -> d
     terms["energy"] = -config.energy * float(np.abs(inputs.torques * inputs.joint_vel).sum())
     terms["joint_limits"] = -config.joint_limits * float(beyond_soft @ beyond_soft)
     return {name: terms[name] for name in (WALK_TERMS if walking else STAND_TERMS)}
+
+
+def _walk_terms(inputs: RewardInputs, config: RewardConfig) -> dict[str, float]:
+    velocity_error_sq = float(np.sum((inputs.lin_vel_heading - inputs.command[:2]) ** 2))
+    yaw_error_sq = (inputs.yaw_rate - float(inputs.command[2])) ** 2
+    contact = np.asarray(inputs.feet_in_contact, dtype=bool)
+    matches = np.where(contact == inputs.scheduled_stance, 1.0, -0.3)
+    air = 0.0
+    if inputs.moving:  # standing still must not pay for lifting a foot
+        flight = np.minimum(inputs.flight_time_s, inputs.half_period_s) - inputs.min_air_time_s
+        air = float(np.sum(np.where(inputs.touchdown, flight, 0.0)))
+    height_error = (inputs.foot_height_m - inputs.swing_height_ref_m) / config.clearance_scale_m
+    slip = float(np.sum(np.where(contact, np.linalg.norm(inputs.foot_vel_xy, axis=1), 0.0)))
+    return {
+        "velocity_tracking": config.velocity_tracking * math.exp(-velocity_error_sq / config.velocity_scale**2),
+        "yaw_tracking": config.yaw_tracking * math.exp(-yaw_error_sq / config.yaw_rate_scale**2),
+        "contact_schedule": config.contact_schedule * float(matches.mean()),
+        "feet_air_time": config.feet_air_time * air,
+        "foot_clearance": config.foot_clearance * float(np.exp(-(height_error**2)).mean()),
+        "foot_slip": -config.foot_slip * slip,
+    }

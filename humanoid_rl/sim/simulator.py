@@ -659,6 +659,14 @@ class HumanoidSim:
             upright_in_base=self._upright_in_base,
         )
 
+    def foot_kinematics(self) -> tuple[np.ndarray, np.ndarray]:
+        """Exact world position (2, 3) and linear velocity (2, 3) of the foot link frames (left, right)."""
+        states = pb.getLinkStates(
+            self.robot_id, self._foot_ids, computeLinkVelocity=1, computeForwardKinematics=1,
+            physicsClientId=self._client,
+        )
+        return np.array([state[4] for state in states]), np.array([state[6] for state in states])
+
     # ------------------------------------------------------------------------------------------ limits
 
     def joint_limit_proximity(self, joint_pos: np.ndarray | None = None) -> np.ndarray:

@@ -34,10 +34,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def env_config(config: TrainConfig, *, episode_s: float | None = None, curriculum_level: float | None = None) -> Any:
     """The ``EnvConfig`` of a training (or periodic-evaluation) environment."""
+    from humanoid_rl.envs.commands import CommandConfig
+    from humanoid_rl.envs.gait import GaitConfig
     from humanoid_rl.envs.humanoid_env import EnvConfig
     from humanoid_rl.envs.pushes import PushConfig
 
     return EnvConfig(
+        commands=CommandConfig(
+            vx_range_mps=tuple(config.cmd_vx_range),
+            vy_range_mps=tuple(config.cmd_vy_range),
+            yaw_rate_range_rps=tuple(config.cmd_yaw_rate_range),
+            still_probability=config.cmd_still_probability,
+            resample_interval_s=config.cmd_resample_s or None,
+        ),
+        gait=GaitConfig(period_s=config.gait_period_s),
         robot_config=config.robot_config or None,
         episode_length_s=episode_s if episode_s is not None else config.episode_s,
         physics_rate_hz=config.physics_rate_hz or None,

@@ -108,6 +108,14 @@ class TrainConfig:
     push_duration_s: float = _setting(0.2, "seconds each push lasts")
     initial_joint_noise_rad: float = _setting(0.02, "uniform noise on the initial joint positions, radians")
 
+    # ---- walk task (ignored by stand)
+    cmd_vx_range: list[float] = _setting([-0.3, 0.8], "walk: forward velocity commands drawn in [LOW, HIGH], m/s")
+    cmd_vy_range: list[float] = _setting([-0.3, 0.3], "walk: sideways velocity commands drawn in [LOW, HIGH], m/s")
+    cmd_yaw_rate_range: list[float] = _setting([-0.8, 0.8], "walk: yaw-rate commands drawn in [LOW, HIGH], rad/s")
+    cmd_still_probability: float = _setting(0.1, "walk: share of commands that are 'stand still'")
+    cmd_resample_s: float = _setting(10.0, "walk: draw a new command every this many seconds (0: once per episode)")
+    gait_period_s: float = _setting(0.7, "walk: gait cycle (the observation's clock and the contact schedule), s")
+
     # ---- curriculum
     curriculum_start: float = _setting(
         0.4, "initial curriculum level in [0, 1]: scales push forces and randomization ranges"
@@ -188,6 +196,16 @@ class TrainConfig:
             problems.append(
                 f"push_force_min_n/max_n = {self.push_force_min_n}/{self.push_force_max_n}: use 0 <= min <= max"
             )
+        for name in ("cmd_vx_range", "cmd_vy_range", "cmd_yaw_rate_range"):
+            value = getattr(self, name)
+            if len(value) != 2 or not all(math.isfinite(v) for v in value) or value[0] > value[1]:
+                problems.append(f"{name} = {value!r}: give two finite numbers LOW HIGH with LOW <= HIGH")
+        if not 0.0 <= self.cmd_still_probability <= 1.0:
+            problems.append(f"cmd_still_probability = {self.cmd_still_probability!r}: use a fraction in [0, 1]")
+        if self.cmd_resample_s < 0:
+            problems.append(f"cmd_resample_s = {self.cmd_resample_s!r}: use seconds >= 0 (0: once per episode)")
+        if not self.gait_period_s > 0:
+            problems.append(f"gait_period_s = {self.gait_period_s!r}: use a period in seconds > 0")
         if not self.net_arch or any(int(n) < 1 for n in self.net_arch):
             problems.append(f"net_arch = {self.net_arch!r}: use one or more positive layer sizes")
         if problems:

@@ -1,0 +1,217 @@
+"""The walk task: its gait clock, contact schedule, commands, reward terms, and a short training run that exports
+a policy whose contract carries the clock."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from train_fixtures import tiny_config
+
+from humanoid_rl.envs.commands import CommandConfig, draw_command
+from humanoid_rl.envs.gait import FeetAirTime, GaitConfig, gait_targets, is_moving
+from humanoid_rl.envs.humanoid_env import EnvConfig, HumanoidEnv
+from humanoid_rl.envs.pushes import PushConfig
+from humanoid_rl.envs.rewards import WALK_TERMS, RewardConfig, RewardInputs, reward_terms
+
+N = 21
+GAIT = GaitConfig()
+
+
+# ------------------------------------------------------------------------------------------------ the clock
+def test_the_gait_clock_in_a_walk_observation_is_exact_at_known_times() -> None:
+    env = HumanoidEnv("walk", EnvConfig(push=PushConfig.off(), randomize=False))
+    try:
+        assert env.contract.gait_period_s == GAIT.period_s
+        slot = env.contract.term_slices()["gait_phase"]
+        obs, _ = env.reset(seed=0)
+        seen = [obs[slot]]
+        for _ in range(40):
+            obs, *_ = env.step(np.zeros(N, np.float32))
+            seen.append(obs[slot])
+        env.reset(seed=1)  # a new episode restarts the clock
+        first_of_next = env.step(np.zeros(N, np.float32))[0][slot]
+    finally:
+        env.close()
+    for k, value in enumerate(seen):  # observation k is built at t = k / 50 Hz
+        angle = 2.0 * math.pi * (k / 50.0) / GAIT.period_s
+        np.testing.assert_allclose(value, [math.sin(angle), math.cos(angle)], atol=1e-6)
+    np.testing.assert_allclose(first_of_next, seen[1], atol=1e-6)
+
+
+def test_the_schedule_stands_left_then_right_with_double_support_and_both_feet_when_still() -> None:
+    quarter = GAIT.period_s / 4.0
+    left_stands = gait_targets(quarter, GAIT, moving=True)  # sin = 1
+    assert left_stands.stance.tolist() == [True, False]
+    assert left_stands.swing_height_m == pytest.approx([0.0, GAIT.swing_height_m])
+    right_stands = gait_targets(3.0 * quarter, GAIT, moving=True)  # sin = -1
+    assert right_stands.stance.tolist() == [False, True]
+    assert right_stands.swing_height_m == pytest.approx([GAIT.swing_height_m, 0.0])
+    for crossing in (0.0, 2.0 * quarter, 4.0 * quarter):
+        assert gait_targets(crossing, GAIT, moving=True).stance.tolist() == [True, True]
+    still = gait_targets(quarter, GAIT, moving=False)
+    assert still.stance.tolist() == [True, True] and not still.swing_height_m.any()
+    # a contract's own period wins over the config's
+    assert gait_targets(0.25, GAIT, moving=True, period_s=1.0).stance.tolist() == [True, False]
+
+
+def test_a_command_below_the_still_thresholds_means_standing() -> None:
+    assert not is_moving(np.zeros(3))
+    assert not is_moving(np.array([0.03, 0.03, 0.04]))
+    assert is_moving(np.array([0.1, 0.0, 0.0]))
+    assert is_moving(np.array([0.0, 0.0, -0.2]))
+
+
+def test_feet_air_time_reports_the_flight_only_at_touchdown() -> None:
+    air = FeetAirTime()
+    dt = 0.02
+    contacts = [(True, True)] + [(True, False)] * 14 + [(True, True)]  # right foot up for 14 steps
+    events = [air.update(np.array(c), dt) for c in contacts]
+    touchdowns = [(i, first.tolist(), flight.tolist()) for i, (first, flight) in enumerate(events) if first.any()]
+    assert len(touchdowns) == 1
+    index, first, flight = touchdowns[0]
+    assert index == 15 and first == [False, True]
+    assert flight == pytest.approx([0.0, 15 * dt])  # 14 steps in the air and the landing step
+    assert air.air_time.tolist() == [0.0, 0.0]
+
+
+def test_gait_settings_that_cannot_work_are_refused() -> None:
+    with pytest.raises(ValueError, match="min_air_time_s"):
+        GaitConfig(period_s=0.3, min_air_time_s=0.2)
+    with pytest.raises(ValueError, match="double_support"):
+        GaitConfig(double_support=1.0)
+
+
+# --------------------------------------------------------------------------------------------- commands
+def test_commands_come_from_their_ranges_with_still_draws_and_small_components_zeroed() -> None:
+    config = CommandConfig()
+    draws = np.array([draw_command(config, np.random.default_rng([7, i])) for i in range(3000)])
+    still = np.all(draws == 0.0, axis=1)
+    assert abs(still.mean() - config.still_probability) < 0.03
+    moving = draws[~still]
+    for column, (low, high) in enumerate((config.vx_range_mps, config.vy_range_mps, config.yaw_rate_range_rps)):
+        values = moving[:, column]
+        assert values.min() >= low and values.max() <= high
+        nonzero = values[values != 0.0]
+        assert np.abs(nonzero).min() >= config.deadband[column]
+        assert nonzero.min() < low + 0.05 and nonzero.max() > high - 0.05  # the whole range is used
+    again = [draw_command(config, np.random.default_rng(1)) for _ in range(2)]
+    assert np.array_equal(*again)
+    assert draw_command(CommandConfig.fixed(0.5), np.random.default_rng(0)).tolist() == [0.5, 0.0, 0.0]
+
+
+def test_the_walk_env_resamples_its_command_on_the_configured_interval() -> None:
+    commands = CommandConfig(resample_interval_s=0.2, still_probability=0.0)
+    env = HumanoidEnv("walk", EnvConfig(push=PushConfig.off(), commands=commands))
+    try:
+        _, info = env.reset(seed=4)
+        seen = [info["command"]]
+        for _ in range(30):
+            seen.append(env.step(np.zeros(N, np.float32))[4]["command"])
+    finally:
+        env.close()
+    changes = [i for i in range(1, len(seen)) if not np.array_equal(seen[i], seen[i - 1])]
+    assert changes == [10, 20, 30]  # every 10 policy steps (0.2 s at 50 Hz)
+
+
+# ---------------------------------------------------------------------------------------------- rewards
+def walk_inputs(**changes: object) -> RewardInputs:
+    inputs = RewardInputs(
+        base_height=0.8, nominal_base_height=0.8, projected_gravity=np.array([0.0, 0.0, -1.0]),
+        ang_vel_body=np.zeros(3), lin_vel_heading=np.array([0.5, 0.0]), yaw_rate=0.0, drift_xy=np.zeros(2),
+        feet_in_contact=np.array([True, False]), command=np.array([0.5, 0.0, 0.0]), action=np.zeros(N),
+        last_action=np.zeros(N), torques=np.zeros(N), joint_vel=np.zeros(N), joint_limit_proximity=np.zeros(N),
+        moving=True, scheduled_stance=np.array([True, False]), swing_height_ref_m=np.array([0.0, 0.06]),
+        foot_height_m=np.array([0.0, 0.06]),
+    )
+    for name, value in changes.items():
+        setattr(inputs, name, value)
+    return inputs
+
+
+def test_each_walk_term_pays_or_costs_what_its_formula_says() -> None:
+    w = RewardConfig()
+    perfect = reward_terms(walk_inputs(), w, walking=True)
+    assert tuple(perfect) == WALK_TERMS
+    for term in ("velocity_tracking", "yaw_tracking", "contact_schedule", "foot_clearance"):
+        assert perfect[term] == pytest.approx(getattr(w, term)), term
+    assert perfect["feet_air_time"] == 0.0 and perfect["foot_slip"] == 0.0
+
+    off_schedule = reward_terms(walk_inputs(feet_in_contact=np.array([False, True])), w, walking=True)
+    assert off_schedule["contact_schedule"] == pytest.approx(-0.3 * w.contact_schedule)
+
+    slow = reward_terms(walk_inputs(lin_vel_heading=np.array([0.25, 0.0])), w, walking=True)
+    assert slow["velocity_tracking"] == pytest.approx(w.velocity_tracking * math.exp(-1.0))  # error = scale
+
+    step = {"touchdown": np.array([False, True]), "flight_time_s": np.array([0.0, 0.3])}
+    landed = reward_terms(walk_inputs(**step), w, walking=True)
+    assert landed["feet_air_time"] == pytest.approx(w.feet_air_time * (0.3 - 0.2))
+    long_flight = reward_terms(walk_inputs(touchdown=np.array([False, True]), flight_time_s=np.array([0.0, 2.0])),
+                               w, walking=True)
+    assert long_flight["feet_air_time"] == pytest.approx(w.feet_air_time * (0.35 - 0.2))  # capped at T/2
+    shuffle = reward_terms(walk_inputs(touchdown=np.array([False, True]), flight_time_s=np.array([0.0, 0.06])),
+                           w, walking=True)
+    assert shuffle["feet_air_time"] < 0.0
+    assert reward_terms(walk_inputs(moving=False, **step), w, walking=True)["feet_air_time"] == 0.0
+
+    sliding = np.array([[0.3, 0.4], [2.0, 0.0]])  # the stance foot slides at 0.5 m/s; the swing foot is free
+    assert reward_terms(walk_inputs(foot_vel_xy=sliding), w, walking=True)["foot_slip"] == pytest.approx(
+        -w.foot_slip * 0.5
+    )
+    dragging = reward_terms(walk_inputs(foot_height_m=np.array([0.0, 0.0])), w, walking=True)
+    assert dragging["foot_clearance"] == pytest.approx(w.foot_clearance * 0.5 * (1.0 + math.exp(-4.0)))
+
+
+def test_a_walk_env_standing_still_on_both_feet_earns_the_full_schedule_and_clearance() -> None:
+    config = EnvConfig(push=PushConfig.off(), randomize=False, commands=CommandConfig.fixed(0.0))
+    env = HumanoidEnv("walk", config)
+    try:
+        env.reset(seed=0)
+        infos = [env.step(np.zeros(N, np.float32))[4] for _ in range(25)]
+    finally:
+        env.close()
+    w = config.rewards
+    last = infos[-1]["reward_terms"]
+    assert last["contact_schedule"] == pytest.approx(w.contact_schedule)
+    assert last["foot_clearance"] > 0.95 * w.foot_clearance  # soles stay where they stood
+    assert all(info["reward_terms"]["feet_air_time"] == 0.0 for info in infos)
+    assert last["foot_slip"] > -0.01
+
+
+# ------------------------------------------------------------------------------------------------ training
+def test_a_short_walk_training_run_exports_a_policy_whose_contract_has_the_clock(tmp_path: Path) -> None:
+    from humanoid_rl.policy.runtime import load_policy
+    from humanoid_rl.train.cli import train
+    from humanoid_rl.train.export import export_policy, resolve_checkpoint
+
+    metrics = train(tiny_config(tmp_path, "ppo", task="walk", physics_rate_hz=500.0))
+    assert metrics["status"] == "finished" and metrics["steps"] >= 256
+    onnx = tmp_path / "walk.onnx"
+    export_policy(resolve_checkpoint(tmp_path / "tiny-ppo"), onnx, rollout_episodes=1, rollout_s=1.0, n_pairs=32)
+    env = HumanoidEnv("walk", EnvConfig(push=PushConfig.off()))
+    try:
+        policy = load_policy(onnx, env.contract)
+        assert policy.contract.gait_period_s == GAIT.period_s
+        assert [t.name for t in policy.contract.terms][-1] == "gait_phase"
+        obs, _ = env.reset(seed=0)
+        assert policy.act(obs).shape == (N,)
+    finally:
+        env.close()
+
+
+def test_eval_of_the_walk_task_reports_velocity_tracking_errors_per_episode_and_overall() -> None:
+    from humanoid_rl.train.evaluate import EvalSetting, evaluate
+
+    setting = EvalSetting(task="walk", episodes=2, episode_s=2.0, push_force_n=0.0, randomize=False, seed=3)
+    baseline = evaluate(None, setting)["baseline"]  # PD hold: stands still whatever it is told
+    for episode in baseline["per_episode"]:
+        command = np.array(episode["command"])
+        assert len(command) == 3
+        # standing still, the error is the command itself (less what little the robot sways)
+        assert episode["mean_vx_error_mps"] == pytest.approx(abs(command[0]), abs=0.03)
+        assert episode["mean_yaw_rate_error_rps"] == pytest.approx(abs(command[2]), abs=0.05)
+    assert baseline["mean_vx_error_mps"] == pytest.approx(
+        np.mean([e["mean_vx_error_mps"] for e in baseline["per_episode"]])
+    )
