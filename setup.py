@@ -229,6 +229,8 @@ def main() -> None:
                 "gymnasium>=1.0",
                 "matplotlib>=3.7",
                 "tqdm>=4.60",
+                # The fast training backend (`train --backend mujoco`): the bindings alone, numpy their only need.
+                "mujoco-core>=4.0",
             ],
             # Run videos (humanoid-rl sim): imageio-ffmpeg's wheel carries ffmpeg; without it the video is a GIF.
             "video": ["imageio>=2.30", "imageio-ffmpeg>=0.4.9", "pillow>=9.0"],

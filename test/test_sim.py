@@ -280,10 +280,10 @@ def test_imu_noise_and_bias_follow_the_configured_standard_deviations(spec: Robo
         assert gyro.std(axis=0) == pytest.approx([0.02] * 3, rel=0.1)
         assert (joint_pos - truth_q).std() == pytest.approx(0.003, rel=0.05)
         # The bias is constant within the episode: the mean error is it.
-        assert gyro.mean(axis=0) - truth_gyro == pytest.approx(sim.gyro_bias, abs=0.003)
-        first_bias = sim.gyro_bias.copy()
+        assert gyro.mean(axis=0) - truth_gyro == pytest.approx(sim.noise.gyro_bias, abs=0.003)
+        first_bias = sim.noise.gyro_bias.copy()
         sim.reset(seed=99)
-        assert not np.allclose(sim.gyro_bias, first_bias)
+        assert not np.allclose(sim.noise.gyro_bias, first_bias)
     with HumanoidSim(spec, quiet()) as silent:
         assert np.array_equal(silent.read_sensors().joint_pos, silent.joint_state()[0])
 

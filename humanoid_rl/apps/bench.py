@@ -27,6 +27,7 @@ import numpy as np
 from humanoid_rl.apps.loop_bench import Layout, LoopBenchError, benchmark_layout
 from humanoid_rl.cli_args import DEFAULT_MODEL, float_in, positive_float, writable_dir, write_new_file
 from humanoid_rl.policy.parameters import MAX_RATE_HZ, MIN_RATE_HZ, TriggerMode
+from humanoid_rl.train.throughput import BASELINE, PATHS
 
 
 def benchmark_shield(n: int = 20_000, seed: int = 0) -> dict[str, Any]:
@@ -143,6 +144,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train-seconds", type=float, default=25.0,
                         help="train: wall seconds of each short PPO run (default 25; 0 skips them)")
     parser.add_argument("--n-envs", type=int, default=2, help="train: envs of the vector env and PPO (default 2)")
+    parser.add_argument("--paths", nargs="+", choices=list(PATHS), default=list(PATHS),
+                        help=f"train: training paths to measure (default: all; {BASELINE} is the baseline of the "
+                        "ratios)")
     parser.add_argument("--rounds", type=int, default=2,
                         help="train: rounds alternating the baseline and the fast path; medians reported (default 2)")
     parser.add_argument("--out", type=Path, default=Path("bench_results"), help="directory for the JSON files")
@@ -185,8 +189,9 @@ def run(args: argparse.Namespace) -> int:
     if args.what == "train":
         from humanoid_rl.train.throughput import run_train_bench
 
+        paths = tuple(dict.fromkeys([BASELINE, *args.paths]))  # the ratios need the baseline
         results["train"] = run_train_bench(tuple(args.tasks), args.env_seconds, args.train_seconds, args.n_envs,
-                                           rounds=args.rounds)
+                                           paths=paths, rounds=args.rounds)
     path = write_new_file(args.out, f"bench-{args.what}", ".json", json.dumps(results, indent=2, default=float))
     print(f"saved {path}")
     return 0

@@ -39,6 +39,7 @@ from humanoid_rl.sim import DomainRandomization, HumanoidSim, SensorNoise, Senso
 __all__ = ["CommandConfig", "EnvConfig", "HumanoidEnv", "JointTargets", "Task", "scaled_randomization"]
 
 Range = tuple[float, float]
+BACKENDS = ("pybullet", "mujoco")
 
 
 class JointTargets(Protocol):
@@ -67,6 +68,9 @@ class EnvConfig:
     # None: the spec's physics rate (1 kHz), what evaluation and the sim bridge run. A lower rate trains faster
     # but is a different simulator: check a policy trained that way at the spec's rate before shipping it.
     physics_rate_hz: float | None = None
+    # "pybullet" (what evaluation, `humanoid-rl sim` and the bridge run) or "mujoco" (training only, ~5x the
+    # steps per CPU second, 500 Hz by default; a policy trained there must pass its acceptance in PyBullet).
+    backend: str = "pybullet"
     randomize: bool = True  # domain randomization on/off (ranges in `randomization`; its `enabled` is ignored)
     randomization: DomainRandomization = field(default_factory=DomainRandomization)
     sensor_noise: bool = True  # False: exact sensors (SensorNoise.none())
@@ -100,6 +104,8 @@ class EnvConfig:
             )
         if not 0.0 < self.max_tilt_rad < math.pi:
             raise ValueError(f"EnvConfig.max_tilt_rad = {self.max_tilt_rad!r}: use an angle in (0, pi) radians")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"EnvConfig.backend = {self.backend!r}: use one of {list(BACKENDS)}")
         _check_level(self.curriculum_level, "EnvConfig.curriculum_level")
         if not (math.isfinite(self.initial_joint_noise_rad) and self.initial_joint_noise_rad >= 0.0):
             raise ValueError(f"EnvConfig.initial_joint_noise_rad = {self.initial_joint_noise_rad!r}: use a value >= 0")
@@ -177,7 +183,15 @@ class HumanoidEnv(gym.Env[np.ndarray, np.ndarray]):
         )
         self._observer = ObservationBuilder(self.contract)  # history and gait clock, restarted at every reset
         spec = self.robot_spec
-        physics_rate_hz = float(self.config.physics_rate_hz or spec.physics_rate_hz)
+        mujoco = self.config.backend == "mujoco"
+        if mujoco and render_mode is not None:
+            raise ValueError("the MuJoCo backend is for training only and does not render: use backend='pybullet'")
+        default_rate = spec.physics_rate_hz
+        if mujoco:  # imported only here: PyBullet users need not install MuJoCo
+            from humanoid_rl.sim.mujoco_sim import MUJOCO_PHYSICS_RATE_HZ, MujocoHumanoidSim
+
+            default_rate = MUJOCO_PHYSICS_RATE_HZ
+        physics_rate_hz = float(self.config.physics_rate_hz or default_rate)
         ratio = physics_rate_hz / self.contract.policy_rate_hz
         self.decimation = int(round(ratio))
         if self.decimation < 1 or abs(ratio - self.decimation) > 1e-9:
@@ -206,7 +220,7 @@ class HumanoidEnv(gym.Env[np.ndarray, np.ndarray]):
             randomization=self._randomization_ranges,
             **sim_kwargs,
         )
-        self.sim = HumanoidSim(spec, sim_config)
+        self.sim: Any = MujocoHumanoidSim(spec, sim_config) if mujoco else HumanoidSim(spec, sim_config)
         self.pushes = PushSchedule(self.config.push, self.policy_dt)
         self._nominal_height = spec.nominal_base_height
         self._min_height = self.config.min_base_height_fraction * spec.nominal_base_height
@@ -270,7 +284,7 @@ class HumanoidEnv(gym.Env[np.ndarray, np.ndarray]):
         if self.config.initial_joint_noise_rad > 0.0:
             noise = pose_rng.uniform(-1.0, 1.0, self.robot_spec.n_joints) * self.config.initial_joint_noise_rad
             pose = np.clip(self.robot_spec.default_pose + noise, self.robot_spec.lower, self.robot_spec.upper)
-        self._forget_contacts()
+        self.sim.forget_contacts()
         self.sim.reset(seed=episode_seed, joint_pos=pose)
         self.pushes.reset(push_rng)
         self._command_rng = command_rng
@@ -301,18 +315,6 @@ class HumanoidEnv(gym.Env[np.ndarray, np.ndarray]):
             "curriculum_level": self._curriculum_level,
         }
         return obs, info
-
-    def _forget_contacts(self) -> None:
-        """Drop Bullet's cached contact manifolds before the simulator re-poses the robot.
-
-        Bullet warm-starts the contact solver from the manifolds of the previous step; a reset that puts the
-        feet back where they were keeps them, so an episode would depend on the one before it and the same
-        seed would not give the same trajectory. Lifting the robot clear of everything and running collision
-        detection releases the pairs, so every episode starts as the first one after construction does.
-        """
-        client, robot = self.sim.client_id, self.sim.robot_id
-        pybullet.resetBasePositionAndOrientation(robot, (0.0, 0.0, 100.0), (0.0, 0.0, 0.0, 1.0), physicsClientId=client)
-        pybullet.performCollisionDetection(physicsClientId=client)
 
     def _term_names(self) -> tuple[str, ...]:
         return WALK_TERMS if self.task is Task.WALK else STAND_TERMS

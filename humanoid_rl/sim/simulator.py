@@ -28,6 +28,7 @@ from humanoid_rl.core.rotations import (
     tilt_angle,
 )
 from humanoid_rl.sim.randomization import DomainRandomization, RandomizationSample, draw_randomization
+from humanoid_rl.sim.sensor_noise import EpisodeNoise
 
 __all__ = ["BaseState", "HumanoidSim", "SensorNoise", "SensorReadings", "SimConfig", "SimError"]
 
@@ -153,6 +154,14 @@ def _as_vector(name: str, value: object, size: int, what: str) -> np.ndarray:
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{name} contains NaN or inf: {array}; send finite values")
     return array
+
+
+def joint_limit_proximity(spec: RobotSpec, joint_pos: np.ndarray) -> np.ndarray:
+    """Per joint: 0 mid-range, 1 at (or beyond) a limit."""
+    q = np.asarray(joint_pos, dtype=np.float64)
+    middle = 0.5 * (spec.upper + spec.lower)
+    half_range = 0.5 * (spec.upper - spec.lower)
+    return np.minimum(np.abs(q - middle) / half_range, 1.0)
 
 
 class HumanoidSim:
@@ -297,7 +306,6 @@ class HumanoidSim:
         self.seed = seed
         self.release_base()  # the robot is placed anew; a gantry, if wanted, is attached again after reset
         randomization_rng, noise_rng = np.random.default_rng(seed).spawn(2)
-        self._noise_rng = noise_rng
         pose = (
             self.spec.default_pose
             if joint_pos is None
@@ -320,7 +328,7 @@ class HumanoidSim:
         )
         link_friction[friction_rows] = self.randomization_sample.friction
         self._apply_sample(self.randomization_sample, link_friction)
-        self._draw_sensor_biases()
+        self.noise = EpisodeNoise(self.config.noise, self.randomization_sample, self.n_joints, noise_rng)
         self._place_on_ground(pose)
 
         self.step_count = 0
@@ -361,29 +369,6 @@ class HumanoidSim:
         self._tau_max = self.spec.effort_limits * strength
         self._tau_min = -self._tau_max
         self.latency_steps = int(round(sample.control_latency_s * self.physics_rate_hz))
-        noise = self.config.noise
-        imu_scale, encoder_scale = sample.imu_noise_scale, sample.encoder_noise_scale
-        self._gyro_std = noise.gyro_std * imu_scale
-        self._accel_std = noise.accel_std * imu_scale
-        self._orientation_std = noise.orientation_std * imu_scale
-        self._joint_pos_std = noise.joint_pos_std * encoder_scale
-        self._joint_vel_std = noise.joint_vel_std * encoder_scale
-        # One draw per reading, scaled per channel: gyro (3), accel (3), joint pos (n), joint vel (n), orientation (3).
-        n = self.n_joints
-        self._noise_std = np.concatenate(
-            [
-                np.full(3, self._gyro_std),
-                np.full(3, self._accel_std),
-                np.full(n, self._joint_pos_std),
-                np.full(n, self._joint_vel_std),
-                np.full(3, self._orientation_std),
-            ]
-        )
-
-    def _draw_sensor_biases(self) -> None:
-        noise, scale = self.config.noise, self.randomization_sample.imu_noise_scale
-        self.gyro_bias = self._noise_rng.normal(0.0, noise.gyro_bias_std * scale, 3)
-        self.accel_bias = self._noise_rng.normal(0.0, noise.accel_bias_std * scale, 3)
 
     def _place_on_ground(self, pose: np.ndarray) -> None:
         client, robot = self._client, self.robot_id
@@ -551,7 +536,7 @@ class HumanoidSim:
 
     def read_sensors(self) -> SensorReadings:
         """The IMU, encoders and foot force sensors, with this episode's noise and bias."""
-        client, robot, n = self._client, self.robot_id, self.n_joints
+        client, robot = self._client, self.robot_id
         q, qd = self.joint_state()
         com_quat = pb.getBasePositionAndOrientation(robot, physicsClientId=client)[1]
         # Accelerometer: mean acceleration of the IMU point over the window, minus gravity (specific force).
@@ -568,22 +553,17 @@ class HumanoidSim:
             np.array(com_quat) if self._imu_quat_in_com is None else quat_multiply(com_quat, self._imu_quat_in_com)
         )
         imu_to_world = quat_to_matrix(imu_quat)
-        noise = self._noise_rng.standard_normal(self._noise_std.size) * self._noise_std
-        if self._orientation_std > 0.0:  # a small random rotation of the reported orientation, in the IMU frame
-            x, y, z = noise[6 + 2 * n :].tolist()
-            angle = math.sqrt(x * x + y * y + z * z)
-            if angle > 0.0:
-                factor = math.sin(0.5 * angle) / angle
-                error = np.array([x * factor, y * factor, z * factor, math.cos(0.5 * angle)])
-                imu_quat = quat_multiply(imu_quat, error)
+        imu_quat, gyro, accel, q, qd = self.noise.apply(
+            imu_quat, omega @ imu_to_world, (acceleration - self.gravity) @ imu_to_world, q, qd
+        )
         forces, contacts, wrenches = self._foot_contacts()
         return SensorReadings(
             time_s=self.time_s,
             imu_quat=imu_quat,
-            imu_gyro=omega @ imu_to_world + self.gyro_bias + noise[0:3],
-            imu_accel=(acceleration - self.gravity) @ imu_to_world + self.accel_bias + noise[3:6],
-            joint_pos=q + noise[6 : 6 + n],
-            joint_vel=qd + noise[6 + n : 6 + 2 * n],
+            imu_gyro=gyro,
+            imu_accel=accel,
+            joint_pos=q,
+            joint_vel=qd,
             foot_forces=forces,
             foot_contacts=contacts,
             foot_wrenches=wrenches,
@@ -671,10 +651,19 @@ class HumanoidSim:
 
     def joint_limit_proximity(self, joint_pos: np.ndarray | None = None) -> np.ndarray:
         """Per joint: 0 mid-range, 1 at (or beyond) a limit. Uses the exact positions if none are given."""
-        q = self.joint_state()[0] if joint_pos is None else np.asarray(joint_pos, dtype=np.float64)
-        middle = 0.5 * (self.spec.upper + self.spec.lower)
-        half_range = 0.5 * (self.spec.upper - self.spec.lower)
-        return np.minimum(np.abs(q - middle) / half_range, 1.0)
+        return joint_limit_proximity(self.spec, self.joint_state()[0] if joint_pos is None else joint_pos)
+
+    def forget_contacts(self) -> None:
+        """Drop Bullet's cached contact manifolds; call before ``reset``.
+
+        Bullet warm-starts the contact solver from the manifolds of the previous step; a reset that puts the
+        feet back where they were keeps them, so an episode would depend on the one before it and the same
+        seed would not give the same trajectory. Lifting the robot clear of everything and running collision
+        detection releases the pairs, so every episode starts as the first one after construction does.
+        """
+        client, robot = self._client, self.robot_id
+        pb.resetBasePositionAndOrientation(robot, (0.0, 0.0, 100.0), (0.0, 0.0, 0.0, 1.0), physicsClientId=client)
+        pb.performCollisionDetection(physicsClientId=client)
 
     def joints_within_limits(self, joint_pos: np.ndarray | None = None, margin_rad: float = 0.0) -> bool:
         """True if every joint is inside [lower + margin, upper - margin]."""

@@ -51,6 +51,7 @@ def env_config(config: TrainConfig, *, episode_s: float | None = None, curriculu
         robot_config=config.robot_config or None,
         episode_length_s=episode_s if episode_s is not None else config.episode_s,
         physics_rate_hz=config.physics_rate_hz or None,
+        backend=config.backend,
         randomize=config.randomize,
         push=PushConfig(
             interval_s=config.push_interval_s,

@@ -101,6 +101,10 @@ class TrainConfig:
         f"and deployment use; {FAST_PHYSICS_RATE_HZ:g}: the fast path, ~1.5x the steps per CPU second, check the "
         "policy at 1 kHz)"
     )
+    backend: str = _setting(
+        "pybullet", "physics engine for training: 'pybullet' (what eval, sim and deployment run) or 'mujoco' (~3x "
+        "the policy steps per CPU second at 500 Hz; the policy must then pass its acceptance in PyBullet)"
+    )
     randomize: bool = _setting(True, "domain randomization (masses, friction, gains, latency, noise)")
     push_force_min_n: float = _setting(60.0, "smallest push force at full curriculum, newtons")
     push_force_max_n: float = _setting(120.0, "largest push force at full curriculum, newtons")
@@ -166,6 +170,8 @@ class TrainConfig:
         problems: list[str] = []
         if self.task not in ("stand", "walk"):
             problems.append(f"task = {self.task!r}: use 'stand' or 'walk'")
+        if self.backend not in ("pybullet", "mujoco"):
+            problems.append(f"backend = {self.backend!r}: use 'pybullet' or 'mujoco'")
         if self.algo not in {a.value for a in Algorithm}:
             problems.append(f"algo = {self.algo!r}: use one of {[a.value for a in Algorithm]}")
         for name in ("total_timesteps", "n_envs", "eval_freq", "eval_episodes", "checkpoint_freq", "n_steps",
@@ -272,6 +278,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type = TrainConfi
                 kwargs["choices"] = [a.value for a in Algorithm]
             elif f.name == "task":
                 kwargs["choices"] = ["stand", "walk"]
+            elif f.name == "backend":
+                kwargs["choices"] = ["pybullet", "mujoco"]
         group.add_argument(_option_name(f.name), **kwargs)
 
 

@@ -1,4 +1,5 @@
-"""Training throughput (``humanoid-rl bench train``): today's 1 kHz training path against the fast one, in one run.
+"""Training throughput (``humanoid-rl bench train``): the 1 kHz PyBullet training path against the fast ones (PyBullet
+at 500 Hz, MuJoCo at 500 Hz), in one run.
 
 For each task and each path (a set of ``TrainConfig`` settings, ``PATHS``) it measures:
 
@@ -32,15 +33,19 @@ import numpy as np
 
 from humanoid_rl.train.config import FAST_PHYSICS_RATE_HZ, TrainConfig
 
-__all__ = ["BASELINE", "FAST", "PATHS", "measure_bare_physics", "measure_train", "measure_vec_env", "run_train_bench"]
+__all__ = [
+    "BASELINE", "FAST", "MUJOCO", "PATHS", "measure_bare_physics", "measure_train", "measure_vec_env", "run_train_bench"
+]
 
 BASELINE = "baseline_1khz"
 FAST = "fast"
+MUJOCO = "mujoco"
 # Settings that differ between the paths. The baseline is training as it runs by default: physics at the robot's
 # own rate (1 kHz), what evaluation and deployment run.
 PATHS: dict[str, dict[str, Any]] = {
     BASELINE: {"physics_rate_hz": 0.0},
     FAST: {"physics_rate_hz": FAST_PHYSICS_RATE_HZ},
+    MUJOCO: {"backend": "mujoco", "physics_rate_hz": 0.0},  # its own default rate, 500 Hz
 }
 
 
@@ -58,7 +63,12 @@ def _decimation(config: TrainConfig) -> tuple[float, int]:
     from humanoid_rl.core.robot_spec import RobotSpec
 
     spec = RobotSpec.load(config.robot_config or None)
-    rate = float(config.physics_rate_hz or spec.physics_rate_hz)
+    default = spec.physics_rate_hz
+    if config.backend == "mujoco":
+        from humanoid_rl.sim.mujoco_sim import MUJOCO_PHYSICS_RATE_HZ
+
+        default = MUJOCO_PHYSICS_RATE_HZ
+    rate = float(config.physics_rate_hz or default)
     return rate, int(round(rate / spec.policy_rate_hz))
 
 
@@ -127,9 +137,33 @@ def measure_bare_physics(config: TrainConfig, seconds: float) -> dict[str, Any]:
 
     rate, decimation = _decimation(config)
     spec = RobotSpec.load(config.robot_config or None)
+    if config.backend == "mujoco":
+        return _bare_mujoco(spec, rate, seconds)
     with HumanoidSim(spec, SimConfig(physics_rate_hz=rate)) as sim:
         n_steps = max(50, int(round(seconds * 10_000)))  # ~10k steps/s: about `seconds` of wall time
         wall, cpu = _bare_standing_loop(sim, n_steps, decimation)
+    return {"physics_rate_hz": rate, "physics_steps": n_steps, "wall_s": wall, "physics_steps_per_s": n_steps / wall,
+            "cpu_s": cpu, "physics_steps_per_cpu_s": n_steps / cpu}
+
+
+def _bare_mujoco(spec: Any, rate: float, seconds: float) -> dict[str, Any]:
+    """``mj_step()`` alone on the standing robot (its PD runs inside the engine, as in training)."""
+    import mujoco
+
+    from humanoid_rl.sim.bench import _clock, _since
+    from humanoid_rl.sim.mujoco_sim import MujocoHumanoidSim
+    from humanoid_rl.sim.simulator import SimConfig
+
+    sim = MujocoHumanoidSim(spec, SimConfig(physics_rate_hz=rate))
+    n_steps = max(50, int(round(seconds * 30_000)))  # ~30k steps/s: about `seconds` of wall time
+    wall = cpu = 0.0
+    for _ in range(0, n_steps, 100):  # bursts of 100 steps from the standing pose (reset untimed)
+        sim.reset(seed=0)
+        start = _clock()
+        mujoco.mj_step(sim.model, sim.data, nstep=100)
+        elapsed = _since(start)
+        wall, cpu = wall + elapsed[0], cpu + elapsed[1]
+    n_steps = (n_steps + 99) // 100 * 100
     return {"physics_rate_hz": rate, "physics_steps": n_steps, "wall_s": wall, "physics_steps_per_s": n_steps / wall,
             "cpu_s": cpu, "physics_steps_per_cpu_s": n_steps / cpu}
 
@@ -217,7 +251,7 @@ def run_train_bench(
     env_seconds: float = 5.0,
     train_seconds: float = 25.0,
     n_envs: int = 2,
-    paths: tuple[str, ...] = (BASELINE, FAST),
+    paths: tuple[str, ...] = (BASELINE, FAST, MUJOCO),
     base: TrainConfig | None = None,
     log: Any = print,
     rounds: int = 2,
