@@ -38,6 +38,17 @@ def test_each_algorithm_trains_a_few_hundred_steps_and_leaves_an_exportable_chec
     assert len(metrics["evaluations"]) >= 1
     assert 0.0 <= metrics["evaluations"][0]["success_rate"] <= 1.0
     assert TrainConfig.load_yaml(run_dir / "config.yaml").algo == algo
+    curve = (run_dir / "training_curve.png").read_bytes()  # the evaluations, plotted at the end
+    assert curve.startswith(b"\x89PNG") and len(curve) > 5_000
+
+
+def test_the_progress_bar_shows_one_rate_and_the_latest_evaluation() -> None:
+    from humanoid_rl.train.callbacks import RunState, progress_postfix
+
+    state = RunState(Path("unused"), "walk", "ppo", 0, 0.55)
+    assert progress_postfix(420.4, 600.0, state) == "420 steps/s, ETA 10.0 min, level 0.55"
+    state.evaluations.append({"success_rate": 0.25, "mean_return": 858.4})
+    assert progress_postfix(420.4, 600.0, state).endswith("last eval: success 0.25 return 858")
 
 
 def test_every_training_setting_has_help_text_on_the_command_line() -> None:

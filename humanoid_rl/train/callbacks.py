@@ -289,6 +289,40 @@ class TimeBudgetCallback(BaseCallback):
         return True
 
 
+def progress_postfix(rate: float, eta_s: float, state: RunState) -> str:
+    """What the bar shows after the count: the rate, the ETA, the curriculum level and the latest evaluation."""
+    text = f"{rate:.0f} steps/s, ETA {eta_s / 60:.1f} min, level {state.curriculum_level:.2f}"
+    if state.evaluations:
+        last = state.evaluations[-1]
+        text += f", last eval: success {last['success_rate']:.2f} return {last['mean_return']:.0f}"
+    return text
+
+
+def plot_training_curve(state: RunState, path: Path) -> Path | None:
+    """The periodic evaluations against steps (success rate and curriculum level; mean return), as a PNG; None
+    when there were none."""
+    if not state.evaluations:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [e["steps"] for e in state.evaluations]
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+    top.plot(steps, [e["success_rate"] for e in state.evaluations], "o-", label="success rate (no fall)")
+    top.plot(steps, [e["curriculum_level"] for e in state.evaluations], "s--", label="curriculum level")
+    top.set(ylim=(-0.05, 1.05), ylabel="fraction",
+            title=f"{state.task} / {state.algo} / seed {state.seed}: periodic evaluations")
+    top.legend(loc="lower right")
+    bottom.plot(steps, [e["mean_return"] for e in state.evaluations], "o-")
+    bottom.set(xlabel="environment steps", ylabel="mean return")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
+
+
 class ProgressCallback(BaseCallback):
     """A tqdm bar with steps/s and the ETA of whichever ends first: the step count or the time budget."""
 
@@ -308,8 +342,10 @@ class ProgressCallback(BaseCallback):
 
         self._started = time.monotonic()
         self._start_steps = self._last = self.model.num_timesteps
+        # One rate (ours, over this invocation; tqdm's own smoothed one would be a second, different figure).
         self._bar = tqdm(total=self.total_timesteps, initial=self._last, unit="step", dynamic_ncols=True,
-                         mininterval=self.mininterval_s, smoothing=0.05, file=sys.stderr)
+                         mininterval=self.mininterval_s, file=sys.stderr,
+                         bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]")
 
     def _on_step(self) -> bool:
         steps = self.model.num_timesteps
@@ -320,8 +356,7 @@ class ProgressCallback(BaseCallback):
             rate = (steps - self._start_steps) / elapsed
             eta_steps = (self.total_timesteps - steps) / rate if rate > 0 else math.inf
             eta = min(eta_steps, self.budget_s - elapsed) if self.budget_s > 0 else eta_steps
-            self._bar.set_postfix_str(f"{rate:.0f} steps/s, ETA {eta / 60:.1f} min, level "
-                                      f"{self.state.curriculum_level:.2f}", refresh=False)
+            self._bar.set_postfix_str(progress_postfix(rate, eta, self.state), refresh=False)
         return True
 
     def _on_training_end(self) -> None:

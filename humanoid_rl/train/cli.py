@@ -237,6 +237,7 @@ def train(config: TrainConfig, resume: Path | None = None) -> dict[str, Any]:
         RewardTermsCallback,
         RunState,
         TimeBudgetCallback,
+        plot_training_curve,
         save_checkpoint,
     )
 
@@ -306,6 +307,7 @@ def train(config: TrainConfig, resume: Path | None = None) -> dict[str, Any]:
         state.status = "interrupted"
         save_checkpoint(model, run_dir / "final", state, {"status": state.status})
         state.write_metrics(int(model.num_timesteps))
+        plot_training_curve(state, run_dir / "training_curve.png")
         print(f"\ninterrupted: saved {run_dir / 'final'} at {model.num_timesteps} steps", file=sys.stderr, flush=True)
         raise
     finally:
@@ -316,9 +318,12 @@ def train(config: TrainConfig, resume: Path | None = None) -> dict[str, Any]:
                 pass
     save_checkpoint(model, run_dir / "final", state, {"status": state.status})
     state.write_metrics(int(model.num_timesteps))
+    curve = plot_training_curve(state, run_dir / "training_curve.png")
     metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
     print(f"done ({state.status}): {model.num_timesteps} steps in {state.wall_time_s / 60:.1f} min; "
           f"run {run_dir}; export with: humanoid-rl export {run_dir} -o models/<name>.onnx", flush=True)
+    print(("training curve: " + str(curve) + "; " if curve else "") + "TensorBoard (each reward term): "
+          f"tensorboard --logdir {run_dir / 'tb'}", flush=True)
     return metrics
 
 
