@@ -103,10 +103,14 @@ def _run(args: argparse.Namespace) -> int:
         # Lock-step waits for a renderer that is behind (a complete video); real time drops frames instead.
         video = RunVideo(bridge.sim, out_dir / "run.mp4", wait_for_renderer=args.sync) if args.video else None
         shield = stack.node(SAFETY_SHIELD.name)
+        mode_log: list[tuple[float, str]] = []  # (sim time, shield mode) at every change, for the plots
 
         def on_tick() -> None:
             nonlocal last_status, last_cmd_s, acting
             now_sim = bridge.sim_time_s
+            mode = shield_mode(shield)
+            if not mode_log or mode_log[-1][1] != mode:
+                mode_log.append((now_sim, mode))
             while pending and pending[0].time_s <= now_sim:
                 acting = push = pending.pop(0)
                 msg = WrenchStamped()
@@ -164,7 +168,11 @@ def _run(args: argparse.Namespace) -> int:
                 "run_snapshot_s": video.snapshot_s,  # what the run itself spent on the video
                 "run_waited_s": video.waited_s,  # lock-step: waiting for the renderer
             }
+        report["shield"]["mode_timeline"] = [{"time_s": t, "mode": m} for t, m in mode_log]
         plots = {} if args.no_plots else stack_plot_data(stack)
+        if plots:
+            plots["shield_modes"] = mode_log
+            plots["pushes"] = [(p.time_s, args.push_duration) for p in pushes]
     (out_dir / "report.json").write_text(json.dumps(report, indent=2))
     if plots:
         write_plots(plots, out_dir)
@@ -183,8 +191,13 @@ def status_line(stack: Any) -> str:
     rate = stack.node(POLICY.name).timing()["achieved_rate_hz"]
     return (
         f"t_sim={s['sim_time_s']:6.2f}s  rate={rate:6.1f}Hz  latency_p50={s['latency_p50_us'] / 1000:5.2f}ms  "
-        f"height={s['base_height_m']:.3f}m  shield={shield_mode(stack.node(SAFETY_SHIELD.name))}   "
+        f"height={height_text(s['base_height_m'])}  shield={shield_mode(stack.node(SAFETY_SHIELD.name))}   "
     )
+
+
+def height_text(height_m: float) -> str:
+    """The base height for the status line; before the first physics step there is none (not 'nanm')."""
+    return f"{height_m:.3f}m" if math.isfinite(height_m) else "  —   "
 
 
 def shield_mode(shield_node: Any) -> str:
@@ -247,6 +260,19 @@ def stack_plot_data(stack: Any) -> dict[str, Any]:
     return stack.node(SIM_BRIDGE.name).traces()
 
 
+# Shading of the base-height plot while the shield is not passing the policy through.
+MODE_COLOURS = {"HOLD": "gold", "DAMPING": "darkorange", "ESTOP": "red", "not configured": "lightgrey"}
+
+
+def mode_spans(mode_log: list[tuple[float, str]], end_s: float) -> list[tuple[float, float, str]]:
+    """(start, end, mode) of every stretch the shield spent outside ACTIVE, from its (time, mode) changes."""
+    spans = []
+    for (start, mode), following in zip(mode_log, [*mode_log[1:], (end_s, "")], strict=False):
+        if mode != "ACTIVE" and following[0] > start:
+            spans.append((start, following[0], mode))
+    return spans
+
+
 def write_plots(traces: dict[str, Any], out_dir: Path) -> None:
     import matplotlib
 
@@ -255,8 +281,17 @@ def write_plots(traces: dict[str, Any], out_dir: Path) -> None:
 
     t = np.asarray(traces["time_s"])
     fig, ax = plt.subplots(figsize=(8, 3))
-    ax.plot(t, traces["base_height_m"])
-    ax.set(xlabel="sim time [s]", ylabel="base height [m]", title="Base height")
+    ax.plot(t, traces["base_height_m"], color="black", label="base height")
+    end = float(t[-1]) if t.size else 0.0
+    labelled: set[str] = set()
+    for start, stop, mode in mode_spans(traces.get("shield_modes", []), end):
+        ax.axvspan(start, stop, color=MODE_COLOURS.get(mode, "grey"), alpha=0.25,
+                   label=None if mode in labelled else f"shield {mode}")
+        labelled.add(mode)
+    for index, (start, duration) in enumerate(traces.get("pushes", [])):
+        ax.axvspan(start, start + duration, color="tab:red", alpha=0.6, label="push" if index == 0 else None)
+    ax.set(xlabel="sim time [s]", ylabel="base height [m]", title="Base height (shading: shield not ACTIVE)")
+    ax.legend(fontsize=7, loc="lower left")
     fig.tight_layout()
     fig.savefig(out_dir / "base_height.png", dpi=100)
     plt.close(fig)
@@ -279,8 +314,13 @@ def write_plots(traces: dict[str, Any], out_dir: Path) -> None:
     latencies = np.asarray(traces["latency_us"])
     if latencies.size:
         fig, ax = plt.subplots(figsize=(6, 3))
-        ax.hist(latencies / 1000.0, bins=50)
+        ms = latencies / 1000.0
+        ax.hist(ms, bins=50)
+        for q, style in ((50, "--"), (99, ":")):
+            value = float(np.percentile(ms, q))
+            ax.axvline(value, color="black", linestyle=style, label=f"p{q} {value:.2f} ms")
         ax.set(xlabel="state → shielded command latency [ms]", ylabel="count", title="Loop latency")
+        ax.legend(fontsize=7)
         fig.tight_layout()
         fig.savefig(out_dir / "latency_hist.png", dpi=100)
         plt.close(fig)
