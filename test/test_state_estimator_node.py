@@ -242,3 +242,20 @@ def test_the_urdf_the_stack_loaded_is_on_robot_description_for_a_viewer_that_joi
         executor.shutdown()
         viewer.destroy_node()
         estimator.destroy_node()
+
+
+def test_ground_truth_errors_leave_out_the_time_the_robot_lies_on_the_floor() -> None:
+    from humanoid_rl.nodes.state_estimator import GroundTruthComparison
+
+    upright = np.array([0.0, 0.0, 0.0, 1.0])
+    lying = np.array([0.0, math.sin(math.pi / 4), 0.0, math.cos(math.pi / 4)])  # pitched 90°
+    compare = GroundTruthComparison(SPEC.nominal_base_height)
+    good = (upright, np.array([0.10, 0.0, 0.0]), 0.80)
+    for _ in range(10):  # standing: 0.1 m/s off
+        compare._score(good, (upright, np.zeros(3), 0.80))
+    for _ in range(30):  # fallen: an estimate 3 m/s and 4 m off would swamp the figures
+        compare._score((upright, np.array([3.0, 0.0, 0.0]), -3.8), (lying, np.zeros(3), 0.15))
+    summary = compare.summary()
+    assert summary["compared_samples"] == 10 and summary["samples_while_fallen"] == 30
+    assert summary["velocity_rmse_mps"] == pytest.approx(0.10)
+    assert summary["height_rmse_m"] == pytest.approx(0.0)

@@ -352,7 +352,10 @@ def summary_text(report: dict[str, Any], out_dir: Path) -> str:
         f"latency p50 {lat['p50']:.0f} µs p99 {lat['p99']:.0f} µs max {lat['max']:.0f} µs, "
         f"deadline misses {report['deadline_misses']}\n"
         f"estimator velocity RMSE {est.get('velocity_rmse_mps', float('nan')):.3f} m/s, orientation error "
-        f"{est.get('orientation_error_deg', float('nan')):.2f}°; shield modes {report['shield']['mode_counts']}\n"
+        f"{est.get('orientation_error_deg', float('nan')):.2f}°"
+        + (f" (upright only: {est['samples_while_fallen']} samples while fallen left out)"
+           if est.get("samples_while_fallen") else "")
+        + f"; shield modes {report['shield']['mode_counts']}\n"
         f"{extra}report: {out_dir / 'report.json'}"
     )
 

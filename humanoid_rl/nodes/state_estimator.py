@@ -51,8 +51,9 @@ from humanoid_rl.core.estimator import (
 )
 from humanoid_rl.core.kinematics import RobotKinematics
 from humanoid_rl.core.params import ParamSpec
+from humanoid_rl.core.posture import has_fallen
 from humanoid_rl.core.robot_spec import RobotSpec
-from humanoid_rl.core.rotations import quat_to_matrix
+from humanoid_rl.core.rotations import quat_to_matrix, tilt_angle
 from humanoid_rl.core.timing import LoopStats
 from humanoid_rl.graph import STATE_ESTIMATOR, Frames, Topics
 from humanoid_rl.nodes.conversions import JointNameError, JointOrderMap
@@ -177,7 +178,7 @@ class StateEstimatorNode(Node):
 
         self._truth: GroundTruthComparison | None = None
         if values["compare_ground_truth"]:
-            self._truth = GroundTruthComparison()
+            self._truth = GroundTruthComparison(spec.nominal_base_height)
             self.create_subscription(Odometry, Topics.GROUND_TRUTH_ODOM, self._on_ground_truth, SENSOR_QOS)
         self._diagnostics = DiagnosticsPublisher(self)
         self._diag_updates = 0
@@ -382,16 +383,20 @@ class GroundTruthComparison:
 
     Velocity: the 3-D world-frame error norm; orientation: the angle between the orientations — the
     definitions of :mod:`humanoid_rl.sim.estimator_eval` (imported lazily: a robot never loads the simulator).
+    Samples while the robot is down (``core.posture.has_fallen`` of the true pose) are counted, not scored: an
+    estimator of a robot lying on the floor is not what the figures are about, and would swamp them.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, nominal_base_height_m: float) -> None:
         from humanoid_rl.sim.estimator_eval import orientation_errors_rad, velocity_errors
 
         self._velocity_errors = velocity_errors
         self._orientation_errors = orientation_errors_rad
         self._estimates: OrderedDict[int, tuple[np.ndarray, np.ndarray, float]] = OrderedDict()
         self._truths: OrderedDict[int, tuple[np.ndarray, np.ndarray, float]] = OrderedDict()
+        self._nominal_height = nominal_base_height_m
         self.samples = 0
+        self.samples_while_fallen = 0
         self._velocity_sq = 0.0
         self._velocity_max = 0.0
         self._orientation_sq = 0.0
@@ -427,6 +432,9 @@ class GroundTruthComparison:
     def _score(
         self, estimate: tuple[np.ndarray, np.ndarray, float], truth: tuple[np.ndarray, np.ndarray, float]
     ) -> None:
+        if has_fallen(float(tilt_angle(truth[0])), truth[2], self._nominal_height):
+            self.samples_while_fallen += 1
+            return
         velocity = float(self._velocity_errors(estimate[1], truth[1]))
         angle = float(self._orientation_errors(estimate[0], truth[0]))
         self.samples += 1
@@ -440,6 +448,7 @@ class GroundTruthComparison:
         n = max(self.samples, 1)
         return {
             "compared_samples": self.samples,
+            "samples_while_fallen": self.samples_while_fallen,  # not in the errors below
             "velocity_rmse_mps": math.sqrt(self._velocity_sq / n),
             "velocity_max_error_mps": self._velocity_max,
             "orientation_error_deg": math.degrees(math.sqrt(self._orientation_sq / n)),
