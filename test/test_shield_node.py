@@ -515,13 +515,18 @@ def test_an_out_of_range_value_is_refused_with_a_reason_and_the_old_value_stays(
         assert harness.shield.param_refusals == 2
 
 
-def test_an_inconsistent_pair_is_refused_tilt_warn_must_stay_below_tilt_trip() -> None:
+def test_an_inconsistent_pair_is_refused_tilt_warn_must_stay_below_tilt_trip_and_logged_once(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
     with active_harness() as harness:
+        capfd.readouterr()
         result = harness.set_parameter("tilt_warn", 0.8)
         assert not result.successful
         assert "tilt_warn" in result.reason and "tilt_trip" in result.reason
         assert harness.shield.get_parameter("tilt_warn").value == 0.35
         assert harness.shield.shield.params.tilt_warn == 0.35
+        harness.spin_for(0.1)
+        assert capfd.readouterr().err.count("refused") == 1
 
 
 @pytest.mark.parametrize(("name", "value"), [("gravity", 9.0), ("clock", "steady"), ("use_urdf_limits", False)])
@@ -532,6 +537,7 @@ def test_read_only_parameters_are_refused(name: str, value: Any) -> None:
         assert not result.successful
         assert "read-only" in result.reason.lower() or "read only" in result.reason.lower()
         assert harness.shield.get_parameter(name).value == before
+        assert harness.shield.param_refusals == 1
 
 
 # ---------------------------------------------------------------------------------------------- services

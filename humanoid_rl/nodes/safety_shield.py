@@ -305,13 +305,18 @@ class SafetyShieldNode(CheckedConfigureNode):
 
     def set_parameters_atomically(self, parameter_list: list[Parameter]) -> SetParametersResult:
         """What the parameter services call: counts changes and refusals (rclpy's own refusals too)."""
+        ours = [p for p in (getattr(self, "_node_params", None), getattr(self, "_shield_params", None)) if p]
+        logged_before = sum(p.refusals for p in ours)
         result = super().set_parameters_atomically(parameter_list)
         if result.successful:
             self.param_changes += 1
         else:
             self.param_refusals += 1
             self.last_param_refusal = result.reason
-            self.get_logger().warning(f"parameter change {[p.name for p in parameter_list]} refused: {result.reason}")
+            if sum(p.refusals for p in ours) == logged_before:  # rclpy's own refusal (read-only, type): log it once
+                self.get_logger().warning(
+                    f"parameter change {[p.name for p in parameter_list]} refused: {result.reason}"
+                )
         return result
 
     @property
