@@ -527,11 +527,14 @@ def test_attach_drives_a_graph_running_in_another_process_through_its_lifecycle_
     assert code == 0, (report.get("error"), log, errors[-2000:])
     assert report["modes"][:2] == ["HOLD", "ACTIVE"] and report["modes"][-1] == "HOLD", report["modes"]
     assert set(states.values()) == {"inactive"}, (states, log)
-    assert [s["step"] for s in report["steps"]][:3] == [
+    assert [s["step"] for s in report["steps"]][:4] == [
+        "sensors",
         "configure hardware_interface",
         "configure safety_shield",
         "configure policy",
     ]
+    # The sensors were heard before the hardware interface was asked to configure: no refusal on a normal start.
+    assert "configure failed" not in errors and not any("retrying" in line for line in log), (log, errors[-2000:])
     assert commands, "nothing reached the controller"
     assert tilts and math.degrees(max(tilts[-10:])) < 10.0, "the emulated robot is not upright"
 

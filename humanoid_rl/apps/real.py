@@ -341,8 +341,9 @@ class RemoteBringUp(BringUp):
         from lifecycle_msgs.srv import ChangeState, GetState
         from rcl_interfaces.srv import GetParameters
         from rclpy.node import Node
+        from sensor_msgs.msg import Imu, JointState
 
-        from humanoid_rl.nodes.qos import STATUS_QOS
+        from humanoid_rl.nodes.qos import SENSOR_QOS, STATUS_QOS
         from humanoid_rl.nodes.runner import make_executor, spin_until
 
         self._own_context = context is None
@@ -373,6 +374,17 @@ class RemoteBringUp(BringUp):
         self._params = node.create_client(GetParameters, f"/{SAFETY_SHIELD.name}/get_parameters")
         self.diagnostics: dict[str, str] = {}  # node name → newest diagnostic message (configure errors)
         node.create_subscription(DiagnosticArray, Topics.DIAGNOSTICS, self._on_diagnostics, STATUS_QOS)
+        # Heard from the sensors ourselves before asking the hardware interface to configure: it refuses
+        # (and logs an error) while they are silent, which is every normal start.
+        self._sensor_arrivals: dict[str, float] = {}
+        for topic, kind in ((Topics.JOINT_STATES, JointState), (Topics.IMU, Imu)):
+            node.create_subscription(kind, topic, self._heard(topic), SENSOR_QOS)
+
+    def _heard(self, topic: str) -> Callable[[Any], None]:
+        def callback(_: Any) -> None:
+            self._sensor_arrivals[topic] = time.monotonic()
+
+        return callback
 
     def _on_diagnostics(self, msg: Any) -> None:
         for status in msg.status:
@@ -425,9 +437,20 @@ class RemoteBringUp(BringUp):
         return float(response.values[0].double_value)
 
     def wait_for_sensors(self, timeout_s: float) -> float:
-        """Remote: the hardware interface's configure is the sensor check; it is retried in :meth:`configure`."""
+        """Until this process has heard every sensor topic; the hardware interface's configure then checks them
+        properly (and is retried in :meth:`configure` for what hearing them does not prove, e.g. their clock)."""
         self._sensor_wait = timeout_s
-        return 0.0
+        topics = (Topics.JOINT_STATES, Topics.IMU)
+        self.say(f"waiting for {' and '.join(topics)} ...")
+        start = time.monotonic()
+        if not self.spin_until(lambda: all(t in self._sensor_arrivals for t in topics), wall_timeout_s=timeout_s):
+            missing = [t for t in topics if t not in self._sensor_arrivals]
+            raise BringUpError(f"sensors: nothing on {', '.join(missing)} for {timeout_s:g} s: is the robot driver "
+                               "(or the emulator) running and on this ROS domain?")
+        self.spin(0.2)  # the hardware interface hears the same messages; a few more let it see them fresh
+        self._step("sensors", "heard", start)
+        self.say(f"  sensors heard after {time.monotonic() - start:.2f} s")
+        return time.monotonic() - start
 
     def configure(self) -> None:
         from lifecycle_msgs.msg import Transition
