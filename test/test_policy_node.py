@@ -387,6 +387,7 @@ def test_diagnostics_report_timing_and_skip_counts(ros, model_dir) -> None:
         ours = [s for d in robot.diagnostics for s in d.status if s.name == "humanoid_rl/policy"]
         values = {kv.key: kv.value for kv in ours[-1].values}
         assert values["state"] == "active"
+        assert values["rate_clock"] == "wall time"  # no /clock here: the rates are per wall second
         for key in (
             "achieved_rate_hz",
             "jitter_us",

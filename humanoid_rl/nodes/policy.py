@@ -391,6 +391,8 @@ class PolicyNode(CheckedConfigureNode):
         return {
             "target_rate_hz": loop.target_rate_hz,
             "achieved_rate_hz": loop.achieved_rate_hz,
+            # The clock both rates are on: in lock-step simulation sim time runs faster than the wall's.
+            "rate_clock": "sim time" if self.get_parameter("use_sim_time").value else "wall time",
             "jitter_us": loop.jitter_us,
             "period_p99_us": loop.period_p99_us,
             "deadline_misses": loop.deadline_misses,
