@@ -84,6 +84,40 @@ def test_sim_refuses_a_broken_model_before_the_stack_starts(
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("which", ["truncated_model", "model_without_metadata"])
+def test_real_refuses_a_broken_model_before_any_node_starts(
+    which: str, request: pytest.FixtureRequest, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = request.getfixturevalue(which)
+    assert cli.main(["real", "--emulate", "--model", str(model), "--out", str(tmp_path / "run")]) == 2
+    assert model.name in error_line(capsys)
+    assert "starting" not in capsys.readouterr().out  # nothing was brought up
+    assert not (tmp_path / "run").exists()
+
+
+def test_real_refuses_an_existing_report_folder_unless_told_to_overwrite(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "report.json").write_text("{}")
+    assert cli.main(["real", "--emulate", "--out", str(out)]) == 2
+    assert "--overwrite" in error_line(capsys)
+    assert (out / "report.json").read_text() == "{}"  # an earlier run's report is not lost
+
+
+def test_export_finds_an_output_it_cannot_write_before_the_export(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    # the checkpoint does not exist either: the output is judged first, so that is what the line names
+    assert cli.main(["export", str(tmp_path / "no-run"), "-o", str(blocker / "model.onnx")]) == 2
+    assert "cannot make the output folder" in error_line(capsys)
+    assert cli.main(["export", str(tmp_path / "no-run"), "-o", str(tmp_path)]) == 2
+    assert "is a folder" in error_line(capsys)
+
+
 # ------------------------------------------------------------------------------------------ sim options
 
 

@@ -31,7 +31,6 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +63,13 @@ class BringUpError(RuntimeError):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from humanoid_rl.cli_args import existing_file, float_in, non_negative_float, positive_float
+    from humanoid_rl.cli_args import (
+        add_output_arguments,
+        existing_file,
+        float_in,
+        non_negative_float,
+        positive_float,
+    )
     from humanoid_rl.core.shield_params import SHIELD_PARAMETERS
     from humanoid_rl.policy.parameters import MAX_RATE_HZ, MIN_RATE_HZ
 
@@ -113,7 +118,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--sensor-wait", type=positive_float, default=10.0, help="seconds to wait for sensor data (default 10)"
     )
-    parser.add_argument("--out", type=Path, default=None, help="report directory (default runs/real-<timestamp>)")
+    add_output_arguments(parser, "runs/real-<timestamp>")
     parser.add_argument("--executor", choices=[k.value for k in ExecutorKind], default="auto")
     parser.add_argument(
         "--enclave",
@@ -619,17 +624,26 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    out_dir = args.out or Path("runs") / f"real-{datetime.now():%Y%m%d-%H%M%S}"
+    from humanoid_rl.cli_args import prepare_run_dir
+    from humanoid_rl.policy.runtime import check_model_for_robot
+
+    if not args.attach:  # a bad model is refused before any node starts (attached: the launch loaded it)
+        check_model_for_robot(args.model, args.robot_config)
+    run_dir = prepare_run_dir(args.out, Path("runs"), "real", overwrite=args.overwrite)
+    out_dir = run_dir.path
     report: dict[str, Any] = {"emulate": bool(args.emulate), "attach": bool(args.attach)}
-    if args.attach:
-        bring_up = RemoteBringUp(enclave=args.enclave)
-        try:
-            code = drive(bring_up, args, lambda: f"shield={bring_up.mode or '-'}", report)
-        finally:
-            bring_up.destroy()
-    else:
-        code = _run_in_process(args, report)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        if args.attach:
+            bring_up = RemoteBringUp(enclave=args.enclave)
+            try:
+                code = drive(bring_up, args, lambda: f"shield={bring_up.mode or '-'}", report)
+            finally:
+                bring_up.destroy()
+        else:
+            code = _run_in_process(args, report)
+    except BaseException:
+        run_dir.discard_if_empty()
+        raise
     (out_dir / "report.json").write_text(json.dumps(report, indent=2, default=str))
     print(summary_text(report, out_dir))
     return code

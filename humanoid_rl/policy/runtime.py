@@ -309,6 +309,19 @@ def load_policy(
     return policy
 
 
+def check_model_for_robot(model: str | None, robot_config: str | None) -> Path | None:
+    """The model's path, loaded and checked as the policy node will load it (file, metadata, contract against
+    the robot, recorded pairs), for a command to refuse a bad file before it starts anything; None for no
+    model (the hold pose)."""
+    if model is None or not str(model).strip():
+        return None
+    from humanoid_rl.core.robot_spec import RobotSpec
+
+    path = resolve_model_path(str(model).strip())
+    load_policy(path, PolicyContract.from_robot(RobotSpec.load(robot_config or None)))
+    return path
+
+
 def _percentiles_us(samples_us: list[np.ndarray]) -> tuple[float, float, float]:
     values = np.concatenate(samples_us)
     p50, p99 = np.percentile(values, [50, 99])

@@ -359,24 +359,11 @@ def _describe(name: str, r: dict[str, Any]) -> str:
             f"error vx {r['mean_vx_error_mps']:.3f} m/s, yaw rate {r['mean_yaw_rate_error_rps']:.3f} rad/s")
 
 
-def _check_model(model: str | None, robot_config: str | None) -> str | None:
-    """The model's path, checked as the workers will load it (file, metadata, contract, recorded pairs), before
-    any run folder or worker exists; None: baseline only."""
-    if model is None:
-        return None
-    from humanoid_rl.core.contract import PolicyContract
-    from humanoid_rl.core.robot_spec import RobotSpec
-    from humanoid_rl.policy.runtime import load_policy, resolve_model_path
-
-    path = resolve_model_path(model)
-    load_policy(path, PolicyContract.from_robot(RobotSpec.load(robot_config or None)))
-    return str(path)
-
-
 def run(args: argparse.Namespace) -> int:
     from humanoid_rl.cli import CommandError
     from humanoid_rl.cli_args import prepare_run_dir
     from humanoid_rl.core.robot_spec import RobotSpec
+    from humanoid_rl.policy.runtime import check_model_for_robot
 
     if args.push_force is None:
         args.push_force = DEFAULT_PUSH_N[args.task]
@@ -387,7 +374,9 @@ def run(args: argparse.Namespace) -> int:
     if model is None and args.no_baseline:
         raise CommandError("nothing to evaluate: give a model, or drop --no-baseline")
     RobotSpec.load(args.robot_config or None)  # a bad robot file: one line here, not a traceback per worker
-    model = _check_model(model, args.robot_config)
+    # Checked as the workers will load it (file, metadata, contract, recorded pairs) before any folder or worker.
+    checked = check_model_for_robot(model, args.robot_config)
+    model = None if checked is None else str(checked)
     setting = EvalSetting(task=args.task, episodes=args.episodes, episode_s=args.episode_s,
                           push_force_n=args.push_force, push_force_max_n=args.push_force_max,
                           push_interval_s=args.push_interval, push_duration_s=args.push_duration,

@@ -432,6 +432,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from humanoid_rl.cli import CommandError
+    from humanoid_rl.cli_args import writable_dir
+
+    output = Path(args.output)
+    if output.is_dir():
+        raise CommandError(f"-o {output} is a folder. Fix: give the model file's path, e.g. {output / 'NAME.onnx'}")
+    writable_dir(output.parent)  # before seconds of rollouts and parity checks, not after them
     checkpoint = resolve_checkpoint(args.source, args.checkpoint)
     eval_results = None
     if args.eval_json:
