@@ -545,7 +545,8 @@ def test_humanoid_rl_real_emulate_runs_the_managed_start_up_and_ends_in_hold(
 ) -> None:
     patient = tmp_path / "patient.yaml"
     patient.write_text(yaml.safe_dump({name: {"ros__parameters": values} for name, values in PATIENT.items()}))
-    args = ["--emulate", "--config", str(patient), "--ramp-time", "0.5", "--duration", "1", "--out", str(tmp_path)]
+    args = ["--emulate", "--config", str(patient), "--ramp-time", "0.5", "--duration", "1",
+            "--out", str(tmp_path / "run")]
     code = cli_main(["real", *args])
     out = capfd.readouterr().out
     assert code == 0, out
@@ -557,7 +558,7 @@ def test_humanoid_rl_real_emulate_runs_the_managed_start_up_and_ends_in_hold(
         "deactivate hardware_interface",
     ):
         assert step in out
-    report = yaml.safe_load((tmp_path / "report.json").read_text())
+    report = yaml.safe_load((tmp_path / "run" / "report.json").read_text())
     assert report["modes"] == ["HOLD", "ACTIVE", "HOLD"]
     assert not report["emulator"]["fell"]
 
@@ -568,19 +569,19 @@ def test_humanoid_rl_real_refuses_to_configure_with_missing_and_extra_controller
     wrong = [n for n in HW_CONFIG["controller_joints"] if n != "left_ankle_roll_joint"] + ["gripper_joint"]
     config = tmp_path / "wrong_joints.yaml"
     config.write_text(yaml.safe_dump({HARDWARE_INTERFACE.name: {"ros__parameters": {"controller_joints": wrong}}}))
-    code = cli_main(["real", "--emulate", "--config", str(config), "--out", str(tmp_path)])
+    code = cli_main(["real", "--emulate", "--config", str(config), "--out", str(tmp_path / "run")])
     captured = capfd.readouterr()
     assert code == 2
     assert "configure hardware_interface failed" in captured.err
     assert "missing ['left_ankle_roll_joint']" in captured.err and "extra ['gripper_joint']" in captured.err
-    report = yaml.safe_load((tmp_path / "report.json").read_text())
+    report = yaml.safe_load((tmp_path / "run" / "report.json").read_text())
     assert report["emulator"]["commands_received"] == 0  # nothing moved
 
 
 def test_humanoid_rl_real_without_a_robot_names_the_sensor_topics_it_waited_for(
     tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    code = cli_main(["real", "--engage", "auto", "--sensor-wait", "1", "--out", str(tmp_path)])
+    code = cli_main(["real", "--engage", "auto", "--sensor-wait", "1", "--out", str(tmp_path / "run")])
     captured = capfd.readouterr()
     assert code == 2
     assert f"no {Topics.JOINT_STATES} received yet" in captured.err and f"no {Topics.IMU} received yet" in captured.err
@@ -604,12 +605,12 @@ def test_humanoid_rl_real_drives_a_robot_whose_drivers_run_in_another_process(
     patient.write_text(yaml.safe_dump({name: {"ros__parameters": values} for name, values in PATIENT.items()}))
     try:
         args = ["--config", str(patient), "--engage", "auto", "--ramp-time", "0.5", "--duration", "1"]
-        code = cli_main(["real", *args, "--sensor-wait", "30", "--out", str(tmp_path)])
+        code = cli_main(["real", *args, "--sensor-wait", "30", "--out", str(tmp_path / "run")])
     finally:
         errors = interrupt(drivers)
     out = capfd.readouterr().out
     assert code == 0, (out, errors[-2000:])
-    report = yaml.safe_load((tmp_path / "report.json").read_text())
+    report = yaml.safe_load((tmp_path / "run" / "report.json").read_text())
     assert "emulator" not in report
     assert report["modes"][:2] == ["HOLD", "ACTIVE"] and report["modes"][-1] == "HOLD", report["modes"]
     assert report["hardware_interface"]["forwarded"] > 0
