@@ -75,3 +75,57 @@ class LoopStats:
 def _ns_resolution(microseconds: float) -> float:
     """Clocks tick in nanoseconds: below that a figure is float rounding (a jitter of 1.4e-08 µs was printed)."""
     return round(float(microseconds), 3) + 0.0  # + 0.0 turns -0.0 into 0.0
+
+
+class StateDecimator:
+    """Which measurements a policy triggered by the state stream acts on: one per period, on a fixed grid.
+
+    A state is due when its stamp reaches the next grid point, less a tolerance: half the stream's own interval
+    (so a 1 kHz simulator stream lands exactly on the grid), at most a quarter period (so a 50 Hz sensor stream
+    whose stamps jitter by a millisecond or two is not answered only every other state). The grid advances by
+    whole periods, so jitter does not make the rate drift; after a gap of more than a period, or when time
+    jumps back (a simulator reset), it restarts at the stamp that ends the gap.
+    """
+
+    MIN_TOLERANCE_NS = 500_000
+
+    def __init__(self, period_ns: int) -> None:
+        self.period_ns = int(period_ns)
+        self.reset()
+
+    def reset(self) -> None:
+        self._next_due_ns: int | None = None
+        self._last_seen_ns: int | None = None
+        self._interval_ns: float | None = None  # running mean of the stream's stamp spacing
+
+    @property
+    def tolerance_ns(self) -> int:
+        half_interval = self.MIN_TOLERANCE_NS if self._interval_ns is None else int(self._interval_ns / 2)
+        return min(self.period_ns // 4, max(self.MIN_TOLERANCE_NS, half_interval))
+
+    def observe(self, stamp_ns: int) -> None:
+        """Every measurement of the stream, used or not (its spacing sets the tolerance)."""
+        last = self._last_seen_ns
+        if last is not None and last < stamp_ns <= last + 4 * self.period_ns:  # an outage is not the spacing
+            gap = float(stamp_ns - last)
+            self._interval_ns = gap if self._interval_ns is None else 0.9 * self._interval_ns + 0.1 * gap
+        if last is None or stamp_ns > last:
+            self._last_seen_ns = stamp_ns
+
+    def _restarts(self, stamp_ns: int) -> bool:
+        due = self._next_due_ns
+        return due is None or stamp_ns > due + self.period_ns or stamp_ns < due - 2 * self.period_ns
+
+    def due(self, stamp_ns: int) -> bool:
+        if self._restarts(stamp_ns):
+            return True
+        assert self._next_due_ns is not None
+        return stamp_ns >= self._next_due_ns - self.tolerance_ns
+
+    def used(self, stamp_ns: int) -> None:
+        """The policy acted on the measurement stamped ``stamp_ns``."""
+        due = self._next_due_ns
+        if due is None or self._restarts(stamp_ns):
+            self._next_due_ns = stamp_ns + self.period_ns
+        else:
+            self._next_due_ns = due + self.period_ns

@@ -44,7 +44,7 @@ from std_msgs.msg import Float64MultiArray, String
 from humanoid_rl.core.contract import ContractMismatchError, ObservationError, PolicyContract, RobotState
 from humanoid_rl.core.observation import ObservationBuilder
 from humanoid_rl.core.robot_spec import RobotSpec
-from humanoid_rl.core.timing import LoopStats
+from humanoid_rl.core.timing import LoopStats, StateDecimator
 from humanoid_rl.graph import POLICY, Topics
 from humanoid_rl.nodes.conversions import JointNameError, JointOrderMap
 from humanoid_rl.nodes.diagnostics import DiagnosticsPublisher
@@ -101,7 +101,6 @@ class PolicyNode(CheckedConfigureNode):
         self._odom_msg: Odometry | None = None
         self._command = np.zeros(3)
         self._command_stamp_ns = 0
-        self._last_used_stamp_ns: int | None = None
         self._last_used_odom_ns: int | None = None
         self._apply_runtime_parameters(self._params.values)
         self._diagnostics = DiagnosticsPublisher(self, self.reset_statistics)
@@ -164,9 +163,8 @@ class PolicyNode(CheckedConfigureNode):
         self._trigger = TriggerMode(values["trigger"])
         self._rate_hz = rate_hz
         period_ns = int(round(_NS / rate_hz))
-        # State trigger: a new stamp at least one policy period (less 0.5 ms of stamp jitter) after the last one
-        # used, so a simulator publishing every physics step still gets a policy at rate_hz.
-        self._min_stamp_step_ns = period_ns - min(500_000, period_ns // 2)
+        # State trigger: one measurement per period on a fixed grid, whatever the stream's rate and jitter.
+        self._decimator = StateDecimator(period_ns)
         self._command_msg = JointState()
         self._command_msg.name = list(spec.joint_names)
         self._last_action = np.zeros(policy.contract.n_actions)
@@ -203,7 +201,7 @@ class PolicyNode(CheckedConfigureNode):
             return result
         self._reset_stats(self._rate_hz)
         self.reset_policy_state()
-        self._last_used_stamp_ns = None
+        self._decimator.reset()
         self._last_used_odom_ns = None
         self._active = True
         if self._trigger is TriggerMode.TIMER:
@@ -246,6 +244,7 @@ class PolicyNode(CheckedConfigureNode):
 
     def _on_joint_state_trigger(self, msg: JointState) -> None:
         self._joint_msg = msg
+        self._decimator.observe(_stamp_ns(msg.header.stamp))
         self._maybe_compute_for_state(odom_arrived=False)
 
     def _on_odom_trigger(self, msg: Odometry) -> None:
@@ -260,15 +259,15 @@ class PolicyNode(CheckedConfigureNode):
         if not self._active or joint is None or odom is None:
             return
         stamp_ns = _stamp_ns(joint.header.stamp)
-        last = self._last_used_stamp_ns
-        if last is not None and stamp_ns - last < self._min_stamp_step_ns:
+        if not self._decimator.due(stamp_ns):
             return
         odom_ns = _stamp_ns(odom.header.stamp)
         caught_up = odom_ns >= stamp_ns
         behind = odom_arrived and (self._last_used_odom_ns is None or odom_ns > self._last_used_odom_ns)
         if not (caught_up or behind):
             return  # the estimator output for this measurement is still on its way
-        self._last_used_stamp_ns, self._last_used_odom_ns = stamp_ns, odom_ns
+        self._decimator.used(stamp_ns)
+        self._last_used_odom_ns = odom_ns
         self._compute()
 
     def _on_shield_mode(self, msg: String) -> None:

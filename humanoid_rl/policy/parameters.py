@@ -13,8 +13,8 @@ from humanoid_rl.core.params import ParamSpec
 
 
 class TriggerMode(Enum):
-    TIMER = "timer"  # a timer at rate_hz (deadline based, does not drift): the robot
-    STATE = "state"  # once per new joint-state stamp: the simulator's lock-step mode
+    TIMER = "timer"  # a timer at rate_hz (deadline based): waits up to a period for the newest state
+    STATE = "state"  # once per period on the joint-state stream's grid: lock-step simulation and the robot
 
 
 MIN_RATE_HZ = 50.0
@@ -41,9 +41,9 @@ POLICY_PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec(
         "trigger",
         TriggerMode.TIMER.value,
-        "'timer': compute at rate_hz on a timer; 'state': compute once per new joint-state stamp (at most "
-        "one per policy period), as soon as the estimator output for that stamp has arrived — the "
-        "simulator's lock-step mode",
+        "'timer': compute at rate_hz on a timer (waits up to a period for the newest state); 'state': "
+        "compute once per policy period on the joint-state stream's grid, as soon as the estimator output for "
+        "that stamp has arrived — lock-step simulation and the robot (config/real_robot.yaml)",
         choices=tuple(m.value for m in TriggerMode),
     ),
     ParamSpec(
