@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from humanoid_rl.apps.loop_bench import Layout, LoopBenchError, benchmark_layout, layout_groups
+from humanoid_rl.apps.loop_bench import CHAIN_STAGES, Layout, LoopBenchError, benchmark_layout, layout_groups
 from humanoid_rl.apps.node_group import main as node_group_main
 from humanoid_rl.apps.node_group import parse_nodes
 from humanoid_rl.graph import private_domain_id, sim_graph
@@ -57,6 +57,16 @@ def test_the_per_node_baseline_is_measured_after_the_warm_up_through_diagnostics
     assert case["inference_us"]["p50"] > 0.0
     assert len(case["cpu_cores_used"]) == 4 and all(c > 0.0 for c in case["cpu_cores_used"])
     assert len(list((tmp_path / "logs").glob("per-node-single-*-50hz-*.log"))) == 4
+    # The per-stage budget: every stage of the chain measured by its node, in order, and the rest of the
+    # latency (the hand-overs between four processes) is what the stages do not account for.
+    stages = case["stages_us"]
+    assert list(stages) == [f"{node}.{stage}" for node, stage in CHAIN_STAGES]
+    assert all(0.0 < v["p50"] <= v["p99"] < 1e5 for v in stages.values()), stages
+    assert stages["policy.inference"]["p50"] == pytest.approx(case["inference_us"]["p50"], rel=0.5)
+    assert case["stages_p50_sum_us"] + case["transport_and_executor_p50_us"] == pytest.approx(
+        case["latency_us"]["p50"]
+    )
+    assert case["transport_and_executor_p50_us"] > 0.0  # three inter-process hops cost something
 
 
 def test_a_layout_whose_nodes_cannot_start_fails_with_their_log(tmp_path: Path) -> None:

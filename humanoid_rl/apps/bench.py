@@ -197,6 +197,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def format_budget(case: dict[str, Any]) -> str:
+    """The per-stage budget of a loop case on one line: each stage, then what the hand-overs took."""
+    parts = [f"{name} {v['p50']:.0f} ({v['p99']:.0f})" for name, v in case["stages_us"].items()]
+    return ", ".join(parts) + f"; between nodes {case['transport_and_executor_p50_us']:.0f}"
+
+
 def run_loop_cases(args: argparse.Namespace) -> list[dict[str, Any]]:
     from humanoid_rl.policy.model_file import read_model_metadata
     from humanoid_rl.policy.runtime import resolve_model_path
@@ -226,6 +232,7 @@ def run_loop_cases(args: argparse.Namespace) -> list[dict[str, Any]]:
                 f"real-time factor {case['real_time_factor']:.2f}, CPU cores {sum(case['cpu_cores_used']):.2f}",
                 flush=True,
             )
+            print(f"    budget p50 (p99) µs: {format_budget(case)}", flush=True)
     for case in cases:
         base = next(
             (c for c in cases if c["rate_hz"] == case["rate_hz"] and c["layout"] == Layout.PER_NODE_SINGLE.value),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import subprocess
@@ -168,6 +169,37 @@ def stop_processes(processes: Sequence[subprocess.Popen[bytes]], timeout_s: floa
             process.wait()
 
 
+# The stages a state passes through on its way to a shielded command, in order (node, stage): the per-stage budget.
+CHAIN_STAGES = (
+    (STATE_ESTIMATOR.name, "update"),
+    (STATE_ESTIMATOR.name, "publish"),
+    (POLICY.name, "observe"),
+    (POLICY.name, "inference"),
+    (POLICY.name, "publish"),
+    (SAFETY_SHIELD.name, "step"),
+    (SAFETY_SHIELD.name, "publish"),
+)
+
+
+def stage_budget(diagnostics: dict[str, dict[str, Any]], latency_p50_us: float) -> dict[str, Any]:
+    """Per stage of the chain, p50/p99 of the time spent in it (from each node's diagnostics), and what the
+    state → command latency leaves for the rest: serialization, DDS, deserialization and executor wake-ups."""
+    stages = {}
+    for node, stage in CHAIN_STAGES:
+        values = diagnostics.get(node, {})
+        stages[f"{node}.{stage}"] = {
+            "p50": float(values.get(f"stage_{stage}_p50_us", math.nan)),
+            "p99": float(values.get(f"stage_{stage}_p99_us", math.nan)),
+        }
+    in_stages = sum(s["p50"] for s in stages.values())
+    return {
+        "stages_us": stages,
+        "stages_p50_sum_us": in_stages,
+        # Medians do not add exactly; as a budget the remainder is the hand-over between nodes.
+        "transport_and_executor_p50_us": latency_p50_us - in_stages,
+    }
+
+
 def benchmark_layout(
     layout: Layout,
     rate_hz: float,
@@ -237,16 +269,12 @@ def benchmark_layout(
         probe.spin_until(lambda: running() or False, seconds)  # runs the whole window unless a process dies
         ended = time.monotonic()
         cpu_used = [_cpu_seconds(p.pid) - c for p, c in zip(processes, cpu_start, strict=True)]
-        if not probe.spin_until(
-            lambda: (
-                probe.values_after(POLICY.name, ended) is not None
-                and probe.values_after(SIM_BRIDGE.name, ended) is not None
-            ),
-            10.0,
-        ):
-            raise LoopBenchError(f"{layout.value}: no diagnostics from the policy and the bridge after the run")
+        measured = (POLICY.name, SIM_BRIDGE.name, STATE_ESTIMATOR.name, SAFETY_SHIELD.name)
+        if not probe.spin_until(lambda: all(probe.values_after(n, ended) is not None for n in measured), 10.0):
+            raise LoopBenchError(f"{layout.value}: no diagnostics from every node after the run")
         policy = probe.values_after(POLICY.name, ended) or {}
         bridge = probe.values_after(SIM_BRIDGE.name, ended) or {}
+        chain = {n: probe.values_after(n, ended) or {} for n in (STATE_ESTIMATOR.name, POLICY.name, SAFETY_SHIELD.name)}
     finally:
         stop_processes(processes)
         for log in logs:
@@ -276,6 +304,7 @@ def benchmark_layout(
             "p99": float(bridge["latency_p99_us"]),
             "max": float(bridge["latency_max_us"]),
         },
+        **stage_budget(chain, float(bridge["latency_p50_us"])),
         "commands_at_bridge": int(bridge["commands_applied"]),
         "real_time_factor": float(bridge["real_time_factor"]),
         "fell": bool(bridge["fell"]),

@@ -129,3 +129,27 @@ class StateDecimator:
             self._next_due_ns = stamp_ns + self.period_ns
         else:
             self._next_due_ns = due + self.period_ns
+
+
+class StageTimes:
+    """Durations of the stages of one callback (e.g. observe, inference, publish), each in a bounded window:
+    the per-stage budget ``/diagnostics`` reports as ``stage_<name>_p50_us`` / ``_p99_us``."""
+
+    def __init__(self, stages: tuple[str, ...], window: int = 2000) -> None:
+        self.stages = stages
+        self._window = window
+        self.reset()
+
+    def reset(self) -> None:
+        self._times: dict[str, deque[float]] = {name: deque(maxlen=self._window) for name in self.stages}
+
+    def add(self, stage: str, seconds: float) -> None:
+        self._times[stage].append(seconds)
+
+    def summary(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for name, times in self._times.items():
+            us = np.asarray(times) * 1e6
+            out[f"stage_{name}_p50_us"] = _ns_resolution(np.percentile(us, 50)) if us.size else 0.0
+            out[f"stage_{name}_p99_us"] = _ns_resolution(np.percentile(us, 99)) if us.size else 0.0
+        return out

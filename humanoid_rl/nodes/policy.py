@@ -44,7 +44,7 @@ from std_msgs.msg import Float64MultiArray, String
 from humanoid_rl.core.contract import ContractMismatchError, ObservationError, PolicyContract, RobotState
 from humanoid_rl.core.observation import ObservationBuilder
 from humanoid_rl.core.robot_spec import RobotSpec
-from humanoid_rl.core.timing import LoopStats, StateDecimator
+from humanoid_rl.core.timing import LoopStats, StageTimes, StateDecimator
 from humanoid_rl.graph import POLICY, Topics
 from humanoid_rl.nodes.conversions import JointNameError, JointOrderMap
 from humanoid_rl.nodes.diagnostics import DiagnosticsPublisher
@@ -303,6 +303,7 @@ class PolicyNode(CheckedConfigureNode):
 
     def _compute(self) -> None:
         """One policy step. Publishes nothing unless every input is present, fresh and finite."""
+        started = time.perf_counter()
         now_ns = self.get_clock().now().nanoseconds
         joint, odom = self._joint_msg, self._odom_msg
         if joint is None:
@@ -358,7 +359,8 @@ class PolicyNode(CheckedConfigureNode):
             action = self.policy.act(obs)  # type: ignore[union-attr]  # set whenever active
         except NonFiniteActionError:
             return self._skip("non_finite_action")
-        inference_s = time.perf_counter() - start
+        done = time.perf_counter()
+        inference_s = done - start
         targets = self._contract.action_to_joint_targets(action, self._lower, self._upper)
         msg = self._command_msg
         msg.header.stamp = joint_stamp
@@ -373,6 +375,10 @@ class PolicyNode(CheckedConfigureNode):
         self._loop.tick((joint_stamp_ns if self._trigger is TriggerMode.STATE else now_ns) * 1e-9)
         self._loop.latency(inference_s)
         self._state_age.latency(joint_age_ns * 1e-9)
+        stages = self._stages
+        stages.add("observe", start - started)  # checks, reordering, the observation
+        stages.add("inference", inference_s)
+        stages.add("publish", time.perf_counter() - done)  # targets, message, publish, bookkeeping
 
     # ------------------------------------------------------------------ diagnostics
     def reset_statistics(self) -> None:
@@ -382,6 +388,7 @@ class PolicyNode(CheckedConfigureNode):
     def _reset_stats(self, rate_hz: float) -> None:
         self._loop = LoopStats(rate_hz, window=STATS_WINDOW)
         self._state_age = LoopStats(rate_hz, window=STATS_WINDOW)
+        self._stages = StageTimes(("observe", "inference", "publish"), window=STATS_WINDOW)
 
     def timing(self) -> dict[str, float | int]:
         """Loop timing, inference and state-age figures (what /diagnostics reports)."""
@@ -401,6 +408,7 @@ class PolicyNode(CheckedConfigureNode):
             "inference_max_us": loop.latency_max_us,
             "state_age_p50_ms": age.latency_p50_us / 1e3,
             "state_age_p99_ms": age.latency_p99_us / 1e3,
+            **self._stages.summary(),
         }
 
     def _publish_diagnostics(self) -> None:

@@ -113,7 +113,7 @@ from humanoid_rl.core.shield import (
     consistency_reasons,
     tilt_from_imu,
 )
-from humanoid_rl.core.timing import LoopStats
+from humanoid_rl.core.timing import LoopStats, StageTimes
 from humanoid_rl.graph import SAFETY_SHIELD, Topics
 from humanoid_rl.nodes.conversions import JointNameError, JointOrderMap, stamp_to_seconds
 from humanoid_rl.nodes.diagnostics import DiagnosticsPublisher
@@ -257,6 +257,7 @@ class SafetyShieldNode(CheckedConfigureNode):
         self._budget = OutputBudget()
         self._reset_inputs()
         self._filter_cost: deque[float] = deque(maxlen=STATS_WINDOW)
+        self._stages = StageTimes(("step", "publish"), window=STATS_WINDOW)  # step: modes, kinematics, filter
         self._loop = LoopStats(float(values["rate_hz"]), window=STATS_WINDOW)
         self._diag_outputs = 0
         self._diag_time = time.monotonic()
@@ -658,7 +659,9 @@ class SafetyShieldNode(CheckedConfigureNode):
         accepted_before = shield.counters.commands_accepted
         start = time.perf_counter()
         output = shield.step(now)
-        self._filter_cost.append(time.perf_counter() - start)
+        step_s = time.perf_counter() - start
+        self._filter_cost.append(step_s)
+        self._stages.add("step", step_s)
         self._last_step_now = now
         fresh_command = (
             command is not None
@@ -688,6 +691,7 @@ class SafetyShieldNode(CheckedConfigureNode):
         return output
 
     def _publish(self, output: ShieldOutput, stamp: TimeMsg | None) -> None:
+        start = time.perf_counter()
         msg = self._output_msg
         msg.header.stamp = stamp if stamp is not None else self.get_clock().now().to_msg()
         msg.position = output.positions.tolist()
@@ -697,6 +701,7 @@ class SafetyShieldNode(CheckedConfigureNode):
         self.counters["outputs_published"] += 1
         self._published_since_tick = True
         self._loop.tick(time.monotonic())
+        self._stages.add("publish", time.perf_counter() - start)
 
     def _publish_mode(self, mode: str, reason: str) -> None:
         if mode == self._published_mode or self._mode_pub is None:
@@ -809,6 +814,7 @@ class SafetyShieldNode(CheckedConfigureNode):
             "filter_max_us": float(cost.max()) if cost.size else 0.0,
             "latency_p50_ms": loop.latency_p50_us / 1e3,
             "latency_p99_ms": loop.latency_p99_us / 1e3,
+            **self._stages.summary(),
         }
 
     def diagnostic_values(self) -> dict[str, object]:

@@ -54,7 +54,7 @@ from humanoid_rl.core.params import ParamSpec
 from humanoid_rl.core.posture import has_fallen
 from humanoid_rl.core.robot_spec import RobotSpec
 from humanoid_rl.core.rotations import quat_to_matrix, tilt_angle
-from humanoid_rl.core.timing import LoopStats
+from humanoid_rl.core.timing import LoopStats, StageTimes
 from humanoid_rl.graph import STATE_ESTIMATOR, Frames, Topics
 from humanoid_rl.nodes.conversions import JointNameError, JointOrderMap
 from humanoid_rl.nodes.diagnostics import DiagnosticsPublisher
@@ -157,6 +157,7 @@ class StateEstimatorNode(Node):
         self.time_jumps = 0
         self._loop = LoopStats(1.0, window=STATS_WINDOW)  # rate is whatever the sensors give
         self._age = LoopStats(1.0, window=STATS_WINDOW)
+        self._stages = StageTimes(("update", "publish"), window=STATS_WINDOW)
 
         self._odom_msg = Odometry()
         self._odom_msg.header.frame_id = Frames.ODOM
@@ -272,6 +273,8 @@ class StateEstimatorNode(Node):
         self._last_stamp_ns = stamp_ns
         self._publish(stamp_ns, out)
         wall = time.perf_counter()
+        self._stages.add("update", elapsed)
+        self._stages.add("publish", wall - start - elapsed)
         self._loop.tick(wall)
         self._loop.latency(elapsed)
         # Lock-step simulation publishes /clock after the sensors of the same instant: a stamp ahead of the clock
@@ -323,6 +326,7 @@ class StateEstimatorNode(Node):
             "update_max_us": loop.latency_max_us,
             "input_age_p50_ms": age.latency_p50_us / 1e3,
             "input_age_p99_ms": age.latency_p99_us / 1e3,
+            **self._stages.summary(),
         }
 
     def report(self) -> dict[str, Any]:
