@@ -112,3 +112,20 @@ def test_sim_launch_with_no_arguments_runs_the_shipped_policy_in_real_time_in_th
     assert (REPO_ROOT / "models" / defaults["model"]).is_file()
     assert defaults["sync"] == "false"
     assert defaults["single_process"] == "true"
+
+
+def test_the_rviz_config_reads_the_topics_the_stack_publishes_with_matching_qos() -> None:
+    import yaml
+
+    from humanoid_rl.core.robot_spec import RobotSpec
+    from humanoid_rl.graph import Topics
+
+    config = yaml.safe_load(config_path("humanoid.rviz").read_text(encoding="utf-8"))
+    displays = {d["Class"]: d for d in config["Visualization Manager"]["Displays"]}
+    model = displays["rviz_default_plugins/RobotModel"]["Description Topic"]
+    # The estimator latches the URDF (transient local): a volatile subscriber joining late would never get it.
+    assert model["Value"] == Topics.ROBOT_DESCRIPTION and model["Durability Policy"] == "Transient Local"
+    odom = displays["rviz_default_plugins/Odometry"]["Topic"]
+    # The estimator publishes best effort: a reliable subscriber would be incompatible and show nothing.
+    assert odom["Value"] == Topics.ESTIMATOR_ODOM and odom["Reliability Policy"] == "Best Effort"
+    assert config["Visualization Manager"]["Global Options"]["Fixed Frame"] == RobotSpec.load().base_link
