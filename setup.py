@@ -234,6 +234,8 @@ def main() -> None:
             ],
             # Run videos (humanoid-rl sim): imageio-ffmpeg's wheel carries ffmpeg; without it the video is a GIF.
             "video": ["imageio>=2.30", "imageio-ffmpeg>=0.4.9", "pillow>=9.0"],
+            # Foxglove live view and MCAP recording (humanoid-rl sim --foxglove / --mcap), ROS 2 messages in CDR.
+            "viz": ["foxglove-sdk>=0.30", "rosbags>=0.10"],
             "test": [
                 "pytest>=8.0",
                 "hypothesis>=6.90",
@@ -241,6 +243,7 @@ def main() -> None:
                 "gymnasium>=1.0",
                 "onnx>=1.15",
                 "matplotlib>=3.7",
+                "websockets>=12",  # the Foxglove view's test client
             ],
         },
         entry_points={"console_scripts": console_scripts},

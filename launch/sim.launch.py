@@ -39,6 +39,7 @@ LAUNCH_ARGUMENTS: tuple[tuple[str, str, str], ...] = (
     ("single_process", "true", "true: all nodes in one process (EventsExecutor: holds the rate); false: one per node"),
     ("robot_state_publisher", "true", "start robot_state_publisher (link transforms for RViz) when it is installed"),
     ("rviz", "false", "open RViz with config/humanoid.rviz (needs rviz2 and robot_state_publisher)"),
+    ("foxglove", "false", "single process: serve the run to the Foxglove app on ws://localhost:8765 (foxglove-sdk)"),
 )
 
 
@@ -158,6 +159,9 @@ def generate_launch_description() -> LaunchDescription:
                     ["'--sync' if '", LaunchConfiguration("sync"), "'.lower() == 'true' else '--realtime'"]
                 ),
                 PythonExpression(["'--gui' if '", LaunchConfiguration("gui"), "'.lower() == 'true' else '--no-gui'"]),
+                PythonExpression(
+                    ["'--foxglove' if '", LaunchConfiguration("foxglove"), "'.lower() == 'true' else '--no-foxglove'"]
+                ),
             ],
             output="screen",
             condition=IfCondition(LaunchConfiguration("single_process")),

@@ -132,6 +132,8 @@ def test_export_finds_an_output_it_cannot_write_before_the_export(
         ("--push", "4:inf", "not a finite number"),
         ("--push", "3@nan,0", "not a finite number"),
         ("--push", "0:60", "interval must be > 0"),
+        ("--foxglove", "0", "not a port number"),
+        ("--foxglove", "http", "not a port number"),
         ("--rate", "2000", "50 to 1000"),
         ("--rate", "nan", "not a finite number"),
         ("--push-duration", "-1", "0.001 to 10"),

@@ -21,6 +21,7 @@ from humanoid_rl.apps.sim_options import Push, add_arguments, check_domain_is_fr
 from humanoid_rl.apps.velocity_commands import tracking_summary
 from humanoid_rl.graph import POLICY, SAFETY_SHIELD, SIM_BRIDGE, STATE_ESTIMATOR, StackMode, Topics, sim_graph
 from humanoid_rl.nodes.runner import ExecutorKind
+from humanoid_rl.sim.foxglove_view import ViewFrame
 from humanoid_rl.sim.video import FrameInfo, RunVideo
 
 __all__ = ["Push", "add_arguments", "collect_report", "run", "stack_overrides"]
@@ -104,6 +105,7 @@ def _run(args: argparse.Namespace) -> int:
         video = RunVideo(bridge.sim, out_dir / "run.mp4", wait_for_renderer=args.sync) if args.video else None
         shield = stack.node(SAFETY_SHIELD.name)
         mode_log: list[tuple[float, str]] = []  # (sim time, shield mode) at every change, for the plots
+        view = open_foxglove_view(args, bridge.sim, out_dir)
 
         def on_tick() -> None:
             nonlocal last_status, last_cmd_s, acting
@@ -123,6 +125,12 @@ def _run(args: argparse.Namespace) -> int:
                 twist = Twist()
                 twist.linear.x, twist.linear.y, twist.angular.z = command
                 cmd_pub.publish(twist)
+            if view is not None:
+                targets = shield.last_published
+                view.maybe_capture(now_sim, ViewFrame(
+                    mode, np.asarray(targets.position) if len(targets.position) else None,
+                    np.asarray(targets.velocity) if len(targets.velocity) else None,
+                ))  # fmt: skip
             if video is not None:
                 if acting is not None and now_sim > acting.time_s + args.push_duration:
                     acting = None
@@ -158,6 +166,10 @@ def _run(args: argparse.Namespace) -> int:
                     args.cmd_vel,
                 ),
             }
+        if view is not None:
+            view.close()
+            report["foxglove"] = {"frames": view.frames, "port": args.foxglove,
+                                  "mcap": str(view.mcap_path) if view.mcap_path else ""}
         if video is not None:
             path = video.close(drop_pending=interrupted)
             report["video"] = {
@@ -180,6 +192,19 @@ def _run(args: argparse.Namespace) -> int:
     if interrupted:
         return EXIT_INTERRUPTED  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
     return 0 if finished and not report["fell"] else 1
+
+
+def open_foxglove_view(args: argparse.Namespace, sim: Any, out_dir: Path) -> Any:
+    """The Foxglove server and/or MCAP recorder the options ask for (None: neither)."""
+    if args.foxglove is None and not args.mcap:
+        return None
+    from humanoid_rl.sim.foxglove_view import FoxgloveView
+
+    view = FoxgloveView(sim, port=args.foxglove, mcap_path=out_dir / "run.mcap" if args.mcap else None)
+    if view.port is not None:
+        print(f"Foxglove: open ws://localhost:{view.port} in the Foxglove app (Open connection → Foxglove WebSocket)",
+              flush=True)
+    return view
 
 
 CMD_VEL_PERIOD_S = 0.1  # /cmd_vel is sent at 10 Hz of sim time, as a joystick node would

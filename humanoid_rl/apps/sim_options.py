@@ -166,6 +166,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "and shield mode drawn on (the default; a GIF without imageio)",
     )
     video.add_argument("--no-video", dest="video", action="store_false", help="no video")
+    parser.add_argument(
+        "--foxglove", nargs="?", const=FOXGLOVE_PORT, default=None, type=port_number, metavar="PORT",
+        help=f"serve the run live to the Foxglove app over its WebSocket protocol (ws://localhost:PORT, default "
+        f"{FOXGLOVE_PORT}): the robot in 3D, contact forces, joint states vs targets, the shield mode",
+    )
+    parser.add_argument("--no-foxglove", dest="foxglove", action="store_const", const=None,
+                        help="no Foxglove server (the default)")
+    parser.add_argument("--mcap", action="store_true",
+                        help="write the same channels to run.mcap beside report.json (Foxglove, rosbags, ros2 bag)")
     parser.add_argument("--robot-config", default="", help="robot YAML; '' = shipped humanoid")
     parser.add_argument("--gui", action="store_true", help="open the PyBullet window")
     parser.add_argument("--no-gui", dest="gui", action="store_false", help="headless (the default)")
@@ -181,6 +190,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--executor", choices=[k.value for k in ExecutorKind], default="auto",
         help="executor spinning the nodes (default auto: EventsExecutor where available, else single-threaded)",
     )
+
+
+FOXGLOVE_PORT = 8765  # the Foxglove app's default for a WebSocket connection
+
+
+def port_number(text: str) -> int:
+    """A TCP port, 1-65535 (argparse type)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port number: use 1-65535")
+    return value
 
 
 MAX_DOMAIN_ID = 232
@@ -241,6 +264,13 @@ def check_inputs(args: argparse.Namespace) -> list[Push]:
     from humanoid_rl.cli import CommandError
     from humanoid_rl.core.robot_spec import RobotSpec
 
+    if args.foxglove is not None or args.mcap:
+        try:
+            import foxglove  # noqa: F401
+            import rosbags  # noqa: F401
+        except ImportError:
+            raise CommandError("--foxglove and --mcap need foxglove-sdk and rosbags. Fix: pip install "
+                               "'humanoid_rl[viz]' (or pip install foxglove-sdk rosbags)") from None
     if args.domain_id is not None and args.domain_id > MAX_DOMAIN_ID:
         raise CommandError(f"--domain-id {args.domain_id}: use 0-{MAX_DOMAIN_ID} (the ROS 2 default range)")
     spec = RobotSpec.load(args.robot_config or None)

@@ -690,6 +690,11 @@ class SafetyShieldNode(CheckedConfigureNode):
             self._loop.latency(self._ros_now() - stamp_to_seconds(stamp))
         return output
 
+    @property
+    def last_published(self) -> JointState:
+        """The newest command this node published (its reused message: copy what you keep); empty before one."""
+        return self._output_msg
+
     def _publish(self, output: ShieldOutput, stamp: TimeMsg | None) -> None:
         start = time.perf_counter()
         msg = self._output_msg

@@ -639,6 +639,31 @@ class HumanoidSim:
             upright_in_base=self._upright_in_base,
         )
 
+    def joint_tree(self) -> list[tuple[str, str]]:
+        """(parent link, child link) of every URDF joint, fixed ones too: what a transform tree needs."""
+        names = self.link_names  # base first, then PyBullet link order (link i is index i + 1)
+        tree = []
+        for index in range(len(names) - 1):
+            parent = pb.getJointInfo(self.robot_id, index, physicsClientId=self._client)[16]
+            tree.append((names[parent + 1], names[index + 1]))
+        return tree
+
+    def link_frames(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """World position and xyzw orientation of every URDF link frame (exact; for viewers)."""
+        truth = self.ground_truth()
+        frames = {self.spec.base_link: (truth.pos, truth.quat)}
+        states = pb.getLinkStates(self.robot_id, self._all_link_ids, computeForwardKinematics=1,
+                                  physicsClientId=self._client)
+        for name, state in zip(self.link_names[1:], states, strict=True):
+            frames[name] = (np.asarray(state[4]), np.asarray(state[5]))
+        return frames
+
+    def contact_wrenches(self) -> tuple[np.ndarray, np.ndarray]:
+        """Exact normal force (2,) and wrench in the foot frame (2, 6) per foot; draws no sensor noise, so a
+        viewer may call it without changing the run."""
+        forces, _, wrenches = self._foot_contacts()
+        return forces, wrenches
+
     def foot_kinematics(self) -> tuple[np.ndarray, np.ndarray]:
         """Exact world position (2, 3) and linear velocity (2, 3) of the foot link frames (left, right)."""
         states = pb.getLinkStates(
