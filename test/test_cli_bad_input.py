@@ -95,17 +95,6 @@ def test_real_refuses_a_broken_model_before_any_node_starts(
     assert not (tmp_path / "run").exists()
 
 
-def test_real_refuses_an_existing_report_folder_unless_told_to_overwrite(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    out = tmp_path / "run"
-    out.mkdir()
-    (out / "report.json").write_text("{}")
-    assert cli.main(["real", "--emulate", "--out", str(out)]) == 2
-    assert "--overwrite" in error_line(capsys)
-    assert (out / "report.json").read_text() == "{}"  # an earlier run's report is not lost
-
-
 def test_export_finds_an_output_it_cannot_write_before_the_export(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -104,15 +104,19 @@ def test_two_evals_started_together_keep_both_results_and_show_progress(tmp_path
     assert all(json.loads((f / "eval.json").read_text())["baseline"]["episodes"] == 2 for f in folders)
 
 
-def test_eval_into_an_existing_non_empty_out_is_refused_without_touching_it(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("command", "written"),
+    [(["eval", "--episodes", "1", "--episode-s", "0.2"], "eval.json"), (["real", "--emulate"], "report.json")],
+)
+def test_a_run_into_an_existing_non_empty_out_is_refused_without_touching_it(
+    command: list[str], written: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "earlier"
     out.mkdir()
-    (out / "eval.json").write_text("{}")
-    assert cli.main(["eval", "--episodes", "1", "--episode-s", "0.2", "--out", str(out)]) == 2
+    (out / written).write_text("{}")
+    assert cli.main([*command, "--out", str(out)]) == 2
     assert "--overwrite" in capsys.readouterr().err
-    assert (out / "eval.json").read_text() == "{}"
+    assert (out / written).read_text() == "{}"  # an earlier run's results are not lost
 
 
 def test_sim_without_options_runs_the_shipped_policy_into_its_own_folder(tmp_path: Path) -> None:

@@ -35,6 +35,8 @@ from humanoid_rl.sim.simulator import (
     SimConfig,
     SimError,
     _as_vector,
+    checked_joint_command,
+    checked_push,
     joint_limit_proximity,
 )
 
@@ -230,15 +232,8 @@ class MujocoHumanoidSim:
         damping_scale: float | np.ndarray = 1.0,
     ) -> None:
         """As ``HumanoidSim.set_joint_targets``: reaches the motors ``latency_steps`` physics steps from now."""
-        n = self.n_joints
-        q = _as_vector("q_target", q_target, n, "policy order, spec.joint_names")
-        qd = np.zeros(n) if qd_target is None else _as_vector("qd_target", qd_target, n, "policy order")
-        ff = np.zeros(n) if tau_ff is None else _as_vector("tau_ff", tau_ff, n, "policy order")
-        kp_scale = _as_vector("stiffness_scale", stiffness_scale, n, "a scalar or one per joint")
-        kd_scale = _as_vector("damping_scale", damping_scale, n, "a scalar or one per joint")
-        if np.any(kp_scale < 0.0) or np.any(kd_scale < 0.0):
-            raise ValueError("stiffness_scale and damping_scale must be >= 0 (a negative gain destabilizes the joint)")
-        self._activate_targets(q, qd, ff, kp_scale, kd_scale, delay_steps=self.latency_steps)
+        command = checked_joint_command(self.n_joints, q_target, qd_target, tau_ff, stiffness_scale, damping_scale)
+        self._activate_targets(*command, delay_steps=self.latency_steps)
 
     def _activate_targets(self, q: np.ndarray, qd: np.ndarray, ff: np.ndarray, kp_scale: float | np.ndarray,
                           kd_scale: float | np.ndarray, delay_steps: int) -> None:
@@ -258,11 +253,7 @@ class MujocoHumanoidSim:
 
     def apply_push(self, force_world: np.ndarray, duration_s: float) -> None:
         """Push the base (at its centre of mass) with a constant world-frame force for ``duration_s``."""
-        force = _as_vector("force_world", force_world, 3, "newtons, world frame")
-        if not (math.isfinite(duration_s) and duration_s > 0.0):
-            raise ValueError(f"duration_s = {duration_s!r}: a push lasts a positive, finite time")
-        self._push_force = force
-        self._push_steps_left = max(1, int(round(duration_s * self.physics_rate_hz)))
+        self._push_force, self._push_steps_left = checked_push(force_world, duration_s, self.physics_rate_hz)
 
     @property
     def push_active(self) -> bool:

@@ -156,6 +156,33 @@ def _as_vector(name: str, value: object, size: int, what: str) -> np.ndarray:
     return array
 
 
+def checked_joint_command(
+    n: int,
+    q_target: object,
+    qd_target: object | None,
+    tau_ff: object | None,
+    stiffness_scale: object,
+    damping_scale: object,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A joint PD command (policy order) as float vectors, or ValueError naming what is wrong with it."""
+    q = _as_vector("q_target", q_target, n, "policy order, spec.joint_names")
+    qd = np.zeros(n) if qd_target is None else _as_vector("qd_target", qd_target, n, "policy order")
+    ff = np.zeros(n) if tau_ff is None else _as_vector("tau_ff", tau_ff, n, "policy order")
+    kp_scale = _as_vector("stiffness_scale", stiffness_scale, n, "a scalar or one per joint")
+    kd_scale = _as_vector("damping_scale", damping_scale, n, "a scalar or one per joint")
+    if np.any(kp_scale < 0.0) or np.any(kd_scale < 0.0):
+        raise ValueError("stiffness_scale and damping_scale must be >= 0 (a negative gain destabilizes the joint)")
+    return q, qd, ff, kp_scale, kd_scale
+
+
+def checked_push(force_world: object, duration_s: float, physics_rate_hz: float) -> tuple[np.ndarray, int]:
+    """A push's world-frame force and how many physics steps it lasts, or ValueError."""
+    force = _as_vector("force_world", force_world, 3, "newtons, world frame")
+    if not (math.isfinite(duration_s) and duration_s > 0.0):
+        raise ValueError(f"duration_s = {duration_s!r}: a push lasts a positive, finite time")
+    return force, max(1, int(round(duration_s * physics_rate_hz)))
+
+
 def joint_limit_proximity(spec: RobotSpec, joint_pos: np.ndarray) -> np.ndarray:
     """Per joint: 0 mid-range, 1 at (or beyond) a limit."""
     q = np.asarray(joint_pos, dtype=np.float64)
@@ -404,15 +431,8 @@ class HumanoidSim:
     ) -> None:
         """Command the joint PD (policy order). The command reaches the motors ``latency_steps`` physics steps
         from now and is held until the next one arrives."""
-        n = self.n_joints
-        q = _as_vector("q_target", q_target, n, "policy order, spec.joint_names")
-        qd = np.zeros(n) if qd_target is None else _as_vector("qd_target", qd_target, n, "policy order")
-        ff = np.zeros(n) if tau_ff is None else _as_vector("tau_ff", tau_ff, n, "policy order")
-        kp_scale = _as_vector("stiffness_scale", stiffness_scale, n, "a scalar or one per joint")
-        kd_scale = _as_vector("damping_scale", damping_scale, n, "a scalar or one per joint")
-        if np.any(kp_scale < 0.0) or np.any(kd_scale < 0.0):
-            raise ValueError("stiffness_scale and damping_scale must be >= 0 (a negative gain destabilizes the joint)")
-        self._activate_targets(q, qd, ff, kp_scale, kd_scale, delay_steps=self.latency_steps)
+        command = checked_joint_command(self.n_joints, q_target, qd_target, tau_ff, stiffness_scale, damping_scale)
+        self._activate_targets(*command, delay_steps=self.latency_steps)
 
     def _activate_targets(
         self,
@@ -460,11 +480,8 @@ class HumanoidSim:
 
     def apply_push(self, force_world: np.ndarray, duration_s: float) -> None:
         """Push the base (at its centre of mass) with a constant world-frame force for ``duration_s``."""
-        force = _as_vector("force_world", force_world, 3, "newtons, world frame")
-        if not (math.isfinite(duration_s) and duration_s > 0.0):
-            raise ValueError(f"duration_s = {duration_s!r}: a push lasts a positive, finite time")
+        force, self._push_steps_left = checked_push(force_world, duration_s, self.physics_rate_hz)
         self._push_force = (float(force[0]), float(force[1]), float(force[2]))
-        self._push_steps_left = max(1, int(round(duration_s * self.physics_rate_hz)))
 
     # ------------------------------------------------------------------------------------------ stepping
 
