@@ -46,9 +46,11 @@ from humanoid_rl.core.observation import ObservationBuilder
 from humanoid_rl.core.robot_spec import RobotSpec
 from humanoid_rl.core.timing import LoopStats, StageTimes, StateDecimator
 from humanoid_rl.graph import POLICY, Topics
+from humanoid_rl.nodes import local_bus
 from humanoid_rl.nodes.conversions import JointNameError, JointOrderMap
 from humanoid_rl.nodes.diagnostics import DiagnosticsPublisher
 from humanoid_rl.nodes.lifecycle import CheckedConfigureNode
+from humanoid_rl.nodes.local_bus import DirectInput, MessagePair
 from humanoid_rl.nodes.params import DeclaredParameters
 from humanoid_rl.nodes.qos import COMMAND_QOS, LATCHED_QOS, SENSOR_QOS
 from humanoid_rl.nodes.runner import main_for
@@ -95,6 +97,8 @@ class PolicyNode(CheckedConfigureNode):
         self.resets = 0  # times the policy's memory, history and clock were started afresh
         self.skips: dict[str, int] = dict.fromkeys(SKIP_REASONS, 0)
         self._inputs: list[Any] = []
+        self._unreceive: list[Any] = []
+        self.odom_input = DirectInput()  # estimator outputs handed over in-process, and their DDS copies dropped
         self._publisher: Any = None
         self._timer: Any = None
         self._joint_msg: JointState | None = None
@@ -165,8 +169,8 @@ class PolicyNode(CheckedConfigureNode):
         period_ns = int(round(_NS / rate_hz))
         # State trigger: one measurement per period on a fixed grid, whatever the stream's rate and jitter.
         self._decimator = StateDecimator(period_ns)
-        self._command_msg = JointState()
-        self._command_msg.name = list(spec.joint_names)
+        # Two messages in turn: the shield in this process may hold the one delivered to it (local_bus).
+        self._command_msgs = MessagePair(lambda: JointState(name=list(spec.joint_names)))
         self._last_action = np.zeros(policy.contract.n_actions)
         self._quat = np.zeros(4)
         self._ang_vel = np.zeros(3)
@@ -177,10 +181,12 @@ class PolicyNode(CheckedConfigureNode):
         self._command[:] = 0.0
         self._publisher = self.create_lifecycle_publisher(JointState, Topics.POLICY_COMMANDS, COMMAND_QOS)
         state_callback = self._on_joint_state_trigger if self._trigger is TriggerMode.STATE else self._on_joint_state
-        odom_callback = self._on_odom_trigger if self._trigger is TriggerMode.STATE else self._on_odom
+        self._odom_callback = self._on_odom_trigger if self._trigger is TriggerMode.STATE else self._on_odom
+        # The estimator in this process hands its output over directly; its DDS copy is then dropped.
+        self._unreceive = [local_bus.receive(self, Topics.ESTIMATOR_ODOM, self._on_odom_direct)]
         self._inputs = [
             self.create_subscription(JointState, Topics.JOINT_STATES, state_callback, SENSOR_QOS),
-            self.create_subscription(Odometry, Topics.ESTIMATOR_ODOM, odom_callback, SENSOR_QOS),
+            self.create_subscription(Odometry, Topics.ESTIMATOR_ODOM, self._on_odom_dds, SENSOR_QOS),
             self.create_subscription(Twist, Topics.CMD_VEL, self._on_cmd_vel, SENSOR_QOS),
             self.create_subscription(String, Topics.SHIELD_MODE, self._on_shield_mode, LATCHED_QOS),
         ]
@@ -202,6 +208,7 @@ class PolicyNode(CheckedConfigureNode):
         self._reset_stats(self._rate_hz)
         self.reset_policy_state()
         self._decimator.reset()
+        self.odom_input.reset()
         self._last_used_odom_ns = None
         self._active = True
         if self._trigger is TriggerMode.TIMER:
@@ -220,6 +227,9 @@ class PolicyNode(CheckedConfigureNode):
 
     def _teardown(self) -> None:
         self._stop()
+        for unreceive in self._unreceive:
+            unreceive()
+        self._unreceive = []
         for subscription in self._inputs:
             self.destroy_subscription(subscription)
         self._inputs = []
@@ -241,6 +251,14 @@ class PolicyNode(CheckedConfigureNode):
 
     def _on_odom(self, msg: Odometry) -> None:
         self._odom_msg = msg
+
+    def _on_odom_direct(self, msg: Odometry) -> None:
+        self.odom_input.arrived(msg)
+        self._odom_callback(msg)
+
+    def _on_odom_dds(self, msg: Odometry) -> None:
+        if not self.odom_input.is_duplicate(msg):
+            self._odom_callback(msg)
 
     def _on_joint_state_trigger(self, msg: JointState) -> None:
         self._joint_msg = msg
@@ -362,7 +380,7 @@ class PolicyNode(CheckedConfigureNode):
         done = time.perf_counter()
         inference_s = done - start
         targets = self._contract.action_to_joint_targets(action, self._lower, self._upper)
-        msg = self._command_msg
+        msg = self._command_msgs.next()
         msg.header.stamp = joint_stamp
         msg.position = targets.tolist()
         self._publisher.publish(msg)
@@ -379,6 +397,7 @@ class PolicyNode(CheckedConfigureNode):
         stages.add("observe", start - started)  # checks, reordering, the observation
         stages.add("inference", inference_s)
         stages.add("publish", time.perf_counter() - done)  # targets, message, publish, bookkeeping
+        local_bus.deliver(self, Topics.POLICY_COMMANDS, msg)  # the shield, if it shares this process (its time)
 
     # ------------------------------------------------------------------ diagnostics
     def reset_statistics(self) -> None:
@@ -419,6 +438,7 @@ class PolicyNode(CheckedConfigureNode):
         }
         values.update(self.timing())
         values.update({f"skipped_{k}": v for k, v in self.skips.items()})
+        values.update(odom_direct=self.odom_input.direct, odom_dds_duplicates=self.odom_input.duplicates)
         skipped = sum(self.skips.values())
         level, message = "ok", self.lifecycle_state
         if self.configure_error:

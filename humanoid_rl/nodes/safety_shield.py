@@ -115,9 +115,11 @@ from humanoid_rl.core.shield import (
 )
 from humanoid_rl.core.timing import LoopStats, StageTimes
 from humanoid_rl.graph import SAFETY_SHIELD, Topics
+from humanoid_rl.nodes import local_bus
 from humanoid_rl.nodes.conversions import JointNameError, JointOrderMap, stamp_to_seconds
 from humanoid_rl.nodes.diagnostics import DiagnosticsPublisher
 from humanoid_rl.nodes.lifecycle import CheckedConfigureNode
+from humanoid_rl.nodes.local_bus import DirectInput
 from humanoid_rl.nodes.params import DeclaredParameters
 from humanoid_rl.nodes.qos import COMMAND_QOS, LATCHED_QOS, SENSOR_QOS
 from humanoid_rl.nodes.runner import main_for
@@ -239,6 +241,8 @@ class SafetyShieldNode(CheckedConfigureNode):
         self.param_changes = 0
         self.param_refusals = 0
         self.last_param_refusal = ""
+        self.command_input = DirectInput()  # policy commands handed over in-process, and their DDS copies dropped
+        self._unreceive: Any = None
         self._node_params = DeclaredParameters(self, PARAMETERS, on_change=self._on_node_params)
         self._shield_params = DeclaredParameters(
             self, SHIELD_PARAMETERS, consistency=self._shield_consistency, on_change=self._on_shield_params
@@ -352,10 +356,13 @@ class SafetyShieldNode(CheckedConfigureNode):
         self._reset_inputs()
         self._output_msg = JointState()
         self._output_msg.name = list(spec.joint_names)
+        # The policy in this process hands its commands over directly; their DDS copies are then dropped.
+        self.command_input.reset()
+        self._unreceive = local_bus.receive(self, Topics.POLICY_COMMANDS, self._on_command_direct)
         self._command_pub = self.create_publisher(JointState, Topics.JOINT_COMMANDS, COMMAND_QOS)
         self._mode_pub = self.create_publisher(String, Topics.SHIELD_MODE, LATCHED_QOS)
         self._entities = [
-            self.create_subscription(JointState, Topics.POLICY_COMMANDS, self._on_command, COMMAND_QOS),
+            self.create_subscription(JointState, Topics.POLICY_COMMANDS, self._on_command_dds, COMMAND_QOS),
             self.create_subscription(JointState, Topics.JOINT_STATES, self._on_joint_state, SENSOR_QOS),
             self.create_subscription(Imu, Topics.IMU, self._on_imu, SENSOR_QOS),
             self.create_subscription(Odometry, Topics.ESTIMATOR_ODOM, self._on_odom, SENSOR_QOS),
@@ -450,6 +457,9 @@ class SafetyShieldNode(CheckedConfigureNode):
 
     def _teardown(self) -> None:
         self._stop_timer()
+        if self._unreceive is not None:
+            self._unreceive()
+            self._unreceive = None
         self._active = False
         for entity in self._entities:
             if hasattr(entity, "srv_type"):
@@ -492,6 +502,14 @@ class SafetyShieldNode(CheckedConfigureNode):
         return raw > 0.0 and abs(self._ros_now() - raw) <= self._params.state_timeout
 
     # ------------------------------------------------------------------ inputs
+    def _on_command_direct(self, msg: JointState) -> None:
+        self.command_input.arrived(msg)
+        self._on_command(msg)
+
+    def _on_command_dds(self, msg: JointState) -> None:
+        if not self.command_input.is_duplicate(msg):
+            self._on_command(msg)
+
     def _on_command(self, msg: JointState) -> None:
         if self.shield is None:
             return
@@ -834,6 +852,7 @@ class SafetyShieldNode(CheckedConfigureNode):
                     values[key] = value
         values.update(self.counters)
         values.update(param_changes=self.param_changes, param_refusals=self.param_refusals)
+        values.update(commands_direct=self.command_input.direct, commands_dds_duplicates=self.command_input.duplicates)
         values.update(self.timing())
         return values
 

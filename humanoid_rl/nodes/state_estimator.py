@@ -56,8 +56,10 @@ from humanoid_rl.core.robot_spec import RobotSpec
 from humanoid_rl.core.rotations import quat_to_matrix, tilt_angle
 from humanoid_rl.core.timing import LoopStats, StageTimes
 from humanoid_rl.graph import STATE_ESTIMATOR, Frames, Topics
+from humanoid_rl.nodes import local_bus
 from humanoid_rl.nodes.conversions import JointNameError, JointOrderMap
 from humanoid_rl.nodes.diagnostics import DiagnosticsPublisher
+from humanoid_rl.nodes.local_bus import MessagePair
 from humanoid_rl.nodes.params import DeclaredParameters
 from humanoid_rl.nodes.qos import LATCHED_QOS, SENSOR_QOS
 from humanoid_rl.nodes.runner import main_for
@@ -159,9 +161,10 @@ class StateEstimatorNode(Node):
         self._age = LoopStats(1.0, window=STATS_WINDOW)
         self._stages = StageTimes(("update", "publish"), window=STATS_WINDOW)
 
-        self._odom_msg = Odometry()
-        self._odom_msg.header.frame_id = Frames.ODOM
-        self._odom_msg.child_frame_id = Frames.BASE
+        # Two messages in turn: the policy in this process may hold the one delivered to it (local_bus).
+        self._odom_msgs = MessagePair(lambda: Odometry(child_frame_id=Frames.BASE))
+        for odom in self._odom_msgs.both:
+            odom.header.frame_id = Frames.ODOM
         self._contacts_msg = Float64MultiArray()
         self._contacts_msg.layout.dim = [MultiArrayDimension(label=CONTACTS_LABEL, size=2, stride=2)]
         self._odom_pub = self.create_publisher(Odometry, Topics.ESTIMATOR_ODOM, SENSOR_QOS)
@@ -271,10 +274,12 @@ class StateEstimatorNode(Node):
             return
         elapsed = time.perf_counter() - start
         self._last_stamp_ns = stamp_ns
-        self._publish(stamp_ns, out)
+        odom = self._publish(stamp_ns, out)
         wall = time.perf_counter()
         self._stages.add("update", elapsed)
         self._stages.add("publish", wall - start - elapsed)
+        # Nodes of this process get it now (their work is theirs: after the stage timing).
+        local_bus.deliver(self, Topics.ESTIMATOR_ODOM, odom)
         self._loop.tick(wall)
         self._loop.latency(elapsed)
         # Lock-step simulation publishes /clock after the sensors of the same instant: a stamp ahead of the clock
@@ -284,8 +289,8 @@ class StateEstimatorNode(Node):
         if self._truth is not None:
             self._truth.add_estimate(stamp_ns, out)
 
-    def _publish(self, stamp_ns: int, out: EstimatorOutput) -> None:
-        msg = self._odom_msg
+    def _publish(self, stamp_ns: int, out: EstimatorOutput) -> Odometry:
+        msg = self._odom_msgs.next()
         msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, _NS)
         pose, twist = msg.pose, msg.twist
         p, q = pose.pose.position, pose.pose.orientation
@@ -308,6 +313,7 @@ class StateEstimatorNode(Node):
         self._odom_pub.publish(msg)
         self._contacts_msg.data = [float(c) for c in out.contacts]
         self._contacts_pub.publish(self._contacts_msg)
+        return msg
 
     def _on_ground_truth(self, msg: Odometry) -> None:
         q, v = msg.pose.pose.orientation, msg.twist.twist.linear
