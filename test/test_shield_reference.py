@@ -27,6 +27,7 @@ from humanoid_rl.core.shield import (
     SafetyFilter,
     ShieldParams,
 )
+from humanoid_rl.core.shield_filter import NO_BALANCE
 from humanoid_rl.core.shield_reference import ReferenceKinematics, ReferenceSafetyFilter
 
 # A soft margin and gain for which the soft interval need not overlap hard ∩ rate (the reconcile path of stage 3),
@@ -39,12 +40,14 @@ OTHER_PARAMS = (
 
 
 def zero_default_limits() -> JointLimits:
-    """LIMITS with the default pose at exactly 0.0 where the range allows it: a band of half-width 0 at w = 1
-    makes zero-valued bounds (signed zeros must come out as the reference's)."""
-    default = np.where((LIMITS.lower < -0.3) & (LIMITS.upper > 0.3), 0.0, LIMITS.default_pose)
-    return JointLimits(
-        NAMES, LIMITS.lower, LIMITS.upper, LIMITS.velocity, LIMITS.effort, LIMITS.kp, LIMITS.kd, default
-    )
+    """LIMITS with the default pose at exactly 0.0 or -0.0 where the range allows it, and the one-sided knee's
+    lower limit at -0.0: a band of half-width 0 at w = 1 and clipping at that limit make zero-valued bounds,
+    whose signs must come out as the reference's."""
+    signed_zeros = np.where(np.arange(N) % 2 == 0, 0.0, -0.0)
+    default = np.where((LIMITS.lower < -0.3) & (LIMITS.upper > 0.3), signed_zeros, LIMITS.default_pose)
+    lower = LIMITS.lower.copy()
+    lower[3] = -0.0
+    return JointLimits(NAMES, lower, LIMITS.upper, LIMITS.velocity, LIMITS.effort, LIMITS.kp, LIMITS.kd, default)
 
 
 PAIRS = [
@@ -131,6 +134,27 @@ def test_seeded_sequences_agree_step_by_step_with_large_jumps_and_rising_warning
         clipped += bool(ref.interventions)
         fast_prev, ref_prev = fast.positions, ref.positions
     assert clipped > 100  # the comparison covered the diagnostics, not only pass-through
+
+
+@pytest.mark.parametrize("pair", range(len(PAIRS) // 2, len(PAIRS)))
+def test_signed_zero_bounds_come_out_as_the_reference_s(pair: int) -> None:
+    """Targets clipped onto bounds that are exactly ±0.0: the full-trip band around a ±0.0 default pose, and the
+    knee's -0.0 lower limit from a previous output of ±0.0 or exactly one step above it."""
+    fast_filter, ref_filter = PAIRS[pair]
+    limits = ref_filter.limits
+    step = ref_filter._step
+    rng = np.random.default_rng(pair)
+    for case in range(400):
+        prev = np.where(rng.random(N) < 0.5, 0.0, -0.0) + rng.choice([0.0, 1.0, -1.0], N) * step
+        prev = np.clip(prev, limits.lower, limits.upper)
+        target = rng.choice([1.0, -1.0, 0.0, -0.0], N) * rng.choice([1.0, 0.5 * step[0], 10.0], N)
+        q = prev.copy()
+        warning = (1.0, 0.0, 0.999999)[case % 3]
+        assessment = NO_BALANCE._replace(warning_level=warning)
+        st_ = state(q, np.zeros(N))
+        cmd = command(target)
+        fast, ref = fast_filter.filter(cmd, st_, prev, assessment), ref_filter.filter(cmd, st_, prev, assessment)
+        assert_same_result(fast, ref)
 
 
 @pytest.fixture(scope="module")
