@@ -922,32 +922,31 @@ class SafetyFilter:
         )
         output = np.minimum(np.maximum(target, lo), hi)
         result = FilterResult(output, True, balance=balance)
-        if np.count_nonzero(output != target):
-            result.intervened = self._violated_stages(target, output, with_band)
+        changed = output != target
+        if np.count_nonzero(changed):
+            result.intervened = self._violated_stages(target, changed, with_band)
         return result
 
-    def _violated_stages(self, target: np.ndarray, output: np.ndarray, with_band: bool) -> np.ndarray:
+    def _violated_stages(self, target: np.ndarray, changed: np.ndarray, with_band: bool) -> np.ndarray:
         """Which stage intervals the command lies outside of (diagnostics; only called when it was clipped).
 
-        One pass in plain Python over the clipped joints, a stage no longer checked once it is found violated,
-        stopping when all are: four list conversions instead of two dozen numpy calls. The stage intervals are
-        the ones _bounds_and_stages just computed, so "clipped" and "violated" agree. Returns one of the shared
-        read-only arrays of _INTERVENED.
+        One pass in plain Python over the clipped joints (usually a few), reading single values with item(), a
+        stage no longer checked once it is found violated: no per-call arrays or list conversions. The stage
+        intervals are the ones _bounds_and_stages just computed, so "clipped" and "violated" agree. Returns one
+        of the shared read-only arrays of _INTERVENED.
         """
         n = self._n
-        t, out = target.tolist(), output.tolist()
-        values, ends = self._values.tolist(), self._ends.tolist()  # soft lo, soft hi, ..., prev; effort, ..., band
+        target_at, value_at, end_at = target.item, self._values.item, self._ends.item
         lower, upper, v_step, r_step = self._lists
-        p0, e1, b0, b1 = 4 * n, n, 4 * n, 5 * n  # offsets of prev in values; effort hi, band lo/hi in ends
+        # Offsets: prev in _values; effort hi, band lo, band hi in _ends (soft lo/hi and effort lo: 0, n, 0).
+        prev_at, effort_hi_at, band_lo_at, band_hi_at = 4 * n, n, 4 * n, 5 * n
         found = 0 if with_band else _BALANCE_BIT  # bits of Stage values; balance counts as done without a band
-        for i in range(n):
-            ti = t[i]
-            if ti == out[i]:
-                continue
-            pi = values[p0 + i]
+        for i in changed.nonzero()[0].tolist():
+            ti = target_at(i)
+            pi = value_at(prev_at + i)
             if not found & _POSITION_BIT:
                 low, high = lower[i], upper[i]
-                soft_low, soft_high = values[i], values[n + i]
+                soft_low, soft_high = value_at(i), value_at(n + i)
                 if soft_low > low:
                     low = soft_low
                 if soft_high < high:
@@ -958,9 +957,9 @@ class SafetyFilter:
                 found |= _VELOCITY_BIT
             if not found & _RATE_BIT and (ti < pi - r_step[i] or ti > pi + r_step[i]):
                 found |= _RATE_BIT
-            if not found & _EFFORT_BIT and (ti < ends[i] or ti > ends[e1 + i]):
+            if not found & _EFFORT_BIT and (ti < end_at(i) or ti > end_at(effort_hi_at + i)):
                 found |= _EFFORT_BIT
-            if not found & _BALANCE_BIT and (ti < ends[b0 + i] or ti > ends[b1 + i]):
+            if not found & _BALANCE_BIT and (ti < end_at(band_lo_at + i) or ti > end_at(band_hi_at + i)):
                 found |= _BALANCE_BIT
             if found == _ALL_BITS:
                 break
