@@ -2,7 +2,7 @@
 
     humanoid-rl bench all --out bench_results/            # everything below but train
     humanoid-rl bench inference --model models/humanoid_stand.onnx
-    humanoid-rl bench shield                               # filter + balance prediction cost per command
+    humanoid-rl bench shield                               # kinematics, balance, filter per command vs reference
     humanoid-rl bench sim                                  # physics steps/s vs bare stepSimulation()
     humanoid-rl bench loop --rates 50 200 500 1000 --seconds 10 --layouts one-process per-node-single
     humanoid-rl bench train                                # training env + PPO steps/s: 1 kHz baseline vs fast
@@ -99,7 +99,7 @@ def benchmark_shield(n: int = 20_000, seed: int = 0, block: int = 256) -> dict[s
             mismatches += not (
                 fast.positions.tobytes() == ref.positions.tobytes()
                 and fast.interventions == ref.interventions
-                and fast.balance == ref.balance
+                and repr(fast.balance) == repr(ref.balance)  # repr: exact floats, and nan equal to nan
             )
     out: dict[str, Any] = {
         "n": n,
