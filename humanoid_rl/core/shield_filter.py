@@ -44,6 +44,15 @@ possible):
 3. the soft-limit law;
 4. effort;
 5. the balance band.
+
+Cost
+----
+On 21 joints the cost of numpy is its per-call overhead (~0.4 µs), not the arithmetic, so the per-command path
+counts calls: the interval ends of all stages come from four calls over long preallocated vectors, a well-formed
+command skips the general reject path, and the diagnostics read single values of the few clipped joints. Each
+value is still the same float operation on the same operands as in the plain, readable
+:mod:`~humanoid_rl.core.shield_reference`, which ``test/test_shield_reference.py`` holds it to, byte for byte,
+and which ``humanoid-rl bench shield`` measures alongside it.
 """
 
 from __future__ import annotations
@@ -289,6 +298,8 @@ _DIRECTIONS = tuple(
     for k in range(16)
 )
 _PLAUSIBLE_COORDINATE = 1e6  # m or m/s: beyond this, balance data is garbage (and products could overflow)
+_XY, _FEET = (2,), (2, 3)
+_FLOAT64 = np.dtype(np.float64)  # the shapes of com_xy, com_vel_xy, contacts and of feet
 
 
 def support_polygon_distance(
@@ -438,7 +449,13 @@ def _all_finite(values: np.ndarray) -> bool:
 
 
 class SafetyFilter:
-    """Bounds commands against limits, smoothness, effort and balance. See the module docstring."""
+    """Bounds commands against limits, smoothness, effort and balance. See the module docstring.
+
+    Per command it reuses preallocated scratch vectors (see :meth:`_prepare_buffers`), so one instance is fast
+    but not thread-safe: give each thread its own, as with :class:`~humanoid_rl.core.kinematics.RobotKinematics`.
+    What it returns never aliases them. :class:`~humanoid_rl.core.shield_reference.ReferenceSafetyFilter` is
+    the plain version it is tested against, bit for bit.
+    """
 
     _PERMUTATION_CACHE_SIZE = 32
 
@@ -509,11 +526,58 @@ class SafetyFilter:
             self._velocity_step.tolist(),
             self._rate_step.tolist(),
         )
+        self._prepare_buffers()
         # The soft interval contains prev when prev is inside the soft range; beyond it (by at most the soft
         # margin, since prev is within the hard limits) it asks for a step back of at most f·margin. When that
         # stays well below the velocity/rate step (factor 2: no float-rounding edge), the soft interval always
         # overlaps hard ∩ rate.
         self._soft_always_overlaps = bool(2.0 * self._soft_fraction * params.soft_margin < self._step.min())
+
+    def _prepare_buffers(self) -> None:
+        """Constants and scratch vectors of :meth:`_bounds_and_stages`, laid out so that the interval ends of every
+        stage come from four numpy calls over long vectors instead of fourteen over n values (on 21 values the
+        per-call overhead is the cost, not the arithmetic). Each end is still computed by the same float
+        operation on the same operands as one by one (x − (−y) is x + y exactly, (−a)·b is −(a·b)), so results
+        are bit-identical to the reference. The views below are made once; nothing returned aliases them.
+
+        Per call (n joints, [a | b] a concatenation):
+
+        * ``_diff[:2n] = [soft lower | soft upper] − [prev | prev]``
+        * ``_products = [range | −range | diff | q̇] · [1−w | 1−w | f | f | kd/kp] = [h | −h | f·diff | kd/kp·q̇]``
+        * ``_values[:3n] = [prev | prev | q] + [f·diff | kd/kp·q̇] = [soft lo | soft hi | effort centre]``
+        * ``_ends = [centre | centre | prev | prev | default | default] − [reach | −reach | step | −step | h | −h]``
+          ``= [effort lo | effort hi | prev − step | prev + step | band lo | band hi]``
+        """
+        lim, n = self.limits, self.limits.n_joints
+        self._n, self._shape = n, (n,)
+        self._soft2 = np.concatenate((self._soft_lower, self._soft_upper))
+        # [prev | prev | q]: the operands that are the measured state and the previous output.
+        self._inputs = np.empty(3 * n)
+        self._input_views = (self._inputs[:n], self._inputs[n : 2 * n], self._inputs[2 * n :])
+        self._inputs_prev2 = self._inputs[: 2 * n]
+        # [range | −range | soft − prev (2n) | q̇] · [1 − w | 1 − w | f (2n) | kd/kp]
+        self._factors = np.concatenate((self._range, -self._range, np.empty(3 * n)))
+        self._factor_diff, self._factor_qd = self._factors[2 * n : 4 * n], self._factors[4 * n :]
+        self._coefficients = np.concatenate(
+            (np.ones(2 * n), np.full(2 * n, self._soft_fraction), self._kd_over_kp)
+        )
+        self._coefficient_band = self._coefficients[: 2 * n]
+        # [reach | −reach | step | −step | h | −h | f·diff (2n) | kd/kp·q̇]: what _ends subtracts, then the addends.
+        self._subtrahends = np.concatenate(
+            (self._effort_reach, -self._effort_reach, self._step, -self._step, np.empty(5 * n))
+        )
+        self._products = self._subtrahends[4 * n :]
+        self._subtrahend = self._subtrahends[: 6 * n]
+        self._addends = self._subtrahends[6 * n :]
+        # [soft lo | soft hi | centre | centre | prev | prev | default | default]
+        self._values = np.concatenate((np.empty(6 * n), lim.default_pose, lim.default_pose))
+        self._values_sum = self._values[: 3 * n]
+        self._centre, self._centre_copy = self._values[2 * n : 3 * n], self._values[3 * n : 4 * n]
+        self._values_prev = (self._values[4 * n : 5 * n], self._values[5 * n : 6 * n])
+        self._minuend = self._values[2 * n :]
+        self._soft_lo, self._soft_hi = self._values[:n], self._values[n : 2 * n]
+        self._ends = np.empty(6 * n)
+        self._end_views = tuple(self._ends[i * n : (i + 1) * n] for i in range(6))
 
     # ---------------------------------------------------------------- public API
     def safe_previous(self, previous_output: np.ndarray, measured: np.ndarray | None = None) -> np.ndarray:
@@ -543,6 +607,9 @@ class SafetyFilter:
         ``assessment``: :meth:`assess_balance` of ``state.balance`` if the caller already has it (saves
         recomputing it); by default computed here.
         """
+        fast = self._filter_well_formed(command, state, previous_output, assessment)
+        if fast is not None:
+            return fast
         prev = self.safe_previous(previous_output, state.positions)
         balance = assessment if assessment is not None else self._assess(state.balance)
         target = self._command_in_policy_order(command, state)
@@ -552,6 +619,48 @@ class SafetyFilter:
         if invalid:
             return FilterResult(prev, False, RejectReason.INVALID_STATE, invalid, balance=balance)
         return self._clip(target, state, prev, balance)
+
+    def _filter_well_formed(
+        self,
+        command: JointCommand,
+        state: FilterState,
+        previous_output: np.ndarray,
+        assessment: BalanceAssessment | None,
+    ) -> FilterResult | None:
+        """:meth:`filter` for the usual case, with fewer checks: float64 arrays of the right shape, the names in
+        policy order, float stamps, everything finite and in time, so nothing is rejected and the previous output
+        needs no repair. None when any of that does not hold: then filter() takes the general path, which gives
+        the reasons in its order. The result is the general path's, bit for bit."""
+        positions, q, qd = command.positions, state.positions, state.velocities
+        stamp, now = command.stamp, state.stamp
+        shape = self._shape
+        if not (
+            type(previous_output) is np.ndarray
+            and type(positions) is np.ndarray
+            and type(q) is np.ndarray
+            and type(qd) is np.ndarray
+            and type(stamp) is float
+            and type(now) is float
+            and previous_output.shape == shape
+            and positions.shape == shape
+            and q.shape == shape
+            and qd.shape == shape
+            and previous_output.dtype == _FLOAT64
+            and positions.dtype == _FLOAT64
+            and command.names == self._names
+            # A finite dot product proves both vectors finite (any NaN/Inf entry makes it NaN or Inf); a
+            # finite-but-huge one overflowing to Inf only sends the command down the general path.
+            and math.isfinite(np.vdot(previous_output, positions))
+            and 0.0 < stamp <= now + self._params.future_tolerance
+            and not now - stamp > self._params.command_timeout
+            and math.isfinite(now)
+            and np.vdot(q, q) <= MAX_PLAUSIBLE_POSITION**2
+            and np.vdot(qd, qd) <= MAX_PLAUSIBLE_VELOCITY**2
+        ):
+            return None
+        prev = np.minimum(np.maximum(previous_output, self.limits.lower), self.limits.upper)
+        balance = assessment if assessment is not None else self._assess(state.balance)
+        return self._clip(positions, state, prev, balance)
 
     def constrain(
         self,
@@ -643,10 +752,28 @@ class SafetyFilter:
         return NO_BALANCE if balance is None else self.assess_balance(balance)
 
     def _capture_point(self, balance: BalanceState) -> tuple[tuple[float, float], float]:
-        cx, cy = _floats(balance.com_xy)
-        vx, vy = _floats(balance.com_vel_xy)
-        left, right = (_floats(foot) for foot in balance.feet)  # type: ignore[union-attr]
-        contacts = [bool(v) for v in balance.contacts]  # type: ignore[union-attr]
+        com_xy, com_vel_xy, feet, contacts_in = balance.com_xy, balance.com_vel_xy, balance.feet, balance.contacts
+        if (
+            type(com_xy) is np.ndarray
+            and type(com_vel_xy) is np.ndarray
+            and type(feet) is np.ndarray
+            and type(contacts_in) is np.ndarray
+            and com_xy.shape == _XY
+            and com_vel_xy.shape == _XY
+            and feet.shape == _FEET
+            and contacts_in.shape == _XY
+            and contacts_in.dtype == np.bool_
+        ):
+            # What the node passes: one tolist() each gives the same Python values as the general path below.
+            cx, cy = com_xy.tolist()
+            vx, vy = com_vel_xy.tolist()
+            left, right = feet.tolist()
+            contacts = contacts_in.tolist()
+        else:
+            cx, cy = _floats(com_xy)
+            vx, vy = _floats(com_vel_xy)
+            left, right = (_floats(foot) for foot in feet)  # type: ignore[union-attr]
+            contacts = [bool(v) for v in contacts_in]  # type: ignore[union-attr]
         height, yaw = float(balance.com_height), float(balance.yaw)
         if len(contacts) != 2 or len(left) != 3 or len(right) != 3:
             raise ValueError("feet must be (2, 3) and contacts (2,): left, right")
@@ -762,70 +889,107 @@ class SafetyFilter:
 
     def _bounds_and_stages(
         self, q: np.ndarray, qd: np.ndarray, prev: np.ndarray, warning_level: float
-    ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
-        """Clip interval [lo, hi] after priorities, and the raw stage intervals
-        (soft lo, soft hi, effort lo, effort hi[, band lo, band hi when warning_level > 0]).
+    ) -> tuple[np.ndarray, np.ndarray, bool]:
+        """Clip interval [lo, hi] after priorities, and whether the balance band applies; the raw stage
+        intervals are left in ``_values`` and ``_ends`` (see :meth:`_prepare_buffers`) for the diagnostics.
 
         One-dimensional same-shape numpy calls only: on 21 values numpy's per-call overhead dominates and
         broadcasting (e.g. stacking [lo; hi] into (2, n)) costs several times more per call.
         """
+        prev_a, prev_b, q_view = self._input_views
+        prev_a[...] = prev
+        prev_b[...] = prev
+        q_view[...] = q
+        for view in self._values_prev:
+            view[...] = prev
+        self._factor_qd[...] = qd
+        with_band = warning_level > 0.0
+        if with_band:
+            self._coefficient_band.fill(1.0 - warning_level)
+        np.subtract(self._soft2, self._inputs_prev2, out=self._factor_diff)
+        np.multiply(self._factors, self._coefficients, out=self._products)
+        np.add(self._inputs, self._addends, out=self._values_sum)
+        self._centre_copy[...] = self._centre
+        np.subtract(self._minuend, self._subtrahend, out=self._ends)
+        effort_lo, effort_hi, step_lo, step_hi, band_lo, band_hi = self._end_views
         # 1 + 2: hard limits ∩ velocity/rate from the previous output (prev is within the hard limits).
-        lo = np.maximum(prev - self._step, self.limits.lower)
-        hi = np.minimum(prev + self._step, self.limits.upper)
+        lo = np.maximum(step_lo, self.limits.lower)
+        hi = np.minimum(step_hi, self.limits.upper)
         # 3: soft-limit law, toward each soft limit at most a fraction of the remaining distance per period.
         # Written as prev + f·(soft − prev) so that a prev inside the soft range is exactly inside the interval.
-        f = self._soft_fraction
-        soft_lo = prev + f * (self._soft_lower - prev)
-        soft_hi = prev + f * (self._soft_upper - prev)
         if self._soft_always_overlaps:
             # The soft interval always meets [lo, hi] (see _apply): the priority rule is the plain intersection.
-            lo, hi = np.maximum(soft_lo, lo), np.minimum(soft_hi, hi)
+            lo, hi = np.maximum(self._soft_lo, lo), np.minimum(self._soft_hi, hi)
         else:
-            lo, hi = _reconcile(soft_lo, soft_hi, lo, hi)
+            lo, hi = _reconcile(self._soft_lo, self._soft_hi, lo, hi)
         # 4: effort, kp·(t − q) − kd·q̇ ∈ ±effort  ⇔  t ∈ q + kd/kp·q̇ ± effort/kp.
-        effort_centre = q + self._kd_over_kp * qd
-        effort_lo = effort_centre - self._effort_reach
-        effort_hi = effort_centre + self._effort_reach
         lo, hi = _reconcile(effort_lo, effort_hi, lo, hi)
         # 5: balance band around the default pose, half-width (upper − lower)·(1 − w).
-        if warning_level > 0.0:
-            half_width = self._range * (1.0 - warning_level)
-            band_lo = self.limits.default_pose - half_width
-            band_hi = self.limits.default_pose + half_width
+        if with_band:
             lo, hi = _reconcile(band_lo, band_hi, lo, hi)
-            return lo, hi, (soft_lo, soft_hi, effort_lo, effort_hi, band_lo, band_hi)
-        return lo, hi, (soft_lo, soft_hi, effort_lo, effort_hi)
+        return lo, hi, with_band
 
     def _clip(
         self, target: np.ndarray, state: FilterState, prev: np.ndarray, balance: BalanceAssessment
     ) -> FilterResult:
-        lo, hi, stages = self._bounds_and_stages(
+        lo, hi, with_band = self._bounds_and_stages(
             state.positions, state.velocities, prev, balance.warning_level
         )
         output = np.minimum(np.maximum(target, lo), hi)
         result = FilterResult(output, True, balance=balance)
-        if np.count_nonzero(output != target):
-            result.intervened = self._violated_stages(target, output, prev, stages)
+        changed = output != target
+        if np.count_nonzero(changed):
+            result.intervened = self._violated_stages(target, changed, with_band)
         return result
 
-    def _violated_stages(
-        self, target: np.ndarray, output: np.ndarray, prev: np.ndarray, stages: tuple[np.ndarray, ...]
-    ) -> np.ndarray:
+    def _violated_stages(self, target: np.ndarray, changed: np.ndarray, with_band: bool) -> np.ndarray:
         """Which stage intervals the command lies outside of (diagnostics; only called when it was clipped).
 
-        Checked over the clipped joints in plain Python, each stage stopping at its first violation: cheaper
-        than two dozen numpy calls. Same float expressions as the bounds, so "clipped" and "violated" agree.
+        One pass in plain Python over the clipped joints (usually a few), reading single values with item(), a
+        stage no longer checked once it is found violated: no per-call arrays or list conversions. The stage
+        intervals are the ones _bounds_and_stages just computed, so "clipped" and "violated" agree. Returns one
+        of the shared read-only arrays of _INTERVENED.
         """
-        clipped = np.flatnonzero(output != target).tolist()
-        t, p = target.tolist(), prev.tolist()
+        n = self._n
+        target_at, value_at, end_at = target.item, self._values.item, self._ends.item
         lower, upper, v_step, r_step = self._lists
-        s = [stage.tolist() for stage in stages]
-        return np.array(
-            (
-                any(t[i] < max(lower[i], s[0][i]) or t[i] > min(upper[i], s[1][i]) for i in clipped),
-                any(t[i] < p[i] - v_step[i] or t[i] > p[i] + v_step[i] for i in clipped),
-                any(t[i] < p[i] - r_step[i] or t[i] > p[i] + r_step[i] for i in clipped),
-                any(t[i] < s[2][i] or t[i] > s[3][i] for i in clipped),
-                len(s) > 4 and any(t[i] < s[4][i] or t[i] > s[5][i] for i in clipped),
-            )
-        )
+        # Offsets: prev in _values; effort hi, band lo, band hi in _ends (soft lo/hi and effort lo: 0, n, 0).
+        prev_at, effort_hi_at, band_lo_at, band_hi_at = 4 * n, n, 4 * n, 5 * n
+        found = 0 if with_band else _BALANCE_BIT  # bits of Stage values; balance counts as done without a band
+        for i in changed.nonzero()[0].tolist():
+            ti = target_at(i)
+            pi = value_at(prev_at + i)
+            if not found & _POSITION_BIT:
+                low, high = lower[i], upper[i]
+                soft_low, soft_high = value_at(i), value_at(n + i)
+                if soft_low > low:
+                    low = soft_low
+                if soft_high < high:
+                    high = soft_high
+                if ti < low or ti > high:
+                    found |= _POSITION_BIT
+            if not found & _VELOCITY_BIT and (ti < pi - v_step[i] or ti > pi + v_step[i]):
+                found |= _VELOCITY_BIT
+            if not found & _RATE_BIT and (ti < pi - r_step[i] or ti > pi + r_step[i]):
+                found |= _RATE_BIT
+            if not found & _EFFORT_BIT and (ti < end_at(i) or ti > end_at(effort_hi_at + i)):
+                found |= _EFFORT_BIT
+            if not found & _BALANCE_BIT and (ti < end_at(band_lo_at + i) or ti > end_at(band_hi_at + i)):
+                found |= _BALANCE_BIT
+            if found == _ALL_BITS:
+                break
+        return _INTERVENED[found if with_band else found & ~_BALANCE_BIT]
+
+
+_POSITION_BIT, _VELOCITY_BIT, _RATE_BIT, _EFFORT_BIT, _BALANCE_BIT = (1 << stage.value for stage in STAGES)
+_ALL_BITS = (1 << len(STAGES)) - 1
+
+
+def _intervened(bits: int) -> np.ndarray:
+    array = np.array([bool(bits >> stage.value & 1) for stage in STAGES])
+    array.setflags(write=False)
+    return array
+
+
+# FilterResult.intervened for each set of violated stages (bit Stage.value), shared and read-only.
+_INTERVENED = tuple(_intervened(bits) for bits in range(1 << len(STAGES)))
