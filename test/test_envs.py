@@ -128,9 +128,10 @@ def test_zero_action_keeps_the_robot_standing_for_10_s_without_pushes() -> None:
     assert max(info["tilt"] for info in infos) < 0.1
 
 
-def test_a_600_newton_push_knocks_the_robot_over_and_ends_the_episode_with_fell() -> None:
+@pytest.mark.parametrize("task", ["stand", "walk"])
+def test_a_600_newton_push_knocks_the_robot_over_and_ends_the_episode_with_fell(task: str) -> None:
     push = PushConfig(force_range_n=(600.0, 600.0), duration_s=0.2, first_push_s=0.2)
-    env = HumanoidEnv("stand", EnvConfig(randomize=False, push=push))
+    env = HumanoidEnv(task, EnvConfig(randomize=False, push=push))
     try:
         env.reset(seed=0)
         _, infos, ended = run(env, None, 150)
