@@ -8,7 +8,13 @@ from pathlib import Path
 
 import numpy as np
 
-from humanoid_rl.apps.sim import height_text, mode_spans, write_plots
+from humanoid_rl.apps.sim import (
+    ROS_LOG_FORMAT_ON_TERMINAL,
+    height_text,
+    keep_status_line_clear,
+    mode_spans,
+    write_plots,
+)
 
 
 def test_mode_spans_cover_every_stretch_outside_active_up_to_the_end() -> None:
@@ -40,3 +46,13 @@ def test_plots_with_pushes_and_modes_are_written(tmp_path: Path) -> None:
     for name in ("base_height.png", "joint_targets.png", "latency_hist.png"):
         data = (tmp_path / name).read_bytes()
         assert data.startswith(b"\x89PNG") and len(data) > 5_000, name
+
+
+def test_on_a_terminal_node_logs_clear_the_status_line_unless_the_user_chose_a_format() -> None:
+    environ: dict[str, str] = {}
+    keep_status_line_clear(environ)
+    assert environ["RCUTILS_CONSOLE_OUTPUT_FORMAT"].startswith("\r\x1b[K[{severity}]")
+    assert environ["RCUTILS_CONSOLE_OUTPUT_FORMAT"] == ROS_LOG_FORMAT_ON_TERMINAL
+    chosen = {"RCUTILS_CONSOLE_OUTPUT_FORMAT": "{message}"}
+    keep_status_line_clear(chosen)
+    assert chosen["RCUTILS_CONSOLE_OUTPUT_FORMAT"] == "{message}"

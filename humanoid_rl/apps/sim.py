@@ -71,6 +71,8 @@ def _run(args: argparse.Namespace) -> int:
     from humanoid_rl.process import stop_requested
 
     pushes = check_inputs(args)
+    if sys.stdout.isatty():
+        keep_status_line_clear(os.environ)
     if args.domain_id is not None:
         os.environ["ROS_DOMAIN_ID"] = str(args.domain_id)  # before this process's first rclpy context
     check_domain_is_free([d.name for d in sim_graph()])
@@ -218,6 +220,16 @@ def status_line(stack: Any) -> str:
         f"t_sim={s['sim_time_s']:6.2f}s  rate={rate:6.1f}Hz  latency_p50={s['latency_p50_us'] / 1000:5.2f}ms  "
         f"height={height_text(s['base_height_m'])}  shield={shield_mode(stack.node(SAFETY_SHIELD.name))}   "
     )
+
+
+# rcutils' default console format, led by "return to column 0, clear the line": a node's log line then replaces
+# the status line drawn in place on a terminal instead of being glued to its end (the next tick redraws it).
+ROS_LOG_FORMAT_ON_TERMINAL = "\r\x1b[K[{severity}] [{time}] [{name}]: {message}"
+
+
+def keep_status_line_clear(environ: Any) -> None:
+    """Set that format for this process's nodes, unless the user chose one (before rclpy starts logging)."""
+    environ.setdefault("RCUTILS_CONSOLE_OUTPUT_FORMAT", ROS_LOG_FORMAT_ON_TERMINAL)
 
 
 def height_text(height_m: float) -> str:
