@@ -55,7 +55,11 @@ def test_an_imported_recurrent_policy_drives_its_legs_holds_the_rest_and_restart
         robot.fresh(5.0, until=lambda: len(robot.commands) >= 4)
         got = [np.array(m.position) for m in robot.commands[:4]]
         assert list(robot.commands[0].name) == list(SPEC.joint_names)
-        np.testing.assert_allclose(got, expected[:4], atol=1e-5)
+        # Step by step as the fresh policy; on a loaded machine the subscriber may match the publisher after the
+        # first command or two went out (the node counts them), so the sequence is compared from where it starts.
+        lost = next((k for k in range(3) if np.allclose(got[0], expected[k], atol=1e-5)), None)
+        assert lost is not None, "the first command received is none of a fresh policy's first three steps"
+        np.testing.assert_allclose(got, expected[lost : lost + 4], atol=1e-5)
         held = [i for i, n in enumerate(SPEC.joint_names) if n not in LEG_JOINTS]
         np.testing.assert_array_equal(got[2][held], SPEC.default_pose[held])
 
