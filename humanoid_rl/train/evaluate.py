@@ -46,6 +46,9 @@ class EvalSetting:
     seed: int = 0
     robot_config: str | None = None
     shield: bool = False  # the deployed safety shield between policy and simulator (both policies)
+    # The acceptance simulator is PyBullet; "mujoco" evaluates where a --backend mujoco policy trained, so the
+    # two results side by side are the sim-to-sim gap.
+    backend: str = "pybullet"
 
     def env_config(self) -> Any:
         from humanoid_rl.envs.humanoid_env import EnvConfig
@@ -54,6 +57,7 @@ class EvalSetting:
         high = self.push_force_n if self.push_force_max_n is None else self.push_force_max_n
         return EnvConfig(
             robot_config=self.robot_config,
+            backend=self.backend,
             episode_length_s=self.episode_s,
             randomize=self.randomize,
             push=PushConfig(interval_s=self.push_interval_s, force_range_n=(self.push_force_n, high),
@@ -349,14 +353,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run the safety shield core (config/sim.yaml thresholds) between each policy and the "
                         "simulator, as deployed, and report its interventions per stage")
     parser.add_argument("--robot-config", default=None, help="robot YAML (default: the shipped humanoid)")
+    parser.add_argument("--backend", choices=("pybullet", "mujoco"), default="pybullet",
+                        help="simulator: pybullet (the acceptance one, default) or mujoco (where `train --backend "
+                        "mujoco` trained: the difference between the two is the sim-to-sim gap)")
     add_output_arguments(parser, "runs/eval-<timestamp>")
 
 
-def _describe(name: str, r: dict[str, Any]) -> str:
-    return (f"  {name:8s} success {r['success_rate']:6.1%}  fall {r['fall_rate']:6.1%}  mean length "
+def _describe(name: str, r: dict[str, Any], walking: bool) -> str:
+    text = (f"  {name:8s} success {r['success_rate']:6.1%}  fall {r['fall_rate']:6.1%}  mean length "
             f"{r['mean_length_s']:5.1f} s  return {r['mean_return']:8.1f}  min joint-limit distance "
-            f"{r['min_joint_limit_distance_rad']:.3f} rad  mean max tilt {r['mean_max_tilt_rad']:.2f} rad  tracking "
-            f"error vx {r['mean_vx_error_mps']:.3f} m/s, yaw rate {r['mean_yaw_rate_error_rps']:.3f} rad/s")
+            f"{r['min_joint_limit_distance_rad']:.3f} rad  mean max tilt {r['mean_max_tilt_rad']:.2f} rad")
+    if walking:
+        text += (f"  tracking error vx {r['mean_vx_error_mps']:.3f} m/s, yaw rate {r['mean_yaw_rate_error_rps']:.3f} "
+                 "rad/s")
+    return text
 
 
 def run(args: argparse.Namespace) -> int:
@@ -381,7 +391,7 @@ def run(args: argparse.Namespace) -> int:
                           push_force_n=args.push_force, push_force_max_n=args.push_force_max,
                           push_interval_s=args.push_interval, push_duration_s=args.push_duration,
                           randomize=args.randomize, seed=args.seed, robot_config=args.robot_config,
-                          shield=args.shield)
+                          shield=args.shield, backend=args.backend)
     run_dir = prepare_run_dir(args.out, Path("runs"), "eval", overwrite=args.overwrite)
     out = run_dir.path
     try:
@@ -398,10 +408,10 @@ def run(args: argparse.Namespace) -> int:
     push = f"{setting.push_force_n:g}" + (f"-{setting.push_force_max_n:g}" if setting.push_force_max_n else "")
     print(f"{setting.episodes} episodes x {setting.episode_s:g} s, push {push} N for {setting.push_duration_s:g} s "
           f"every {setting.push_interval_s:g} s, randomize {'on' if setting.randomize else 'off'}, seeds "
-          f"{setting.seed}..{setting.seed + setting.episodes - 1} ({result['eval_seconds']} s)")
+          f"{setting.seed}..{setting.seed + setting.episodes - 1}, {setting.backend} ({result['eval_seconds']} s)")
     for name in (POLICY, BASELINE):
         if name in result:
-            print(_describe(name, result[name]))
+            print(_describe(name, result[name], walking=setting.task == "walk"))
             if "shield" in result[name]:
                 shield = result[name]["shield"]
                 print(f"  {'':8s} shield interventions per stage {shield['interventions_per_stage']}, "
