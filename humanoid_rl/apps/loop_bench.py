@@ -269,9 +269,13 @@ def benchmark_layout(
         probe.spin_until(lambda: running() or False, seconds)  # runs the whole window unless a process dies
         ended = time.monotonic()
         cpu_used = [_cpu_seconds(p.pid) - c for p, c in zip(processes, cpu_start, strict=True)]
-        measured = (POLICY.name, SIM_BRIDGE.name, STATE_ESTIMATOR.name, SAFETY_SHIELD.name)
-        if not probe.spin_until(lambda: all(probe.values_after(n, ended) is not None for n in measured), 10.0):
-            raise LoopBenchError(f"{layout.value}: no diagnostics from every node after the run")
+        required = (POLICY.name, SIM_BRIDGE.name)
+        if not probe.spin_until(lambda: all(probe.values_after(n, ended) is not None for n in required), 10.0):
+            raise LoopBenchError(f"{layout.value}: no diagnostics from the policy and the bridge after the run")
+        # The stage budget also wants the estimator's and the shield's; a saturated process may publish them late
+        # (their figures are then NaN, the case still counts).
+        stages_from = (STATE_ESTIMATOR.name, SAFETY_SHIELD.name)
+        probe.spin_until(lambda: all(probe.values_after(n, ended) is not None for n in stages_from), 5.0)
         policy = probe.values_after(POLICY.name, ended) or {}
         bridge = probe.values_after(SIM_BRIDGE.name, ended) or {}
         chain = {n: probe.values_after(n, ended) or {} for n in (STATE_ESTIMATOR.name, POLICY.name, SAFETY_SHIELD.name)}
