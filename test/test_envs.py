@@ -198,7 +198,7 @@ def test_the_walk_env_reports_velocity_tracking_instead_of_staying_in_place() ->
     finally:
         env.close()
     assert tuple(info["reward_terms"]) == WALK_TERMS
-    assert 0.0 < info["reward_terms"]["velocity_tracking"] <= RewardConfig().velocity_tracking
+    assert 0.0 < info["reward_terms"]["velocity_tracking"] <= RewardConfig.for_walk().velocity_tracking
     assert reward == pytest.approx(sum(info["reward_terms"].values()))
 
 

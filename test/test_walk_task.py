@@ -172,7 +172,7 @@ def test_a_walk_env_standing_still_on_both_feet_earns_the_full_schedule_and_clea
         infos = [env.step(np.zeros(N, np.float32))[4] for _ in range(25)]
     finally:
         env.close()
-    w = config.rewards
+    w = env.rewards
     last = infos[-1]["reward_terms"]
     assert last["contact_schedule"] == pytest.approx(w.contact_schedule)
     assert last["foot_clearance"] > 0.95 * w.foot_clearance  # soles stay where they stood
@@ -215,3 +215,20 @@ def test_eval_of_the_walk_task_reports_velocity_tracking_errors_per_episode_and_
     assert baseline["mean_vx_error_mps"] == pytest.approx(
         np.mean([e["mean_vx_error_mps"] for e in baseline["per_episode"]])
     )
+
+
+def test_the_walk_task_rewards_tracking_more_than_posture_with_a_wider_kernel_than_standing() -> None:
+    walk, stand = RewardConfig.for_walk(), RewardConfig()
+    assert walk.velocity_tracking + walk.yaw_tracking > walk.survival + walk.upright + walk.base_height
+    assert walk.velocity_scale > stand.velocity_scale
+    env = HumanoidEnv("walk", EnvConfig(push=PushConfig.off()))
+    try:
+        assert env.rewards == walk  # EnvConfig.rewards None: the task's own weights
+    finally:
+        env.close()
+    custom = RewardConfig(velocity_tracking=0.5)
+    env = HumanoidEnv("walk", EnvConfig(push=PushConfig.off(), rewards=custom))
+    try:
+        assert env.rewards is custom
+    finally:
+        env.close()

@@ -75,7 +75,7 @@ class EnvConfig:
     randomization: DomainRandomization = field(default_factory=DomainRandomization)
     sensor_noise: bool = True  # False: exact sensors (SensorNoise.none())
     push: PushConfig = field(default_factory=PushConfig)
-    rewards: RewardConfig = field(default_factory=RewardConfig)
+    rewards: RewardConfig | None = None  # None: the task's (RewardConfig() to stand, RewardConfig.for_walk())
     commands: CommandConfig = field(default_factory=CommandConfig)
     gait: GaitConfig = field(default_factory=GaitConfig)  # walk: the contract's gait period and the schedule
     # Termination (a fall): base below this fraction of the nominal standing height, or tilted beyond this angle.
@@ -175,6 +175,10 @@ class HumanoidEnv(gym.Env[np.ndarray, np.ndarray]):
         # `spec` is Gymnasium's EnvSpec; the robot's is `robot_spec`.
         self.robot_spec = RobotSpec.load(self.config.robot_config)
         walking = self.task is Task.WALK
+        if self.config.rewards is not None:
+            self.rewards = self.config.rewards
+        else:
+            self.rewards = RewardConfig.for_walk() if walking else RewardConfig()
         self.contract = PolicyContract.from_robot(
             self.robot_spec,
             policy_rate_hz=self.config.policy_rate_hz,
@@ -395,7 +399,7 @@ class HumanoidEnv(gym.Env[np.ndarray, np.ndarray]):
         )
         if self.task is Task.WALK:
             self._gait_inputs(inputs, clock_s)
-        terms = reward_terms(inputs, self.config.rewards, walking=self.task is Task.WALK)
+        terms = reward_terms(inputs, self.rewards, walking=self.task is Task.WALK)
         reward = float(sum(terms.values()))
 
         tilt = truth.tilt_rad
