@@ -5,7 +5,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 VENV_PYTHON := $(VENV)/bin/python
-EXTRAS := ros,runtime,train,video,viz,test
+EXTRAS := ros,runtime,train,cluster,video,viz,test
 # Files whose content decides what gets installed: the packaging files (package.xml holds the version) and
 # the data copied into .venv/share/humanoid_rl (an editable install links the Python code, but copies data).
 SHARE_FILES := $(sort $(shell find config launch models urdf -type f -not -name '*.pyc' 2>/dev/null))

@@ -231,7 +231,14 @@ def main() -> None:
                 "tqdm>=4.60",
                 # The fast training backend (`train --backend mujoco`): the bindings alone, numpy their only need.
                 "mujoco-core>=4.0",
+                # The SB3 family's own algorithms (TQC, CrossQ, RecurrentPPO) for the algorithm comparison.
+                "sb3-contrib>=2.3",
+                # Hyperparameter sweeps (humanoid-rl sweep) and system identification (humanoid-rl sysid).
+                "optuna>=3.5",
+                "cma>=3.3",
             ],
+            # Sweeps on a Ray cluster (humanoid-rl sweep --ray-address): the distributed engine users scale out on.
+            "cluster": ["ray[tune]>=2.9"],
             # Run videos (humanoid-rl sim): imageio-ffmpeg's wheel carries ffmpeg; without it the video is a GIF.
             "video": ["imageio>=2.30", "imageio-ffmpeg>=0.4.9", "pillow>=9.0"],
             # Foxglove live view and MCAP recording (humanoid-rl sim --foxglove / --mcap), ROS 2 messages in CDR.
