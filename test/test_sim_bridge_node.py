@@ -16,6 +16,7 @@ from sim_bridge_fixtures import SPEC, BridgeHarness
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
+from humanoid_rl.core.kinematics import RobotKinematics
 from humanoid_rl.graph import Frames, Topics
 from humanoid_rl.nodes.runner import spin_until
 from humanoid_rl.nodes.sim_bridge import Actuation, SimBridgeNode
@@ -83,6 +84,12 @@ def test_in_lock_step_with_a_shield_the_robot_stands_for_5_s_with_monotonic_stam
     assert len(traces["time_s"]) == published and traces["joint_targets"].shape == (published, SPEC.n_joints)
     np.testing.assert_allclose(traces["joint_targets"][-1], SPEC.default_pose)  # the commanded pose, by name
     assert len(traces["latency_us"]) == report["latency_samples"]
+    # Standing on both feet: each sole carries about half the weight (the walking plot's contact timeline).
+    weight = RobotKinematics(SPEC).total_mass * 9.81
+    feet = traces["foot_force_n"][-50:]
+    assert traces["foot_links"] == list(SPEC.foot_links) and feet.shape == (50, 2)
+    assert np.all(feet > 0.25 * weight)
+    assert feet.sum(axis=1).mean() == pytest.approx(weight, rel=0.1)
     status = shield.diagnostics["humanoid_rl/sim_bridge"]  # ~2 Hz on a steady clock
     diagnostics = {kv.key: kv.value for kv in status.values}
     for key in ("achieved_rate_hz", "real_time_factor", "latency_p50_us", "latency_p99_us", "sync_timeouts"):

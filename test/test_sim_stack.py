@@ -84,7 +84,8 @@ def test_humanoid_rl_sim_writes_a_report_with_the_documented_keys(tmp_path: Path
     assert {"mode_counts", "interventions"} <= set(report["shield"])
     assert report["sim_time_s"] >= 3.0 and not report["fell"]
     assert 0 < report["latency_us"]["p50"] <= report["latency_us"]["p99"] <= report["latency_us"]["max"]
-    for plot in ("base_height.png", "joint_targets.png", "latency_hist.png"):
+    # walking.png: commanded vs achieved velocity, foot contacts and the path (a velocity command was given).
+    for plot in ("base_height.png", "joint_targets.png", "latency_hist.png", "walking.png"):
         assert (out / plot).stat().st_size > 1000, plot
     assert "stayed up" in result.stdout
     # The video: 25 fps of the 3 s simulated, every frame rendered (lock-step waits for the renderer).

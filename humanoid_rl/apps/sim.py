@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from humanoid_rl.apps.sim_options import Push, add_arguments, check_domain_is_free, check_inputs
-from humanoid_rl.apps.velocity_commands import tracking_summary
+from humanoid_rl.apps.velocity_commands import tracking_summary, write_walking_plot
 from humanoid_rl.graph import POLICY, SAFETY_SHIELD, SIM_BRIDGE, STATE_ESTIMATOR, StackMode, Topics, sim_graph
 from humanoid_rl.nodes.runner import ExecutorKind
 from humanoid_rl.sim.foxglove_view import ViewFrame
@@ -190,6 +190,8 @@ def _run(args: argparse.Namespace) -> int:
     (out_dir / "report.json").write_text(json.dumps(report, indent=2))
     if plots:
         write_plots(plots, out_dir)
+        if not args.cmd_vel.is_zero:
+            write_walking_plot(plots, args.cmd_vel, out_dir / "walking.png")
     print(summary_text(report, out_dir))
     if interrupted:
         return EXIT_INTERRUPTED  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C

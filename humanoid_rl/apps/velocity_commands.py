@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -89,6 +90,17 @@ def parse_cmd_vel(text: str) -> VelocitySchedule:
     return VelocitySchedule(tuple(steps))
 
 
+def achieved_velocity(
+    times_s: np.ndarray, velocities_world: np.ndarray, yaws: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(vx, vy, yaw rate) the base achieved, in the heading frame a ``/cmd_vel`` command is given in (>= 2 samples)."""
+    t = np.asarray(times_s, dtype=float)
+    yaw = np.unwrap(np.asarray(yaws, dtype=float))
+    cos, sin = np.cos(yaw), np.sin(yaw)
+    v = np.asarray(velocities_world, dtype=float)
+    return cos * v[:, 0] + sin * v[:, 1], -sin * v[:, 0] + cos * v[:, 1], np.gradient(yaw, t)
+
+
 def tracking_summary(
     times_s: np.ndarray,
     positions_world: np.ndarray,
@@ -103,12 +115,7 @@ def tracking_summary(
     t = np.asarray(times_s, dtype=float)
     if t.size < 3:
         return {"samples": int(t.size)}
-    yaw = np.unwrap(np.asarray(yaws, dtype=float))
-    cos, sin = np.cos(yaw), np.sin(yaw)
-    v = np.asarray(velocities_world, dtype=float)
-    vx_body = cos * v[:, 0] + sin * v[:, 1]
-    vy_body = -sin * v[:, 0] + cos * v[:, 1]
-    yaw_rate = np.gradient(yaw, t)
+    vx_body, vy_body, yaw_rate = achieved_velocity(t, velocities_world, yaws)
     commanded = schedule.sample(t)
     starts = np.array([start for start, _ in schedule.steps])
     since_change = t - starts[np.clip(np.searchsorted(starts, t, side="right") - 1, 0, len(starts) - 1)]
@@ -125,3 +132,48 @@ def tracking_summary(
         "distance_m": float(np.sum(np.linalg.norm(np.diff(xy, axis=0), axis=1))),
         "displacement_m": float(np.linalg.norm(xy[-1] - xy[0])),
     }
+
+
+CONTACT_FORCE_N = 20.0  # a sole carrying more than this normal force counts as on the ground in the plot
+
+
+def write_walking_plot(traces: dict, schedule: VelocitySchedule, path: Path) -> None:
+    """``walking.png``: commanded vs achieved velocity (vx, vy, yaw rate), the feet's contact timeline and the path
+    on the ground, from the simulator's ground truth (``sim_bridge.traces()``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = np.asarray(traces["time_s"], dtype=float)
+    if t.size < 3:
+        return
+    achieved = achieved_velocity(t, traces["base_velocity_world_mps"], traces["base_yaw_rad"])
+    commanded = schedule.sample(t)
+    fig = plt.figure(figsize=(10, 7))
+    grid = fig.add_gridspec(4, 2, width_ratios=(2.2, 1))
+    labels = ("vx [m/s]", "vy [m/s]", "yaw rate [rad/s]")
+    axes = [fig.add_subplot(grid[i, 0]) for i in range(4)]
+    for i, ax in enumerate(axes[:3]):
+        ax.plot(t, commanded[:, i], color="black", linestyle="--", label="commanded")
+        ax.plot(t, achieved[i], color="tab:blue", linewidth=0.8, label="achieved")
+        ax.set_ylabel(labels[i], fontsize=8)
+    axes[0].legend(fontsize=7, loc="upper right")
+    axes[0].set_title("Commanded vs achieved (heading frame, ground truth)")
+    forces = np.asarray(traces.get("foot_force_n", np.zeros((0, 2))), dtype=float)
+    names = traces.get("foot_links", ["left", "right"])
+    for k in range(forces.shape[1] if forces.ndim == 2 else 0):
+        on = forces[: t.size, k] > CONTACT_FORCE_N
+        axes[3].fill_between(t[: on.size], k - 0.4, k + 0.4, where=on, step="post", color=f"C{k}")
+    axes[3].set_yticks(range(len(names)), [str(n).replace("_link", "") for n in names], fontsize=7)
+    axes[3].set(xlabel="sim time [s]", title=f"Foot contact (normal force > {CONTACT_FORCE_N:g} N)")
+    ground = fig.add_subplot(grid[:, 1])
+    xy = np.asarray(traces["base_position_m"], dtype=float)[:, :2]
+    ground.plot(xy[:, 0], xy[:, 1], color="tab:blue")
+    ground.plot(*xy[0], "o", color="green", label="start")
+    ground.plot(*xy[-1], "s", color="red", label="end")
+    ground.set(xlabel="x [m]", ylabel="y [m]", title="Path on the ground", aspect="equal")
+    ground.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

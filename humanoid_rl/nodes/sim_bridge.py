@@ -242,9 +242,7 @@ class SimBridgeNode(Node):
         self._diag_window: tuple[float, int] | None = None  # (wall, sim ns) at the last diagnostics
         self._new_episode_tracking()
         self._trace_every = max(1, math.ceil(self.state_rate_hz / TRACE_HZ))
-        self._trace: deque[tuple[float, np.ndarray, np.ndarray, float, np.ndarray, np.ndarray, bool]] = deque(
-            maxlen=TRACE_LEN
-        )
+        self._trace: deque[tuple[Any, ...]] = deque(maxlen=TRACE_LEN)
 
         # --- messages (reused: rclpy serialises at publish)
         names = list(spec.joint_names)
@@ -556,7 +554,8 @@ class SimBridgeNode(Node):
         if self._stats_wall is None:
             self._stats_wall, self._stats_sim_ns = wall, t_ns
         self.states_published += 1
-        self._track(t_ns, truth.pos, truth.quat, truth.lin_vel_world, truth.tilt_rad, sensors.joint_pos)
+        self._track(t_ns, truth.pos, truth.quat, truth.lin_vel_world, truth.tilt_rad, sensors.joint_pos,
+                    sensors.foot_wrenches)
 
     # ------------------------------------------------------------------ report
     def _new_episode_tracking(self) -> None:
@@ -574,6 +573,7 @@ class SimBridgeNode(Node):
         vel: np.ndarray,
         tilt: float,
         joint_pos: np.ndarray,
+        foot_wrenches: np.ndarray,
     ) -> None:
         height = float(pos[2])
         self.base_height = height
@@ -588,7 +588,8 @@ class SimBridgeNode(Node):
         if self.states_published % self._trace_every == 0:
             damping = self.actuation in (Actuation.SHIELD_DAMPING, Actuation.STALE_DAMPING)
             self._trace.append(
-                (t_ns / _NS, pos.copy(), vel.copy(), tilt, self._targets().copy(), joint_pos.copy(), damping, yaw(quat))
+                (t_ns / _NS, pos.copy(), vel.copy(), tilt, self._targets().copy(), joint_pos.copy(), damping, yaw(quat),
+                 np.asarray(foot_wrenches)[:, 2].copy())  # each sole's normal force (sensor frame z)
             )
 
     def reset_statistics(self) -> None:
@@ -685,6 +686,8 @@ class SimBridgeNode(Node):
             "joint_positions": np.array([r[5] for r in trace]).reshape(-1, n),
             "damping": np.array([r[6] for r in trace], dtype=bool),
             "base_yaw_rad": np.array([r[7] for r in trace]),
+            "foot_links": list(self.spec.foot_links),
+            "foot_force_n": np.array([r[8] for r in trace]).reshape(-1, len(self.spec.foot_links)),
             "latency_us": 1e6 * np.array(self._latencies),
         }
 
