@@ -147,8 +147,9 @@ def _make_policy(which: str, model: str | None, contract: Any) -> Any:
     return load_policy(model, contract)
 
 
-def run_episode(env: Any, policy: Any, seed: int) -> dict[str, Any]:
-    """One seeded episode; the summary the environment reports plus joint-limit distances and time of a fall."""
+def run_episode(env: Any, policy: Any, seed: int, on_step: Callable[[Any], None] | None = None) -> dict[str, Any]:
+    """One seeded episode; the summary the environment reports plus joint-limit distances and time of a fall.
+    ``on_step(env)`` runs after every step (e.g. a video's frame capture)."""
     env.unwrapped.use_contract(policy.contract)  # observations as the MODEL's contract builds them
     sim = env.unwrapped.sim
     spec = env.unwrapped.robot_spec
@@ -160,6 +161,8 @@ def run_episode(env: Any, policy: Any, seed: int) -> dict[str, Any]:
     min_distance = np.full(spec.n_joints, np.inf)
     while True:
         obs, _, terminated, truncated, info = env.step(policy.act(obs))
+        if on_step is not None:
+            on_step(env)
         joint_pos, _ = sim.joint_state()
         min_distance = np.minimum(min_distance, np.minimum(joint_pos - spec.lower, spec.upper - joint_pos))
         if terminated or truncated:
@@ -328,6 +331,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         positive_float,
         positive_int,
     )
+    from humanoid_rl.train.eval_video import parse_video_seeds
 
     parser.add_argument("model", nargs="?", default="",
                         help="exported ONNX policy (empty: evaluate only the PD-only baseline)")
@@ -356,6 +360,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=("pybullet", "mujoco"), default="pybullet",
                         help="simulator: pybullet (the acceptance one, default) or mujoco (where `train --backend "
                         "mujoco` trained: the difference between the two is the sim-to-sim gap)")
+    parser.add_argument("--video", type=parse_video_seeds, default=(), metavar="SEED[,SEED...]",
+                        help="film these evaluated episodes (seeds from --seed on) of the policy, or of the baseline "
+                        "without a model, as <policy>-seed<N>.mp4 in the output folder (PyBullet only)")
     add_output_arguments(parser, "runs/eval-<timestamp>")
 
 
@@ -374,6 +381,7 @@ def run(args: argparse.Namespace) -> int:
     from humanoid_rl.cli_args import prepare_run_dir
     from humanoid_rl.core.robot_spec import RobotSpec
     from humanoid_rl.policy.runtime import check_model_for_robot
+    from humanoid_rl.train.eval_video import check_against_evaluation, film
 
     if args.push_force is None:
         args.push_force = DEFAULT_PUSH_N[args.task]
@@ -381,6 +389,13 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"--push-force-max {args.push_force_max:g} is below --push-force {args.push_force:g}. "
                            "Fix: give a maximum >= the minimum")
     model = str(args.model).strip() or None
+    outside = [s for s in args.video if not args.seed <= s < args.seed + args.episodes]
+    if outside:
+        raise CommandError(f"--video seed {outside[0]} is not one of the evaluated episodes' seeds "
+                           f"{args.seed}..{args.seed + args.episodes - 1}. Fix: choose seeds in that range")
+    if args.video and args.backend != "pybullet":
+        raise CommandError("--video films PyBullet episodes only (the MuJoCo backend does not render). "
+                           "Fix: drop --video, or evaluate with --backend pybullet")
     if model is None and args.no_baseline:
         raise CommandError("nothing to evaluate: give a model, or drop --no-baseline")
     RobotSpec.load(args.robot_config or None)  # a bad robot file: one line here, not a traceback per worker
@@ -403,6 +418,10 @@ def run(args: argparse.Namespace) -> int:
     result["model"] = model
     if model is not None:
         result["model_sha256"] = hashlib.sha256(Path(model).read_bytes()).hexdigest()
+    if args.video:
+        result["videos"] = film(model, setting, args.video, out)
+        for problem in check_against_evaluation(result["videos"], result):
+            print(f"warning: the filmed episode differs from the evaluated one: {problem}", file=sys.stderr)
     (out / "eval.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
     plot(result, out / "eval.png")
     push = f"{setting.push_force_n:g}" + (f"-{setting.push_force_max_n:g}" if setting.push_force_max_n else "")
@@ -416,5 +435,8 @@ def run(args: argparse.Namespace) -> int:
                 shield = result[name]["shield"]
                 print(f"  {'':8s} shield interventions per stage {shield['interventions_per_stage']}, "
                       f"modes entered {shield['mode_entries']}")
+    for video in result.get("videos", []):
+        print(f"  video of seed {video['seed']} ({video['policy']}): {video['path'] or 'not written'}, "
+              f"{video['frames']} frames")
     print(f"  results: {out / 'eval.json'}, {out / 'eval.png'}")
     return 0
