@@ -95,6 +95,14 @@ def test_real_refuses_a_broken_model_before_any_node_starts(
     assert not (tmp_path / "run").exists()
 
 
+def test_real_refuses_a_video_without_the_emulator_before_any_node_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["real", "--video", "--out", str(tmp_path / "run")]) == 2
+    assert "--emulate" in error_line(capsys)
+    assert not (tmp_path / "run").exists()
+
+
 def test_export_finds_an_output_it_cannot_write_before_the_export(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -540,12 +540,12 @@ def test_attach_drives_a_graph_running_in_another_process_through_its_lifecycle_
 
 
 # ---------------------------------------------------------------------------------------------- the command line
-def test_humanoid_rl_real_emulate_runs_the_managed_start_up_and_ends_in_hold(
+def test_humanoid_rl_real_emulate_runs_the_managed_start_up_ends_in_hold_and_films_the_emulated_robot(
     tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     patient = tmp_path / "patient.yaml"
     patient.write_text(yaml.safe_dump({name: {"ros__parameters": values} for name, values in PATIENT.items()}))
-    args = ["--emulate", "--config", str(patient), "--ramp-time", "0.5", "--duration", "1",
+    args = ["--emulate", "--config", str(patient), "--ramp-time", "0.5", "--duration", "1", "--video",
             "--out", str(tmp_path / "run")]
     code = cli_main(["real", *args])
     out = capfd.readouterr().out
@@ -561,6 +561,10 @@ def test_humanoid_rl_real_emulate_runs_the_managed_start_up_and_ends_in_hold(
     report = yaml.safe_load((tmp_path / "run" / "report.json").read_text())
     assert report["modes"] == ["HOLD", "ACTIVE", "HOLD"]
     assert not report["emulator"]["fell"]
+    # The video: the whole run (ramp, engaged, disengaged: well over 1.5 s) at 25 fps of emulated time.
+    video = report["video"]
+    assert Path(video["path"]) == tmp_path / "run" / "run.mp4" and Path(video["path"]).stat().st_size > 10_000
+    assert video["frames"] >= 25 * 1.5
 
 
 def test_humanoid_rl_real_refuses_to_configure_with_missing_and_extra_controller_joints_naming_them(

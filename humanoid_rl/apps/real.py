@@ -118,6 +118,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--sensor-wait", type=positive_float, default=10.0, help="seconds to wait for sensor data (default 10)"
     )
+    parser.add_argument(
+        "--video", action="store_true",
+        help="with --emulate: film the emulated robot to run.mp4 in the output folder (a renderer process; frames it "
+        "cannot keep up with are dropped and counted, never the control loop held up)",
+    )
     add_output_arguments(parser, "runs/real-<timestamp>")
     parser.add_argument("--executor", choices=[k.value for k in ExecutorKind], default="auto")
     parser.add_argument(
@@ -627,6 +632,10 @@ def _run(args: argparse.Namespace) -> int:
     from humanoid_rl.cli_args import prepare_run_dir
     from humanoid_rl.policy.runtime import check_model_for_robot
 
+    if args.video and not args.emulate:
+        from humanoid_rl.cli import CommandError
+
+        raise CommandError("--video films the hardware emulator: add --emulate (a real robot is filmed by a camera)")
     if not args.attach:  # a bad model is refused before any node starts (attached: the launch loaded it)
         check_model_for_robot(args.model, args.robot_config)
     run_dir = prepare_run_dir(args.out, Path("runs"), "real", overwrite=args.overwrite)
@@ -640,7 +649,7 @@ def _run(args: argparse.Namespace) -> int:
             finally:
                 bring_up.destroy()
         else:
-            code = _run_in_process(args, report)
+            code = _run_in_process(args, report, out_dir)
     except BaseException:
         run_dir.discard_if_empty()
         raise
@@ -649,7 +658,7 @@ def _run(args: argparse.Namespace) -> int:
     return code
 
 
-def _run_in_process(args: argparse.Namespace, report: dict[str, Any]) -> int:
+def _run_in_process(args: argparse.Namespace, report: dict[str, Any], out_dir: Path) -> int:
     from humanoid_rl.apps.stack import InProcessStack, StackOptions
 
     nodes = real_graph(emulate=bool(args.emulate))
@@ -666,16 +675,32 @@ def _run_in_process(args: argparse.Namespace, report: dict[str, Any]) -> int:
     report["model"] = args.model or "(hold default pose)"
     with InProcessStack(options) as stack:
         bring_up = RealBringUp(stack)
+        video = film_emulator(stack.node(HARDWARE_EMULATOR.name), bring_up, out_dir) if args.video else None
         try:
             code = drive(bring_up, args, lambda: status_line(stack, bring_up, args.emulate), report)
         finally:
             report["hardware_interface"] = stack.node(HARDWARE_INTERFACE.name).report()
             if args.emulate:
                 report["emulator"] = stack.node(HARDWARE_EMULATOR.name).report()
+            if video is not None:
+                stack.node(HARDWARE_EMULATOR.name).on_cycle = None
+                path = video.close(drop_pending=stop_requested())
+                report["video"] = {"path": str(path) if path else "", "frames": video.frames,
+                                   "dropped_frames": video.dropped, "renderer_cpu_s": video.render_cpu_s}
             bring_up.destroy()
     if args.emulate and not report["emulator"]["standing"]:
         code = code or 1
     return code
+
+
+def film_emulator(emulator: Any, bring_up: BringUp, out_dir: Path) -> Any:
+    """A run video of the emulated robot, its frames taken in the emulator's own cycle (the simulator is only
+    read there), with the shield mode written on them."""
+    from humanoid_rl.sim.video import FrameInfo, RunVideo
+
+    video = RunVideo(emulator.sim, out_dir / "run.mp4", wait_for_renderer=False)  # real time: drop, never wait
+    emulator.on_cycle = lambda time_s: video.maybe_capture(time_s, FrameInfo(bring_up.mode or "-"))
+    return video
 
 
 def summary_text(report: dict[str, Any], out_dir: Path) -> str:
@@ -696,6 +721,10 @@ def summary_text(report: dict[str, Any], out_dir: Path) -> str:
             f"emulator: {emu['states_published']} sensor cycles at {emu['achieved_rate_hz']:.0f} Hz, "
             f"dropped {emu['dropped']}, cycle lateness p50 {emu['cycle_lateness_p50_ms']:.2f} ms"
         )
+    video = report.get("video")
+    if video:
+        lines.append(f"video: {video['path'] or 'not written'} ({video['frames']} frames, "
+                     f"{video['dropped_frames']} dropped)")
     lines.append(f"report: {out_dir / 'report.json'}")
     return "\n".join(lines)
 

@@ -42,7 +42,7 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from enum import Enum
 from typing import Any
 
@@ -230,6 +230,9 @@ class HardwareEmulatorNode(Node):
         self.fell = False
         self.base_height_min = math.inf
         self._latency = LoopStats(self.state_rate_hz, window=STATS_WINDOW)
+        # Called with the emulated time after each cycle's physics, in this node's callback (so it may read the
+        # simulator): `humanoid-rl real --emulate --video` films the robot from here.
+        self.on_cycle: Callable[[float], None] | None = None
 
         names = list(self.controller_joints)
         self._joint_msg = JointState(name=names)
@@ -332,6 +335,8 @@ class HardwareEmulatorNode(Node):
             self._track_trajectory(self._anchor + (self._cycles + 1) * period)  # the target at the cycle's end
             self.sim.step(self.steps_per_cycle)
             self._cycles += 1
+        if self.on_cycle is not None:
+            self.on_cycle(self.sim.time_s)
         # Sensors read now; the stamp says they were read `delay` earlier, so every consumer sees a message that
         # much older than its arrival (plus what the executor adds). On an overloaded computer the robot runs in
         # slow motion (dropped cycles) but its messages stay as fresh as configured.
