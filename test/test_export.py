@@ -121,7 +121,7 @@ def test_exporting_a_checkpoint_again_writes_the_same_bytes(exported: tuple[Path
     assert result["sha256"] in again.with_suffix(".md").read_text()
 
 
-@pytest.mark.parametrize("algo", ["sac", "td3"])
+@pytest.mark.parametrize("algo", ["sac", "td3", "tqc", "crossq"])
 def test_squashed_actors_of_off_policy_algorithms_export_with_the_same_actions(tmp_path: Path, algo: str) -> None:
     train(tiny_config(tmp_path, algo, total_timesteps=192, eval_freq=10**6, checkpoint_freq=10**6))
     output = tmp_path / f"{algo}.onnx"

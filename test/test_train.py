@@ -23,7 +23,7 @@ from humanoid_rl.train.config import TrainConfig, TrainConfigError, add_config_a
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("algo", ["ppo", "a2c", "sac", "td3", "ddpg"])
+@pytest.mark.parametrize("algo", ["ppo", "a2c", "sac", "td3", "ddpg"])  # tqc, crossq: test_export
 def test_each_algorithm_trains_a_few_hundred_steps_and_leaves_an_exportable_checkpoint(
     tmp_path: Path, algo: str
 ) -> None:

@@ -85,7 +85,7 @@ def make_vec_env(config: TrainConfig, n_envs: int, env_cfg: Any) -> Any:
 def build_model(config: TrainConfig, env: Any, tensorboard_dir: Path | None) -> Any:
     """A fresh SB3 model of ``config.algo`` with the configured hyper-parameters."""
     import numpy as np
-    from stable_baselines3 import A2C, DDPG, PPO, SAC, TD3
+    from stable_baselines3 import A2C, DDPG, PPO, TD3
     from stable_baselines3.common.noise import NormalActionNoise
 
     algo = config.algorithm
@@ -118,10 +118,13 @@ def build_model(config: TrainConfig, env: Any, tensorboard_dir: Path | None) -> 
         "batch_size": config.batch_size,
         "tau": config.tau,
         "train_freq": config.train_freq,
+        "gradient_steps": config.gradient_steps,
     }
-    if algo is Algorithm.SAC:
-        return SAC("MlpPolicy", env, policy_kwargs={"net_arch": arch, "log_std_init": config.log_std_init},
-                   **off_policy, **common)
+    if algo in (Algorithm.SAC, Algorithm.TQC, Algorithm.CROSSQ):
+        if algo is Algorithm.CROSSQ:  # no target networks: nothing to soft-update
+            off_policy.pop("tau")
+        return algorithm_class(algo.value)("MlpPolicy", env, **off_policy, **common, policy_kwargs={
+            "net_arch": arch, "log_std_init": config.log_std_init})
     n_actions = env.action_space.shape[0]
     half_range = (env.action_space.high - env.action_space.low) / 2.0
     noise = NormalActionNoise(np.zeros(n_actions), config.action_noise_std * half_range)
@@ -130,9 +133,11 @@ def build_model(config: TrainConfig, env: Any, tensorboard_dir: Path | None) -> 
 
 
 def algorithm_class(algo: str) -> Any:
-    import stable_baselines3
+    import importlib
 
-    return getattr(stable_baselines3, Algorithm(algo).name)
+    algorithm = Algorithm(algo)
+    return getattr(importlib.import_module("sb3_contrib" if algorithm.contrib else "stable_baselines3"),
+                   algorithm.class_name)
 
 
 def load_checkpoint(directory: Path, algo: str, env: Any | None = None, learning_rate: float | None = None) -> Any:

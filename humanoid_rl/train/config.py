@@ -47,10 +47,21 @@ class Algorithm(str, Enum):
     TD3 = "td3"
     DDPG = "ddpg"
     A2C = "a2c"
+    TQC = "tqc"  # sb3-contrib: SAC with truncated quantile critics
+    CROSSQ = "crossq"  # sb3-contrib: SAC with batch-renormalized critics and no target networks
 
     @property
     def on_policy(self) -> bool:
         return self in (Algorithm.PPO, Algorithm.A2C)
+
+    @property
+    def class_name(self) -> str:
+        """The class in stable_baselines3 (or sb3_contrib: ``contrib``)."""
+        return {"crossq": "CrossQ"}.get(self.value, self.name)
+
+    @property
+    def contrib(self) -> bool:
+        return self in (Algorithm.TQC, Algorithm.CROSSQ)
 
 
 def _divides(physics_rate_hz: float, robot_config: str) -> bool:
@@ -161,6 +172,9 @@ class TrainConfig:
     learning_starts: int = _setting(5_000, "SAC/TD3/DDPG: random steps before learning starts")
     tau: float = _setting(0.005, "SAC/TD3/DDPG: target network soft-update rate")
     train_freq: int = _setting(1, "SAC/TD3/DDPG: steps between gradient updates")
+    gradient_steps: int = _setting(
+        1, "off-policy: gradient updates per update round (the update-to-data ratio is this / (train_freq * n_envs))"
+    )
     action_noise_std: float = _setting(0.1, "TD3/DDPG: Gaussian exploration noise (fraction of the action range)")
 
     def __post_init__(self) -> None:
@@ -175,7 +189,7 @@ class TrainConfig:
         if self.algo not in {a.value for a in Algorithm}:
             problems.append(f"algo = {self.algo!r}: use one of {[a.value for a in Algorithm]}")
         for name in ("total_timesteps", "n_envs", "eval_freq", "eval_episodes", "checkpoint_freq", "n_steps",
-                     "batch_size", "n_epochs", "torch_threads", "buffer_size", "train_freq"):
+                     "batch_size", "n_epochs", "torch_threads", "buffer_size", "train_freq", "gradient_steps"):
             if int(getattr(self, name)) < 1:
                 problems.append(f"{name} = {getattr(self, name)!r}: use a positive integer")
         for name in ("curriculum_start", "curriculum_threshold"):
