@@ -155,7 +155,7 @@ class TrainConfig:
     net_arch: list[int] = _setting([256, 128], "hidden layer sizes of the actor and the critic")
     gamma: float = _setting(0.99, "discount factor")
     n_steps: int = _setting(512, "PPO/A2C: steps per environment per rollout")
-    batch_size: int = _setting(256, "PPO/SAC/TD3/DDPG: minibatch size")
+    batch_size: int = _setting(256, "minibatch size (PPO and off-policy)")
     n_epochs: int = _setting(5, "PPO: optimisation epochs per rollout")
     gae_lambda: float = _setting(0.95, "PPO/A2C: GAE lambda")
     clip_range: float = _setting(0.2, "PPO: policy clip range")
@@ -168,10 +168,10 @@ class TrainConfig:
     log_std_init: float = _setting(
         -3.0, "PPO/A2C/SAC: initial log std of the action noise (-3: std 0.05, i.e. 0.025 rad at scale 0.5)"
     )
-    buffer_size: int = _setting(300_000, "SAC/TD3/DDPG: replay buffer size")
-    learning_starts: int = _setting(5_000, "SAC/TD3/DDPG: random steps before learning starts")
-    tau: float = _setting(0.005, "SAC/TD3/DDPG: target network soft-update rate")
-    train_freq: int = _setting(1, "SAC/TD3/DDPG: steps between gradient updates")
+    buffer_size: int = _setting(300_000, "off-policy: replay buffer size")
+    learning_starts: int = _setting(5_000, "off-policy: random steps before learning starts")
+    tau: float = _setting(0.005, "off-policy: target network soft-update rate")
+    train_freq: int = _setting(1, "off-policy: steps between gradient updates")
     gradient_steps: int = _setting(
         1, "off-policy: gradient updates per update round (the update-to-data ratio is this / (train_freq * n_envs))"
     )
