@@ -212,6 +212,10 @@ def test_eval_of_the_walk_task_reports_velocity_tracking_errors_per_episode_and_
         # standing still, the error is the command itself (less what little the robot sways)
         assert episode["mean_vx_error_mps"] == pytest.approx(abs(command[0]), abs=0.03)
         assert episode["mean_yaw_rate_error_rps"] == pytest.approx(abs(command[2]), abs=0.05)
+        # Per stride the same (2 s: two whole 0.7 s strides judged).
+        assert episode["strides_judged"] == 2
+        assert episode["stride_vx_error_mps"] == pytest.approx(abs(command[0]), abs=0.03)
+        assert episode["stride_yaw_rate_error_rps"] == pytest.approx(abs(command[2]), abs=0.05)
     assert baseline["mean_vx_error_mps"] == pytest.approx(
         np.mean([e["mean_vx_error_mps"] for e in baseline["per_episode"]])
     )
@@ -232,3 +236,22 @@ def test_the_walk_task_rewards_tracking_more_than_posture_with_a_wider_kernel_th
         assert env.rewards is custom
     finally:
         env.close()
+
+
+def test_stride_tracking_does_not_count_a_gaits_sway_as_error_but_counts_a_missed_speed() -> None:
+    from humanoid_rl.envs.commands import StrideTracking
+
+    window = 35  # a 0.7 s stride at 50 Hz
+    tracking = StrideTracking(window)
+    command = np.array([0.5, 0.0, 0.3])
+    phase = 2.0 * math.pi * np.arange(4 * window) / window
+    sway = np.stack([0.5 + 0.1 * np.sin(phase), 0.2 * np.sin(phase), 0.3 + 0.6 * np.cos(phase)], axis=1)
+    for achieved in sway:
+        tracking.update(achieved, command)
+    assert tracking.windows == 4
+    np.testing.assert_allclose(tracking.mean_errors(), 0.0, atol=1e-12)  # per step the yaw error averages 0.38
+    tracking.reset()
+    for k in range(3 * window):  # 0.4 m/s instead of 0.5; the command changes in the middle window
+        tracking.update(np.array([0.4, 0.0, 0.0]), command if k < window + 10 else np.array([0.4, 0.0, 0.0]))
+    assert tracking.windows == 2  # the window with the change is not judged
+    np.testing.assert_allclose(tracking.mean_errors(), [0.05, 0.0, 0.15])  # (0.1 + 0.0) / 2, (0.3 + 0.0) / 2

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["CommandConfig", "draw_command"]
+__all__ = ["CommandConfig", "StrideTracking", "draw_command"]
 
 Range = tuple[float, float]
 
@@ -59,3 +59,48 @@ def draw_command(config: CommandConfig, rng: np.random.Generator) -> np.ndarray:
         return np.zeros(3)
     command[np.abs(command) < np.asarray(config.deadband)] = 0.0
     return command
+
+
+class StrideTracking:
+    """Velocity tracking judged per stride: the base's (vx, vy, yaw rate) averaged over consecutive windows of one
+    gait period, against the command of that window.
+
+    A walking humanoid sways: within a 0.7 s stride its yaw rate swings by several tenths of a rad/s and its
+    lateral speed by as much, however well it follows the command on average. Per-step errors measure that sway;
+    stride means measure tracking (what a user steering with ``/cmd_vel`` sees). Windows in which the command
+    changed are left out.
+    """
+
+    def __init__(self, window_steps: int) -> None:
+        if window_steps < 1:
+            raise ValueError(f"window_steps = {window_steps!r}: use at least one step")
+        self.window_steps = int(window_steps)
+        self.reset()
+
+    def reset(self) -> None:
+        self._sum = np.zeros(3)
+        self._count = 0
+        self._command: np.ndarray | None = None
+        self._changed = False
+        self.error_sums = np.zeros(3)  # |stride mean - command| summed over the judged windows
+        self.windows = 0
+
+    def update(self, achieved: np.ndarray, command: np.ndarray) -> None:
+        """One policy step: achieved (vx, vy, yaw rate) in the heading frame and the command in force."""
+        if self._command is None:
+            self._command = np.array(command, dtype=float)
+        elif not np.array_equal(self._command, command):
+            self._changed, self._command = True, np.array(command, dtype=float)
+        self._sum += achieved
+        self._count += 1
+        if self._count == self.window_steps:
+            if not self._changed:
+                self.error_sums += np.abs(self._sum / self._count - self._command)
+                self.windows += 1
+            self._sum[:] = 0.0
+            self._count = 0
+            self._changed = False
+
+    def mean_errors(self) -> np.ndarray:
+        """Mean |error| per axis over the judged strides (NaN before the first)."""
+        return self.error_sums / self.windows if self.windows else np.full(3, np.nan)

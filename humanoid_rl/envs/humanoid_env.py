@@ -30,7 +30,7 @@ from humanoid_rl.core.contract import ContractMismatchError, PolicyContract, Rob
 from humanoid_rl.core.observation import ObservationBuilder, walk_terms
 from humanoid_rl.core.robot_spec import RobotSpec
 from humanoid_rl.core.rotations import yaw as heading
-from humanoid_rl.envs.commands import CommandConfig, draw_command
+from humanoid_rl.envs.commands import CommandConfig, StrideTracking, draw_command
 from humanoid_rl.envs.gait import FeetAirTime, GaitConfig, gait_targets, is_moving
 from humanoid_rl.envs.pushes import PushConfig, PushSchedule
 from humanoid_rl.envs.rewards import STAND_TERMS, WALK_TERMS, RewardConfig, RewardInputs, reward_terms
@@ -238,6 +238,7 @@ class HumanoidEnv(gym.Env[np.ndarray, np.ndarray]):
         self._episode_seed: int | None = None
         self._command_rng = np.random.default_rng(0)
         self._start_xy = np.zeros(2)
+        self._stride_tracking = StrideTracking(1)  # sized at every reset, by the contract in use then
         self._air_time = FeetAirTime()
         self._foot_ground_z = np.zeros(2)  # foot frame heights standing at reset: lift is measured from here
         self._needs_reset = True
@@ -306,6 +307,9 @@ class HumanoidEnv(gym.Env[np.ndarray, np.ndarray]):
         self._energy_j = 0.0
         self._speed_error_sum = 0.0
         self._tracking_error_sums = np.zeros(3)  # |vx error|, |vy error|, |yaw-rate error|
+        # One stride = one gait period (the contract's clock; the stand task uses the default period as its window).
+        period = self.contract.gait_period_s or self.config.gait.period_s
+        self._stride_tracking = StrideTracking(max(1, int(round(period / self.policy_dt))))
         self._needs_reset = False
         self._wall_start = time.monotonic()
         obs = self._observe()
@@ -413,7 +417,9 @@ class HumanoidEnv(gym.Env[np.ndarray, np.ndarray]):
         self._max_tilt = max(self._max_tilt, tilt)
         self._energy_j += float(np.abs(torques * joint_vel).sum()) * self.policy_dt
         self._speed_error_sum += float(np.linalg.norm(lin_vel_heading - self.command[:2]))
-        self._tracking_error_sums += np.abs(np.append(lin_vel_heading, inputs.yaw_rate) - self.command)
+        achieved = np.append(lin_vel_heading, inputs.yaw_rate)
+        self._tracking_error_sums += np.abs(achieved - self.command)
+        self._stride_tracking.update(achieved, self.command)
 
         info: dict[str, Any] = {
             "reward_terms": terms,
@@ -466,6 +472,10 @@ class HumanoidEnv(gym.Env[np.ndarray, np.ndarray]):
             "mean_vx_error_mps": float(self._tracking_error_sums[0]) / max(1, steps),
             "mean_vy_error_mps": float(self._tracking_error_sums[1]) / max(1, steps),
             "mean_yaw_rate_error_rps": float(self._tracking_error_sums[2]) / max(1, steps),
+            # The walk acceptance's figures: per stride (StrideTracking), so a gait's sway is not counted as error.
+            **dict(zip(("stride_vx_error_mps", "stride_vy_error_mps", "stride_yaw_rate_error_rps"),
+                       self._stride_tracking.mean_errors().tolist(), strict=True)),
+            "strides_judged": self._stride_tracking.windows,
             "mean_mechanical_power_w": self._energy_j / duration if duration > 0 else 0.0,
             "command": self.command.copy(),
             "curriculum_level": self._curriculum_level,

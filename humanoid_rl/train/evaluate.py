@@ -217,6 +217,9 @@ def summarize(episodes: list[dict[str, Any]]) -> dict[str, Any]:
         # Velocity tracking (the walk task's acceptance; a standing robot's are its drift speeds).
         **{key: float(np.mean([e[key] for e in episodes]))
            for key in ("mean_vx_error_mps", "mean_vy_error_mps", "mean_yaw_rate_error_rps")},
+        # ... per stride (one gait period's mean velocity against its command): the walk acceptance's figures.
+        **{key: float(np.nanmean([e[key] for e in episodes]))
+           for key in ("stride_vx_error_mps", "stride_vy_error_mps", "stride_yaw_rate_error_rps")},
         **({"shield": _shield_totals(episodes)} if "shield" in episodes[0] else {}),
         "per_episode": episodes,
     }
@@ -371,8 +374,9 @@ def _describe(name: str, r: dict[str, Any], walking: bool) -> str:
             f"{r['mean_length_s']:5.1f} s  return {r['mean_return']:8.1f}  min joint-limit distance "
             f"{r['min_joint_limit_distance_rad']:.3f} rad  mean max tilt {r['mean_max_tilt_rad']:.2f} rad")
     if walking:
-        text += (f"  tracking error vx {r['mean_vx_error_mps']:.3f} m/s, yaw rate {r['mean_yaw_rate_error_rps']:.3f} "
-                 "rad/s")
+        text += (f"\n  {'':8s} tracking error per stride vx {r['stride_vx_error_mps']:.3f} m/s, vy "
+                 f"{r['stride_vy_error_mps']:.3f} m/s, yaw rate {r['stride_yaw_rate_error_rps']:.3f} rad/s; per step "
+                 f"vx {r['mean_vx_error_mps']:.3f} m/s, yaw rate {r['mean_yaw_rate_error_rps']:.3f} rad/s")
     return text
 
 
