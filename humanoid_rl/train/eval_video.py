@@ -42,15 +42,12 @@ def frame_info(env: Any) -> FrameInfo:
 
 def film(model: str | None, setting: Any, seeds: tuple[int, ...], out_dir: Path) -> list[dict[str, Any]]:
     """Film the policy's episodes of ``seeds`` (the baseline's when there is no model) as the evaluation ran them."""
-    from humanoid_rl.train.evaluate import BASELINE, POLICY, ShieldInLoop, _make_env, _make_policy
+    from humanoid_rl.train.evaluate import BASELINE, POLICY, make_env_and_policies
 
-    env = _make_env(setting)
+    env, policies = make_env_and_policies(setting, model)
     try:
-        if setting.shield:
-            env.unwrapped.target_filter = ShieldInLoop(setting.robot_config)
         which = POLICY if model else BASELINE
-        policy = _make_policy(which, model, env.unwrapped.contract)
-        return film_episodes(env, policy, seeds, out_dir, which)
+        return film_episodes(env, policies[which], seeds, out_dir, which)
     finally:
         env.close()
 

@@ -183,15 +183,22 @@ def run_episode(env: Any, policy: Any, seed: int, on_step: Callable[[Any], None]
 _WORKER: dict[str, Any] = {}
 
 
-def _worker_init(setting: EvalSetting, model: str | None) -> None:
+def make_env_and_policies(setting: EvalSetting, model: str | None) -> tuple[Any, dict[str, Any]]:
+    """The environment an evaluation runs (with the shield between policy and motors if asked) and its policies
+    by name: the baseline, and the model's if there is one."""
     import humanoid_rl.envs  # noqa: F401 - registers the ids
 
     env = _make_env(setting)
     if setting.shield:
         env.unwrapped.target_filter = ShieldInLoop(setting.robot_config)
     contract = env.unwrapped.contract
-    _WORKER.update(env=env, policies={BASELINE: _make_policy(BASELINE, model, contract),
-                                      **({POLICY: _make_policy(POLICY, model, contract)} if model else {})})
+    return env, {BASELINE: _make_policy(BASELINE, model, contract),
+                 **({POLICY: _make_policy(POLICY, model, contract)} if model else {})}
+
+
+def _worker_init(setting: EvalSetting, model: str | None) -> None:
+    env, policies = make_env_and_policies(setting, model)
+    _WORKER.update(env=env, policies=policies)
 
 
 def _worker_run(job: tuple[str, int]) -> tuple[str, dict[str, Any]]:
