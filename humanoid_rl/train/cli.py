@@ -12,6 +12,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -222,8 +223,11 @@ def _interrupt_on_signals() -> None:
     signal.signal(signal.SIGTERM, interrupt)
 
 
-def train(config: TrainConfig, resume: Path | None = None) -> dict[str, Any]:
-    """Train (or continue) a run; returns the final metrics. KeyboardInterrupt saves ``final/`` and re-raises."""
+def train(
+    config: TrainConfig, resume: Path | None = None, on_evaluation: Callable[[dict[str, Any]], bool] | None = None
+) -> dict[str, Any]:
+    """Train (or continue) a run; returns the final metrics. KeyboardInterrupt saves ``final/`` and re-raises.
+    ``on_evaluation`` sees each periodic evaluation and returns False to stop the run there (a sweep's pruning)."""
     import torch
     from stable_baselines3.common.callbacks import CallbackList
     from stable_baselines3.common.vec_env import VecNormalize
@@ -286,11 +290,13 @@ def train(config: TrainConfig, resume: Path | None = None) -> dict[str, Any]:
 
     budget_s = config.time_budget_min * 60.0
     budget = TimeBudgetCallback(budget_s)
+    evaluation = EvalCurriculumCallback(eval_env, state, eval_freq=config.eval_freq, n_episodes=config.eval_episodes,
+                                        seed=config.seed + 10_000, threshold=config.curriculum_threshold,
+                                        level_step=config.curriculum_step, on_level_change=set_level,
+                                        on_evaluation=on_evaluation)
     callbacks = CallbackList([
         RewardTermsCallback(min_steps_per_record=min(1000, config.n_steps * config.n_envs)),
-        EvalCurriculumCallback(eval_env, state, eval_freq=config.eval_freq, n_episodes=config.eval_episodes,
-                               seed=config.seed + 10_000, threshold=config.curriculum_threshold,
-                               level_step=config.curriculum_step, on_level_change=set_level),
+        evaluation,
         CheckpointCallback(state, config.checkpoint_freq),
         ProgressCallback(config.total_timesteps, budget_s, state),
         budget,
@@ -302,7 +308,7 @@ def train(config: TrainConfig, resume: Path | None = None) -> dict[str, Any]:
         model.learn(total_timesteps=remaining, callback=callbacks,
                     reset_num_timesteps=resume is None and not config.init_from,
                     tb_log_name="run", progress_bar=False)
-        state.status = "time_budget" if budget.exhausted else "finished"
+        state.status = "time_budget" if budget.exhausted else "stopped" if evaluation.stopped else "finished"
     except KeyboardInterrupt:
         state.status = "interrupted"
         save_checkpoint(model, run_dir / "final", state, {"status": state.status})
