@@ -167,3 +167,12 @@ def test_a_missing_sweep_file_and_a_resume_of_a_non_sweep_get_one_line_and_exit_
     err = capsys.readouterr().err.strip()
     assert "no sweep.yaml and study.db there" in err and len(err.splitlines()) == 1
     assert os.listdir(tmp_path) == []
+
+
+def test_the_documented_example_sweep_file_is_valid_and_its_list_choices_become_settings() -> None:
+    from humanoid_rl.train.sweep_spec import SweepSpec
+
+    spec = SweepSpec.load(Path(__file__).resolve().parents[1] / "docs" / "sweep_example.yaml")
+    assert spec.trials == 12 and set(spec.distributions) >= {"learning_rate", "n_steps", "net_arch"}
+    config = spec.trial_config({"net_arch": "[128, 128]", "learning_rate": 2e-4, "n_steps": 1024})
+    assert config.net_arch == [128, 128] and config.learning_rate == 2e-4 and config.backend == "mujoco"
