@@ -166,7 +166,13 @@ def test_a_missing_sweep_file_and_a_resume_of_a_non_sweep_get_one_line_and_exit_
     assert cli.main(["sweep", "--resume", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert "no sweep.yaml and study.db there" in err and len(err.splitlines()) == 1
-    assert os.listdir(tmp_path) == []
+    assert cli.main(["sweep", str(_sweep_file(tmp_path)), "--ray-num-cpus", "0", "--ray-address", "local"]) == 2
+    assert "--ray-num-cpus 0: give a positive number" in capsys.readouterr().err
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "notes.txt").write_text("mine", encoding="utf-8")
+    assert cli.main(["sweep", str(tmp_path / "sweep.yaml"), "--out", str(tmp_path / "taken")]) == 2
+    assert "continue that sweep with --resume" in capsys.readouterr().err
+    assert sorted(os.listdir(tmp_path)) == ["sweep.yaml", "taken"]
 
 
 def test_the_documented_example_sweep_file_is_valid_and_its_list_choices_become_settings() -> None:

@@ -166,16 +166,19 @@ def _sweep_dir(args: argparse.Namespace) -> tuple[SweepSpec, Path]:
     if args.sweep_file is None:
         raise CommandError("give a sweep file (humanoid-rl sweep SWEEP.yaml) or --resume SWEEP_DIR")
     spec = SweepSpec.load(args.sweep_file)
-    out = prepare_run_dir(args.out, Path("runs"), f"sweep-{args.sweep_file.stem}").path
+    out = prepare_run_dir(args.out, Path("runs"), f"sweep-{args.sweep_file.stem}",
+                          refuse_fix="choose another --out, or continue that sweep with --resume").path
     (out / SPEC_COPY).write_text(yaml.safe_dump(spec.to_dict(), sort_keys=False), encoding="utf-8")
     return spec, out
 
 
 def run(args: argparse.Namespace) -> int:
+    from humanoid_rl.cli import CommandError
     from humanoid_rl.train.sweep_report import write_report
 
-    if args.ray_num_cpus is not None and args.ray_num_cpus < 1:
-        raise ValueError(f"--ray-num-cpus {args.ray_num_cpus}: use a positive number of CPUs")
+    if args.ray_num_cpus is not None and (args.ray_num_cpus < 1 or args.ray_address != "local"):
+        raise CommandError(f"--ray-num-cpus {args.ray_num_cpus}: give a positive number of CPUs, with --ray-address "
+                           "local (a cluster's CPUs are its own)")
     spec, sweep_dir = _sweep_dir(args)
     backend = "ray" if args.ray_address else "local"
     print(f"sweep of {spec.trials} trials ({backend}) into {sweep_dir}", flush=True)
