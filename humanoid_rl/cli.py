@@ -50,6 +50,7 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
         "real", "humanoid_rl.apps.real", "run the policy on the real robot through the hardware interface"
     ),
     Subcommand("train", "humanoid_rl.train.cli", "train a policy with stable-baselines3"),
+    Subcommand("sweep", "humanoid_rl.train.sweep", "search training settings with Optuna, locally or on Ray"),
     Subcommand("export", "humanoid_rl.train.export", "export a trained policy to ONNX with its contract"),
     Subcommand("import", "humanoid_rl.train.import_policy", "import a policy trained elsewhere (ONNX or TorchScript)"),
     Subcommand("eval", "humanoid_rl.train.evaluate", "evaluate an exported ONNX policy in simulation"),
@@ -69,6 +70,7 @@ USER_ERROR_TYPES: frozenset[str] = frozenset(
         "humanoid_rl.policy.model_file.ModelFileError",  # truncated, not ONNX, no metadata: not from export
         "humanoid_rl.policy.runtime.RecordedPairsError",  # the model does not reproduce its recorded actions
         "humanoid_rl.train.config.TrainConfigError",
+        "humanoid_rl.train.sweep_spec.SweepFileError",
         "builtins.FileNotFoundError",  # a path the user gave does not exist; the message names it
     }
 )

@@ -189,8 +189,12 @@ class EvalCurriculumCallback(BaseCallback):
         threshold: float,
         level_step: float,
         on_level_change: Callable[[float], None],
+        on_evaluation: Callable[[dict[str, Any]], bool] | None = None,
     ) -> None:
         super().__init__()
+        # A sweep's hook: sees each evaluation (Optuna's report, Ray's report) and returns False to stop the run.
+        self.on_evaluation = on_evaluation
+        self.stopped = False
         self.eval_env = eval_env
         self.state = state
         self.eval_freq = eval_freq
@@ -210,7 +214,10 @@ class EvalCurriculumCallback(BaseCallback):
     def _on_step(self) -> bool:
         if self.model.num_timesteps - self._last_eval_steps >= self.eval_freq:
             self._last_eval_steps = self.model.num_timesteps
-            self.evaluate()
+            result = self.evaluate()
+            if self.on_evaluation is not None and not self.on_evaluation(result):
+                self.stopped = True
+                return False
         return True
 
     def evaluate(self) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -162,10 +163,13 @@ def _fine_tune_source_info(config: TrainConfig) -> dict[str, Any]:
                            "of a run, e.g. runs/NAME/best or runs/NAME/checkpoints/step_N")
     checkpoint = resolve_checkpoint(source)  # finds the run directory the checkpoint belongs to, as export does
     info = dict(checkpoint.info)
-    for key in ("task", "algo"):
-        if info.get(key) != getattr(config, key):
-            raise CommandError(f"--init-from {source}: that checkpoint's {key} is {info.get(key)!r}, this run's is "
-                               f"{getattr(config, key)!r}. Fix: pass --{key} {info.get(key)} or another checkpoint")
+    if info.get("algo") != config.algo:  # another task is fine: train/transfer.py maps what fits
+        raise CommandError(f"--init-from {source}: that checkpoint's algo is {info.get('algo')!r}, this run's is "
+                           f"{config.algo!r}. Fix: pass --algo {info.get('algo')} or another checkpoint")
+    if config.freeze_shared_steps and info.get("task") == config.task:
+        raise CommandError(f"--freeze-shared-steps: the checkpoint {source} is of this run's task, so every layer "
+                           "is shared and nothing would train. Fix: leave it out, or --init-from another task's")
+    info["run_dir"] = checkpoint.run_dir
     # The commands that trained the source, with this run's own, are the policy's whole recipe.
     metrics = checkpoint.run_dir / METRICS_FILE if checkpoint.run_dir is not None else None
     if metrics is not None and metrics.is_file():
@@ -227,8 +231,11 @@ def _interrupt_on_signals() -> None:
     signal.signal(signal.SIGTERM, interrupt)
 
 
-def train(config: TrainConfig, resume: Path | None = None) -> dict[str, Any]:
-    """Train (or continue) a run; returns the final metrics. KeyboardInterrupt saves ``final/`` and re-raises."""
+def train(
+    config: TrainConfig, resume: Path | None = None, on_evaluation: Callable[[dict[str, Any]], bool] | None = None
+) -> dict[str, Any]:
+    """Train (or continue) a run; returns the final metrics. KeyboardInterrupt saves ``final/`` and re-raises.
+    ``on_evaluation`` sees each periodic evaluation and returns False to stop the run there (a sweep's pruning)."""
     import torch
     from stable_baselines3.common.callbacks import CallbackList
     from stable_baselines3.common.vec_env import VecNormalize
@@ -259,11 +266,13 @@ def train(config: TrainConfig, resume: Path | None = None) -> dict[str, Any]:
                          wall_time_before_s=float(latest.get("wall_time_s", 0.0)),
                          evaluations=list(previous.get("evaluations", [])), best=previous.get("best"),
                          commands=[*earlier, list(sys.argv)])
+        transfer = False  # a resumed transfer run holds its own weights and statistics
     else:
         source_info = _fine_tune_source_info(config) if config.init_from else {}
+        transfer = bool(source_info) and source_info.get("task") != config.task  # a fresh network, steps from 0
         run_dir = _new_run_dir(config)
         state = RunState(run_dir, config.task, config.algo, config.seed, config.curriculum_start,
-                         wall_time_before_s=float(source_info.get("wall_time_s", 0.0)),
+                         wall_time_before_s=0.0 if transfer else float(source_info.get("wall_time_s", 0.0)),
                          commands=[*source_info.get("commands", []), list(sys.argv)])
     config.save_yaml(run_dir / "config.yaml")
 
@@ -271,7 +280,8 @@ def train(config: TrainConfig, resume: Path | None = None) -> dict[str, Any]:
     eval_env = make_vec_env(config, 1, env_config(config, episode_s=config.eval_episode_s,
                                                   curriculum_level=state.curriculum_level))
     eval_env = VecNormalize(eval_env, training=False, norm_obs=True, norm_reward=False, clip_obs=config.clip_obs)
-    if resume is not None or config.init_from:
+    masks: dict[str, Any] = {}
+    if resume is not None or (config.init_from and not transfer):
         checkpoint = run_dir / latest["checkpoint"] if resume is not None else Path(config.init_from)
         env = VecNormalize.load(str(checkpoint / VECNORMALIZE_FILE), env)
         env.training = True
@@ -283,6 +293,10 @@ def train(config: TrainConfig, resume: Path | None = None) -> dict[str, Any]:
         env = VecNormalize(env, norm_obs=True, norm_reward=config.normalize_reward, clip_obs=config.clip_obs,
                            gamma=config.gamma)
         model = build_model(config, env, run_dir / "tb")
+        if transfer:
+            from humanoid_rl.train.transfer import transfer_from_checkpoint
+
+            masks = transfer_from_checkpoint(model, env, Path(config.init_from), config, source_info)
     model.tensorboard_log = str(run_dir / "tb")
     state.start_steps = int(model.num_timesteps)
 
@@ -291,15 +305,22 @@ def train(config: TrainConfig, resume: Path | None = None) -> dict[str, Any]:
 
     budget_s = config.time_budget_min * 60.0
     budget = TimeBudgetCallback(budget_s)
-    callbacks = CallbackList([
+    evaluation = EvalCurriculumCallback(eval_env, state, eval_freq=config.eval_freq, n_episodes=config.eval_episodes,
+                                        seed=config.seed + 10_000, threshold=config.curriculum_threshold,
+                                        level_step=config.curriculum_step, on_level_change=set_level,
+                                        on_evaluation=on_evaluation)
+    callback_list = [
         RewardTermsCallback(min_steps_per_record=min(1000, config.n_steps * config.n_envs)),
-        EvalCurriculumCallback(eval_env, state, eval_freq=config.eval_freq, n_episodes=config.eval_episodes,
-                               seed=config.seed + 10_000, threshold=config.curriculum_threshold,
-                               level_step=config.curriculum_step, on_level_change=set_level),
+        evaluation,
         CheckpointCallback(state, config.checkpoint_freq),
         ProgressCallback(config.total_timesteps, budget_s, state),
         budget,
-    ])
+    ]
+    if masks and config.freeze_shared_steps:
+        from humanoid_rl.train.transfer import FreezeSharedCallback
+
+        callback_list.append(FreezeSharedCallback(masks, config.freeze_shared_steps))
+    callbacks = CallbackList(callback_list)
     print(f"training {config.algo} on {ENV_IDS[config.task]} with {config.n_envs} envs into {run_dir}", flush=True)
     remaining = max(0, config.total_timesteps - int(model.num_timesteps))
     try:
@@ -307,7 +328,7 @@ def train(config: TrainConfig, resume: Path | None = None) -> dict[str, Any]:
         model.learn(total_timesteps=remaining, callback=callbacks,
                     reset_num_timesteps=resume is None and not config.init_from,
                     tb_log_name="run", progress_bar=False)
-        state.status = "time_budget" if budget.exhausted else "finished"
+        state.status = "time_budget" if budget.exhausted else "stopped" if evaluation.stopped else "finished"
     except KeyboardInterrupt:
         state.status = "interrupted"
         save_checkpoint(model, run_dir / "final", state, {"status": state.status})

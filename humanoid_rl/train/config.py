@@ -100,7 +100,12 @@ class TrainConfig:
     robot_config: str = _setting("", "robot YAML (empty: the shipped humanoid)")
     init_from: str = _setting(
         "", "fine-tune: start a new run from this checkpoint directory (e.g. runs/NAME/best), its weights and "
-        "observation statistics; its steps and wall time count in this run's totals (empty: a fresh network)"
+        "observation statistics; its steps and wall time count in this run's totals (empty: a fresh network). A "
+        "checkpoint of another task (stand -> walk) gives the layers that fit; the new task's run counts from 0"
+    )
+    freeze_shared_steps: int = _setting(
+        0, "with --init-from another task's checkpoint: hold the transferred weights still for this many steps "
+        "while the new inputs' weights adapt (0: train everything from the start)"
     )
 
     # ---- environment
@@ -210,6 +215,10 @@ class TrainConfig:
         ):
             problems.append(f"physics_rate_hz = {self.physics_rate_hz!r}: use a rate in Hz that the policy rate "
                             f"divides (e.g. {FAST_PHYSICS_RATE_HZ:g}), or 0 for the robot's")
+        if int(self.freeze_shared_steps) < 0:
+            problems.append(f"freeze_shared_steps = {self.freeze_shared_steps!r}: use steps >= 0")
+        elif self.freeze_shared_steps and not self.init_from:
+            problems.append("freeze_shared_steps needs init_from (the checkpoint whose layers it holds still)")
         if self.time_budget_min < 0:
             problems.append(f"time_budget_min = {self.time_budget_min!r}: use minutes >= 0 (0: no limit)")
         if not 0.0 <= self.push_force_min_n <= self.push_force_max_n:
