@@ -42,7 +42,7 @@ def test_registered_env_is_made_by_id_and_passes_gymnasiums_env_checker(env_id: 
         inner = env.unwrapped
         assert isinstance(inner, HumanoidEnv)
         # 72 values; the walk task adds the gait clock (sin, cos)
-        n_obs = 74 if env_id == humanoid_rl.envs.WALK_ID else 72
+        n_obs = 77 if env_id == humanoid_rl.envs.WALK_ID else 72
         assert inner.observation_space.shape == (inner.contract.n_obs,) == (n_obs,)
         assert inner.action_space.shape == (inner.contract.n_actions,) == (21,)
         assert inner.observation_space.dtype == np.float32 and inner.action_space.dtype == np.float32

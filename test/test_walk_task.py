@@ -255,3 +255,26 @@ def test_stride_tracking_does_not_count_a_gaits_sway_as_error_but_counts_a_misse
         tracking.update(np.array([0.4, 0.0, 0.0]), command if k < window + 10 else np.array([0.4, 0.0, 0.0]))
     assert tracking.windows == 2  # the window with the change is not judged
     np.testing.assert_allclose(tracking.mean_errors(), [0.05, 0.0, 0.15])  # (0.1 + 0.0) / 2, (0.3 + 0.0) / 2
+
+
+def test_the_walk_policy_observes_the_estimators_base_velocity_with_the_estimators_error() -> None:
+    def velocities(noise: bool) -> tuple[np.ndarray, np.ndarray]:
+        env = HumanoidEnv("walk", EnvConfig(push=PushConfig.off(), randomize=False, sensor_noise=noise,
+                                            commands=CommandConfig.fixed(0.0)))
+        try:
+            env.reset(seed=4)
+            lin_vel = env.contract.term_slices()["base_lin_vel"]
+            observed, true = [], []
+            for _ in range(60):
+                obs = env.step(np.zeros(N, np.float32))[0]
+                observed.append(obs[lin_vel] / 2.0)  # the term's scale
+                true.append(env.sim.ground_truth().lin_vel_body)
+        finally:
+            env.close()
+        return np.array(observed), np.array(true)
+
+    observed, true = velocities(noise=False)
+    np.testing.assert_allclose(observed, true, atol=1e-6)  # float32 observation
+    observed, true = velocities(noise=True)
+    error = observed - true
+    assert 0.03 < error.std() < 0.07 and abs(error.mean()) < 0.02  # EnvConfig.estimate_noise: 0.05 m/s

@@ -40,6 +40,7 @@ __all__ = [
 MODEL_FILE = "model.zip"
 VECNORMALIZE_FILE = "vecnormalize.pkl"
 CHECKPOINT_INFO = "info.json"
+CHECKPOINT_CONTRACT = "contract.json"
 LATEST_FILE = "latest.json"
 METRICS_FILE = "metrics.json"
 
@@ -61,6 +62,7 @@ class RunState:
     # Command lines of every invocation that trained this run (the first, then each --resume).
     commands: list[list[str]] = field(default_factory=lambda: [list(sys.argv)])
     start_steps: int = 0
+    contract: dict[str, Any] | None = None  # the training env's contract (contract_to_dict), saved with checkpoints
 
     @property
     def wall_time_s(self) -> float:
@@ -107,6 +109,8 @@ def save_checkpoint(
         **(extra or {}),
     }
     (directory / CHECKPOINT_INFO).write_text(json.dumps(info, indent=2), encoding="utf-8")
+    if state.contract is not None:  # what the network's inputs mean, whatever the code's layouts become later
+        (directory / CHECKPOINT_CONTRACT).write_text(json.dumps(state.contract, indent=2), encoding="utf-8")
     latest = {"checkpoint": str(directory.relative_to(state.run_dir)), **info}
     (state.run_dir / LATEST_FILE).write_text(json.dumps(latest, indent=2), encoding="utf-8")
     return directory

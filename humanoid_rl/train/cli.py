@@ -166,10 +166,12 @@ def _fine_tune_source_info(config: TrainConfig) -> dict[str, Any]:
     if info.get("algo") != config.algo:  # another task is fine: train/transfer.py maps what fits
         raise CommandError(f"--init-from {source}: that checkpoint's algo is {info.get('algo')!r}, this run's is "
                            f"{config.algo!r}. Fix: pass --algo {info.get('algo')} or another checkpoint")
-    if config.freeze_shared_steps and info.get("task") == config.task:
+    info["run_dir"] = checkpoint.run_dir
+    from humanoid_rl.train.transfer import needs_transfer
+
+    if config.freeze_shared_steps and not needs_transfer(source, info, config):
         raise CommandError(f"--freeze-shared-steps: the checkpoint {source} is of this run's task, so every layer "
                            "is shared and nothing would train. Fix: leave it out, or --init-from another task's")
-    info["run_dir"] = checkpoint.run_dir
     # The commands that trained the source, with this run's own, are the policy's whole recipe.
     metrics = checkpoint.run_dir / METRICS_FILE if checkpoint.run_dir is not None else None
     if metrics is not None and metrics.is_file():
@@ -269,7 +271,10 @@ def train(
         transfer = False  # a resumed transfer run holds its own weights and statistics
     else:
         source_info = _fine_tune_source_info(config) if config.init_from else {}
-        transfer = bool(source_info) and source_info.get("task") != config.task  # a fresh network, steps from 0
+        # Another task, or the same task with another observation layout: a fresh network, steps from 0.
+        from humanoid_rl.train.transfer import needs_transfer
+
+        transfer = bool(source_info) and needs_transfer(Path(config.init_from), source_info, config)
         run_dir = _new_run_dir(config)
         state = RunState(run_dir, config.task, config.algo, config.seed, config.curriculum_start,
                          wall_time_before_s=0.0 if transfer else float(source_info.get("wall_time_s", 0.0)),
@@ -277,6 +282,9 @@ def train(
     config.save_yaml(run_dir / "config.yaml")
 
     env = make_vec_env(config, config.n_envs, env_config(config, curriculum_level=state.curriculum_level))
+    from humanoid_rl.core.contract_io import contract_to_dict
+
+    state.contract = contract_to_dict(env.get_attr("contract")[0])
     eval_env = make_vec_env(config, 1, env_config(config, episode_s=config.eval_episode_s,
                                                   curriculum_level=state.curriculum_level))
     eval_env = VecNormalize(eval_env, training=False, norm_obs=True, norm_reward=False, clip_obs=config.clip_obs)

@@ -37,6 +37,38 @@ def task_contract(config: TrainConfig) -> PolicyContract:
         env.close()
 
 
+def source_contract(checkpoint: Path, source_config: TrainConfig) -> PolicyContract:
+    """The contract the checkpoint was trained with: its contract.json, or (checkpoints from before it was saved)
+    its task's contract as the code builds it now."""
+    import json
+
+    from humanoid_rl.core.contract_io import contract_from_dict
+    from humanoid_rl.train.callbacks import CHECKPOINT_CONTRACT
+
+    path = checkpoint / CHECKPOINT_CONTRACT
+    if path.is_file():
+        return contract_from_dict(json.loads(path.read_text(encoding="utf-8")))
+    return task_contract(source_config)
+
+
+def _source_config(config: TrainConfig, source_info: dict[str, Any]) -> TrainConfig:
+    import dataclasses
+
+    run_dir = source_info.get("run_dir")
+    if run_dir is not None and (Path(run_dir) / "config.yaml").is_file():  # its robot, gait period, rates
+        return TrainConfig.load_yaml(Path(run_dir) / "config.yaml")
+    return dataclasses.replace(config, task=source_info["task"])
+
+
+def needs_transfer(checkpoint: Path, source_info: dict[str, Any], config: TrainConfig) -> bool:
+    """Whether ``--init-from checkpoint`` must map layers (another task, or another observation layout) rather
+    than continue the network as it is."""
+    if source_info.get("task") != config.task:
+        return True
+    source = source_contract(checkpoint, _source_config(config, source_info))
+    return [(t.name, t.size) for t in source.terms] != [(t.name, t.size) for t in task_contract(config).terms]
+
+
 def observation_map(source: PolicyContract, target: PolicyContract) -> tuple[np.ndarray, np.ndarray]:
     """(target indices, source indices) of the observation values both contracts share, term by term."""
     if source.frame_stack != target.frame_stack:
@@ -92,25 +124,19 @@ def transfer_from_checkpoint(model: Any, env: Any, checkpoint: Path, config: Tra
     """Loads the checkpoint (``source_info``: its info.json, task and run directory) and transfers what fits
     into the fresh ``model`` and its ``VecNormalize`` ``env``; returns the masks of the copied parameter entries
     (what freezing holds)."""
-    import dataclasses
-
-    run_dir = source_info.get("run_dir")
-    if run_dir is not None and (Path(run_dir) / "config.yaml").is_file():  # its robot, gait period, rates
-        source_config = TrainConfig.load_yaml(Path(run_dir) / "config.yaml")
-    else:
-        source_config = dataclasses.replace(config, task=source_info["task"])
     from humanoid_rl.train.cli import load_checkpoint
 
-    source_contract, target_contract = task_contract(source_config), task_contract(config)
-    problems = source_contract.robot_mismatches(target_contract)
+    source_config = _source_config(config, source_info)
+    source_contract_, target_contract = source_contract(checkpoint, source_config), task_contract(config)
+    problems = source_contract_.robot_mismatches(target_contract)
     if problems:
         raise ContractMismatchError(problems, context=f"--init-from {checkpoint}: another robot")
     source = load_checkpoint(checkpoint, config.algo)
     stats = _load_stats(checkpoint)
-    dst_idx, src_idx = observation_map(source_contract, target_contract)
+    dst_idx, src_idx = observation_map(source_contract_, target_contract)
     seen = stats.obs_rms.var[src_idx] > MIN_SOURCE_VARIANCE  # the source saw these vary
     dst_idx, src_idx = dst_idx[seen], src_idx[seen]
-    masks = _copy_parameters(source.policy, model.policy, (source_contract.n_obs, target_contract.n_obs),
+    masks = _copy_parameters(source.policy, model.policy, (source_contract_.n_obs, target_contract.n_obs),
                              target_contract.n_actions, dst_idx, src_idx)
     # Observation statistics of the shared values; the new ones start at mean 0, variance 1 (the contract scales
     # every term to order one). The reward statistics are the new task's own.
