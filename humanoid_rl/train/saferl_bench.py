@@ -1,8 +1,9 @@
 """PPO against PPO-Lagrangian on the same seeds: training return and cost, deployed cost and shield interventions.
 
 ``python -m humanoid_rl.train.saferl_bench --minutes 5 --out runs/saferl-bench`` trains PPO for ``--minutes`` of
-wall time (``--backend mujoco``, the stand task), then PPO-Lagrangian for the SAME number of steps with the same
-seed, exports both, and evaluates both ONNX policies on the same seeded episodes:
+wall time (``--backend mujoco``, the stand task), then PPO-Lagrangian for the SAME number of updates with the
+same seed (``--variants`` adds the shield in the training loop, ``--steps`` fixes the steps), exports them, and
+evaluates the ONNX policies on the same seeded episodes:
 
 * ``costs``: episode return and the safety costs (``train/safety.py``, shadow shield: what it would have changed)
   without the shield, in the training backend;
@@ -25,7 +26,11 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["cost_episodes", "main"]
+__all__ = ["VARIANTS", "cost_episodes", "main"]
+
+# Variant name: (algorithm, shield in the training loop).
+VARIANTS = {"ppo": ("ppo", False), "ppo-lag": ("ppo-lag", False), "ppo-shield": ("ppo", True),
+            "ppo-lag-shield": ("ppo-lag", True)}
 
 
 def cost_episodes(model: str, task: str, backend: str, seeds: list[int], episode_s: float,
@@ -71,6 +76,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--episodes", type=int, default=10, help="evaluation episodes per policy (default 10)")
     parser.add_argument("--episode-s", type=float, default=10.0, help="evaluation episode length, s (default 10)")
     parser.add_argument("--n-envs", type=int, default=2, help="training environments (default 2)")
+    parser.add_argument("--variants", default="ppo,ppo-lag",
+                        help=f"comma-separated, trained in this order: {', '.join(VARIANTS)} (default ppo,ppo-lag)")
+    parser.add_argument("--steps", type=int, default=0,
+                        help="train every variant for these steps (default 0: the steps PPO, first, reaches in "
+                        "--minutes, rounded down to whole rollouts)")
     parser.add_argument("--out", type=Path, default=Path("runs/saferl-bench"), help="output folder")
     args = parser.parse_args(argv)
 
@@ -83,29 +93,35 @@ def main(argv: list[str] | None = None) -> int:
                   eval_freq=10**9, checkpoint_freq=10**9)  # no periodic evaluation: both stay at one curriculum
     result: dict[str, Any] = {"command": [sys.executable, "-m", "humanoid_rl.train.saferl_bench", *sys.argv[1:]],
                               "load_average_at_start": list(os.getloadavg()), "runs": {}}
-    steps = 10**9
-    for algo in ("ppo", "ppo-lag"):
-        budget = args.minutes if algo == "ppo" else 3.0 * args.minutes  # ppo-lag: PPO's steps, whatever they take
-        config = TrainConfig(algo=algo, run_name=algo, total_timesteps=steps, time_budget_min=budget, **common)
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown or not variants:
+        raise SystemExit(f"--variants {args.variants}: use some of {', '.join(VARIANTS)}")
+    steps = args.steps or 10**9
+    for name in variants:
+        algo, shield_in_loop = VARIANTS[name]
+        first = steps == 10**9  # trains for --minutes; the others for its steps, whatever they take
+        config = TrainConfig(algo=algo, run_name=name, total_timesteps=steps, shield_in_loop=shield_in_loop,
+                             time_budget_min=args.minutes if first else 0.0, **common)
         run = _train(config)
-        if algo == "ppo":  # PPO's budget may stop it inside a rollout, which it never learned from: PPO-Lagrangian
-            rollout = config.n_steps * config.n_envs  # gets the same number of whole rollouts, so of updates
+        if first:  # the budget may stop it inside a rollout, which it never learned from: the others get the
+            rollout = config.n_steps * config.n_envs  # same number of whole rollouts, so of updates
             steps = max(rollout, run["steps"] // rollout * rollout)
-        model = args.out / f"stand-{algo}.onnx"
-        export_policy(resolve_checkpoint(args.out / algo), model, write_card=False)
+        model = args.out / f"stand-{name}.onnx"
+        export_policy(resolve_checkpoint(args.out / name), model, write_card=False)
         seeds = list(range(1000, 1000 + args.episodes))
         run["costs_mujoco"] = cost_episodes(str(model), "stand", "mujoco", seeds, args.episode_s,
                                             DEFAULT_PUSH_N["stand"])
         deployed = evaluate(str(model), EvalSetting(task="stand", episodes=args.episodes, episode_s=args.episode_s,
                                                     push_force_n=DEFAULT_PUSH_N["stand"], seed=1000, shield=True),
-                            baseline=algo == "ppo")
+                            baseline=name == variants[0])
         for which in ("policy", "baseline"):
             if which in deployed:
                 deployed[which].pop("per_episode")
         run["deployed_pybullet_shield"] = deployed
         run["config"] = config.to_dict()
-        result["runs"][algo] = run
-        print(json.dumps({algo: {"steps": run["steps"], "costs": run["costs_mujoco"]["mean_episode_cost"],
+        result["runs"][name] = run
+        print(json.dumps({name: {"steps": run["steps"], "costs": run["costs_mujoco"]["mean_episode_cost"],
                                  "return": run["costs_mujoco"]["mean_return"],
                                  "interventions": deployed["policy"]["shield"]["interventions_per_stage"]}}),
               flush=True)
