@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from humanoid_rl.train.evaluate import DEFAULT_PUSH_N
+
 __all__ = ["VARIANTS", "cost_episodes", "main"]
 
 # Variant name: (algorithm, shield in the training loop).
@@ -81,11 +83,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=0,
                         help="train every variant for these steps (default 0: the steps PPO, first, reaches in "
                         "--minutes, rounded down to whole rollouts)")
+    parser.add_argument("--push-force", type=float, default=DEFAULT_PUSH_N["stand"],
+                        help=f"evaluation pushes, N, every 4 s (default {DEFAULT_PUSH_N['stand']:g}, the acceptance)")
+    parser.add_argument("--eval-only", action="store_true",
+                        help="train nothing: evaluate the OUT/stand-<variant>.onnx of an earlier run into "
+                        "OUT/saferl_eval_push<N>.json")
     parser.add_argument("--out", type=Path, default=Path("runs/saferl-bench"), help="output folder")
     args = parser.parse_args(argv)
 
     from humanoid_rl.train.config import TrainConfig
-    from humanoid_rl.train.evaluate import DEFAULT_PUSH_N, EvalSetting, evaluate
+    from humanoid_rl.train.evaluate import EvalSetting, evaluate
     from humanoid_rl.train.export import export_policy, resolve_checkpoint
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -100,33 +107,33 @@ def main(argv: list[str] | None = None) -> int:
     steps = args.steps or 10**9
     for name in variants:
         algo, shield_in_loop = VARIANTS[name]
-        first = steps == 10**9  # trains for --minutes; the others for its steps, whatever they take
-        config = TrainConfig(algo=algo, run_name=name, total_timesteps=steps, shield_in_loop=shield_in_loop,
-                             time_budget_min=args.minutes if first else 0.0, **common)
-        run = _train(config)
-        if first:  # the budget may stop it inside a rollout, which it never learned from: the others get the
-            rollout = config.n_steps * config.n_envs  # same number of whole rollouts, so of updates
-            steps = max(rollout, run["steps"] // rollout * rollout)
         model = args.out / f"stand-{name}.onnx"
-        export_policy(resolve_checkpoint(args.out / name), model, write_card=False)
+        run: dict[str, Any] = {}
+        if not args.eval_only:
+            first = steps == 10**9  # trains for --minutes; the others for its steps, whatever they take
+            config = TrainConfig(algo=algo, run_name=name, total_timesteps=steps, shield_in_loop=shield_in_loop,
+                                 time_budget_min=args.minutes if first else 0.0, **common)
+            run = {**_train(config), "config": config.to_dict()}
+            if first:  # the budget may stop it inside a rollout, which it never learned from: the others get
+                rollout = config.n_steps * config.n_envs  # the same number of whole rollouts, so of updates
+                steps = max(rollout, run["steps"] // rollout * rollout)
+            export_policy(resolve_checkpoint(args.out / name), model, write_card=False)
         seeds = list(range(1000, 1000 + args.episodes))
-        run["costs_mujoco"] = cost_episodes(str(model), "stand", "mujoco", seeds, args.episode_s,
-                                            DEFAULT_PUSH_N["stand"])
+        run["costs_mujoco"] = cost_episodes(str(model), "stand", "mujoco", seeds, args.episode_s, args.push_force)
         deployed = evaluate(str(model), EvalSetting(task="stand", episodes=args.episodes, episode_s=args.episode_s,
-                                                    push_force_n=DEFAULT_PUSH_N["stand"], seed=1000, shield=True),
+                                                    push_force_n=args.push_force, seed=1000, shield=True),
                             baseline=name == variants[0])
         for which in ("policy", "baseline"):
             if which in deployed:
                 deployed[which].pop("per_episode")
         run["deployed_pybullet_shield"] = deployed
-        run["config"] = config.to_dict()
         result["runs"][name] = run
-        print(json.dumps({name: {"steps": run["steps"], "costs": run["costs_mujoco"]["mean_episode_cost"],
+        print(json.dumps({name: {"steps": run.get("steps"), "costs": run["costs_mujoco"]["mean_episode_cost"],
                                  "return": run["costs_mujoco"]["mean_return"],
                                  "interventions": deployed["policy"]["shield"]["interventions_per_stage"]}}),
               flush=True)
     result["load_average_at_end"] = list(os.getloadavg())
-    path = args.out / "saferl_bench.json"
+    path = args.out / (f"saferl_eval_push{args.push_force:g}.json" if args.eval_only else "saferl_bench.json")
     path.write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
     print(f"results: {path}")
     return 0
