@@ -10,7 +10,9 @@ The environment reports named costs per step in ``info["costs"]`` (``humanoid_rl
    objective, unchanged; the reward critic learns the reward returns, the cost critic the cost returns.
 
 The multipliers and the cost critic are saved with the model, so ``--resume`` continues with them; the actor is
-PPO's ``ActorCriticPolicy``, exported to ONNX as PPO's is. TensorBoard: ``lagrangian/multiplier_<cost>``,
+PPO's ``ActorCriticPolicy``, exported to ONNX as PPO's is. An episode cut short by a fall costs only the steps
+it lasted: a limit can be met by falling early, which the reward (survival pays every step) outweighs.
+TensorBoard: ``lagrangian/multiplier_<cost>``,
 ``costs/episode_<cost>`` and ``lagrangian/cost_value_loss``.
 """
 
