@@ -12,8 +12,7 @@ The environment reports named costs per step in ``info["costs"]`` (``humanoid_rl
 The multipliers and the cost critic are saved with the model, so ``--resume`` continues with them; the actor is
 PPO's ``ActorCriticPolicy``, exported to ONNX as PPO's is. An episode cut short by a fall costs only the steps
 it lasted: a limit can be met by falling early, which the reward (survival pays every step) outweighs.
-TensorBoard: ``lagrangian/multiplier_<cost>``,
-``costs/episode_<cost>`` and ``lagrangian/cost_value_loss``.
+TensorBoard: ``lagrangian/multiplier_<cost>``, ``costs/episode_<cost>`` and ``lagrangian/cost_value_loss``.
 """
 
 from __future__ import annotations
