@@ -64,12 +64,17 @@ def env_config(config: TrainConfig, *, episode_s: float | None = None, curriculu
     )
 
 
-def _make_env(env_id: str, env_cfg: Any) -> Any:
+def _make_env(env_id: str, env_cfg: Any, costs: bool = False, shield_in_loop: bool = False) -> Any:
     import gymnasium
 
     import humanoid_rl.envs  # noqa: F401 - registers the ids (also in subprocesses)
 
-    return gymnasium.make(env_id, config=env_cfg)
+    env = gymnasium.make(env_id, config=env_cfg)
+    if costs or shield_in_loop:  # info["costs"], and the deployed shield between action and motors if asked
+        from humanoid_rl.train.safety import SafetyWrapper
+
+        env = SafetyWrapper(env, shield_in_loop=shield_in_loop)
+    return env
 
 
 def make_vec_env(config: TrainConfig, n_envs: int, env_cfg: Any) -> Any:
@@ -78,7 +83,9 @@ def make_vec_env(config: TrainConfig, n_envs: int, env_cfg: Any) -> Any:
 
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecCheckNan, VecMonitor
 
-    factories = [partial(_make_env, ENV_IDS[config.task], env_cfg) for _ in range(n_envs)]
+    costs = config.algorithm is Algorithm.PPO_LAG
+    factories = [partial(_make_env, ENV_IDS[config.task], env_cfg, costs, config.shield_in_loop)
+                 for _ in range(n_envs)]
     venv = DummyVecEnv(factories) if n_envs == 1 else SubprocVecEnv(factories, start_method="forkserver")
     return VecCheckNan(VecMonitor(venv), raise_exception=True)
 
@@ -108,10 +115,14 @@ def build_model(config: TrainConfig, env: Any, tensorboard_dir: Path | None) -> 
             "max_grad_norm": config.max_grad_norm,
             "policy_kwargs": {"net_arch": {"pi": arch, "vf": arch}, "log_std_init": config.log_std_init},
         }
-        if algo is Algorithm.PPO:
+        if algo in (Algorithm.PPO, Algorithm.PPO_LAG):
             batch = min(config.batch_size, config.n_steps * env.num_envs)
-            return PPO("MlpPolicy", env, batch_size=batch, n_epochs=config.n_epochs, clip_range=config.clip_range,
-                       target_kl=config.target_kl or None, **on_policy, **common)
+            cls, lagrangian = PPO, {}
+            if algo is Algorithm.PPO_LAG:
+                cls, lagrangian = algorithm_class(algo), {"cost_limits": config.cost_limits, "cost_net_arch": arch,
+                                                          "multiplier_lr": config.multiplier_lr}
+            return cls("MlpPolicy", env, batch_size=batch, n_epochs=config.n_epochs, clip_range=config.clip_range,
+                       target_kl=config.target_kl or None, **lagrangian, **on_policy, **common)
         return A2C("MlpPolicy", env, **on_policy, **common)
     off_policy: dict[str, Any] = {
         "buffer_size": config.buffer_size,
@@ -137,6 +148,10 @@ def algorithm_class(algo: str) -> Any:
     import importlib
 
     algorithm = Algorithm(algo)
+    if algorithm is Algorithm.PPO_LAG:
+        from humanoid_rl.train.ppo_lagrangian import PPOLagrangian
+
+        return PPOLagrangian
     return getattr(importlib.import_module("sb3_contrib" if algorithm.contrib else "stable_baselines3"),
                    algorithm.class_name)
 

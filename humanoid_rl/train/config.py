@@ -22,6 +22,7 @@ import yaml
 
 __all__ = [
     "FAST_PHYSICS_RATE_HZ",
+    "DEFAULT_COST_LIMITS",
     "Algorithm",
     "TrainConfig",
     "TrainConfigError",
@@ -37,6 +38,11 @@ __all__ = [
 FAST_PHYSICS_RATE_HZ = 500.0
 
 
+# Steps per episode each safety cost may take under ppo-lag, in the order of train.safety.COST_NAMES
+# (shield_intervention, joint_limit, effort, tilt); a 20 s training episode is 1000 steps.
+DEFAULT_COST_LIMITS = (10.0, 5.0, 10.0, 10.0)
+
+
 class TrainConfigError(ValueError):
     """A training setting is invalid; the message names the setting and the fix."""
 
@@ -49,10 +55,11 @@ class Algorithm(str, Enum):
     A2C = "a2c"
     TQC = "tqc"  # sb3-contrib: SAC with truncated quantile critics
     CROSSQ = "crossq"  # sb3-contrib: SAC with batch-renormalized critics and no target networks
+    PPO_LAG = "ppo-lag"  # PPO-Lagrangian (train/ppo_lagrangian.py): PPO under the safety costs' limits
 
     @property
     def on_policy(self) -> bool:
-        return self in (Algorithm.PPO, Algorithm.A2C)
+        return self in (Algorithm.PPO, Algorithm.A2C, Algorithm.PPO_LAG)
 
     @property
     def class_name(self) -> str:
@@ -87,7 +94,7 @@ class TrainConfig:
 
     # ---- task and run
     task: str = _setting("stand", "task to train: 'stand' (HumanoidRL/Stand-v0) or 'walk' (HumanoidRL/Walk-v0)")
-    algo: str = _setting("ppo", "stable-baselines3 algorithm: ppo, sac, td3, ddpg or a2c")
+    algo: str = _setting("ppo", "stable-baselines3 algorithm: ppo, sac, td3, ddpg or a2c; ppo-lag: PPO-Lagrangian")
     total_timesteps: int = _setting(3_000_000, "environment steps (all envs together) to train for at most")
     time_budget_min: float = _setting(
         0.0, "wall-clock budget in minutes; training stops cleanly and saves when it is spent (0: no limit)"
@@ -182,6 +189,17 @@ class TrainConfig:
     )
     action_noise_std: float = _setting(0.1, "TD3/DDPG: Gaussian exploration noise (fraction of the action range)")
 
+    # ---- constrained RL and safe exploration (train/safety.py, train/ppo_lagrangian.py)
+    shield_in_loop: bool = _setting(
+        False, "run the deployed safety shield (config/sim.yaml thresholds) between the policy and the motors in "
+        "training and periodic evaluation; the learner is trained on its raw actions"
+    )
+    cost_limits: list[float] = _setting(
+        list(DEFAULT_COST_LIMITS), "ppo-lag: allowed mean steps per episode of each cost: shield_intervention, "
+        "joint_limit, effort, tilt"
+    )
+    multiplier_lr: float = _setting(0.01, "ppo-lag: dual-ascent step of the multipliers per unit of excess cost")
+
     def __post_init__(self) -> None:
         self.validate()
 
@@ -237,6 +255,12 @@ class TrainConfig:
             problems.append(f"gait_period_s = {self.gait_period_s!r}: use a period in seconds > 0")
         if not self.net_arch or any(int(n) < 1 for n in self.net_arch):
             problems.append(f"net_arch = {self.net_arch!r}: use one or more positive layer sizes")
+        limits = self.cost_limits
+        if len(limits) != len(DEFAULT_COST_LIMITS) or not all(math.isfinite(c) and c >= 0 for c in limits):
+            problems.append(f"cost_limits = {self.cost_limits!r}: give four limits >= 0 (shield_intervention, "
+                            "joint_limit, effort, tilt)")
+        if self.multiplier_lr < 0:
+            problems.append(f"multiplier_lr = {self.multiplier_lr!r}: use a step >= 0")
         if problems:
             raise TrainConfigError("invalid training configuration: " + "; ".join(problems))
 
