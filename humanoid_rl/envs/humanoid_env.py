@@ -497,6 +497,12 @@ class HumanoidEnv(gym.Env[np.ndarray, np.ndarray]):
 
     # ------------------------------------------------------------------------------------------ misc
 
+    def contract_dict(self) -> dict[str, Any]:
+        """The contract as plain data (``contract_to_dict``): what a vector env's worker process can send back."""
+        from humanoid_rl.core.contract_io import contract_to_dict
+
+        return contract_to_dict(self.contract)
+
     def use_contract(self, contract: PolicyContract) -> None:
         """Observe and act as ``contract`` says (a model's own, e.g. an imported policy in ``humanoid-rl eval``)
         from the next reset; its robot facts (joints, default pose, gains, rate) must be this robot's."""

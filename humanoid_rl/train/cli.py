@@ -185,8 +185,9 @@ def _fine_tune_source_info(config: TrainConfig) -> dict[str, Any]:
     from humanoid_rl.train.transfer import needs_transfer
 
     if config.freeze_shared_steps and not needs_transfer(source, info, config):
-        raise CommandError(f"--freeze-shared-steps: the checkpoint {source} is of this run's task, so every layer "
-                           "is shared and nothing would train. Fix: leave it out, or --init-from another task's")
+        raise CommandError(f"--freeze-shared-steps: the checkpoint {source} has this run's task and observation "
+                           "layout, so every layer is shared and nothing would train. Fix: leave it out, or "
+                           "--init-from another task's")
     # The commands that trained the source, with this run's own, are the policy's whole recipe.
     metrics = checkpoint.run_dir / METRICS_FILE if checkpoint.run_dir is not None else None
     if metrics is not None and metrics.is_file():
@@ -297,9 +298,7 @@ def train(
     config.save_yaml(run_dir / "config.yaml")
 
     env = make_vec_env(config, config.n_envs, env_config(config, curriculum_level=state.curriculum_level))
-    from humanoid_rl.core.contract_io import contract_to_dict
-
-    state.contract = contract_to_dict(env.get_attr("contract")[0])
+    state.contract = env.env_method("contract_dict", indices=0)[0]  # plain data: workers cannot pickle the contract
     eval_env = make_vec_env(config, 1, env_config(config, episode_s=config.eval_episode_s,
                                                   curriculum_level=state.curriculum_level))
     eval_env = VecNormalize(eval_env, training=False, norm_obs=True, norm_reward=False, clip_obs=config.clip_obs)
