@@ -1,0 +1,202 @@
+"""The fit of ``humanoid-rl sysid``: minimize the replay's residuals (``sim/sysid.py``) over a few parameters.
+
+Two methods, both bounded, both counting every simulation against ``max_evaluations``:
+
+* ``lsq`` (default): Levenberg-Marquardt on the residual vector (numpy; tiny normal equations), with a
+  forward-difference Jacobian (one replay per parameter, step ``FitParameter.step``). Every replay is a full
+  simulation (~0.15 s per simulated second on a free core), so the replay count decides the run time:
+  Gauss-Newton uses the residuals' structure (the efforts pin the stiffness, the positions its ratio to the
+  mass) and converges in about ten iterations. The latency acts in whole physics steps; its difference step
+  spans two of them, so the Jacobian sees its slope rather than the stairs.
+* ``cma``: CMA-ES (``cma``), needing neither gradients nor smoothness: the fallback for a recording whose cost
+  has several minima (large, chaotic motions), at several hundred replays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from humanoid_rl.core.robot_spec import RobotSpec
+from humanoid_rl.sim.sim_params import SimParams
+from humanoid_rl.sim.sysid import (
+    DEFAULT_FIT,
+    NOMINAL,
+    FitParameter,
+    Recording,
+    position_rmse,
+    replay,
+    residuals,
+    scored_joints,
+)
+
+__all__ = ["FIT_METHODS", "FitResult", "fit"]
+
+FIT_METHODS = ("lsq", "cma")
+MAX_ITERATIONS = 30
+
+
+@dataclass
+class FitResult:
+    params: SimParams
+    values: dict[str, float]  # fitted value per FitParameter key
+    cost_before: float
+    cost_after: float
+    rmse_before_rad: float
+    rmse_after_rad: float
+    evaluations: int
+    history: list[float] = field(default_factory=list)  # best cost after each iteration (lsq) or generation (cma)
+
+
+class _BudgetSpent(Exception):
+    pass
+
+
+class _Objective:
+    """Replays on demand, remembers the best point, and stops the search when the budget is spent."""
+
+    def __init__(self, spec: RobotSpec, recording: Recording, start: SimParams, parameters: Sequence[FitParameter],
+                 joints: list[int], hanging: bool, budget: int) -> None:  # fmt: skip
+        self.spec, self.recording, self.start, self.parameters = spec, recording, start, parameters
+        self.joints, self.hanging, self.budget = joints, hanging, budget
+        self.evaluations = 0
+        self.best_x: np.ndarray | None = None
+        self.best_cost = np.inf
+        self._last: tuple[bytes, np.ndarray] | None = None
+
+    def params_at(self, x: np.ndarray) -> SimParams:
+        clipped = np.clip(x, [p.low for p in self.parameters], [p.high for p in self.parameters])
+        return self.start.with_values({p.key: float(v) for p, v in zip(self.parameters, clipped, strict=True)})
+
+    def residuals(self, x: np.ndarray) -> np.ndarray:
+        key = np.asarray(x, dtype=np.float64).tobytes()
+        if self._last is not None and self._last[0] == key:
+            return self._last[1]
+        if self.evaluations >= self.budget:
+            raise _BudgetSpent
+        simulated = replay(self.spec, self.recording, self.params_at(x), hanging=self.hanging)
+        self.evaluations += 1
+        r = residuals(self.recording, simulated, self.joints)
+        value = float(np.linalg.norm(r))
+        if value < self.best_cost:
+            self.best_cost, self.best_x = value, np.array(x, dtype=np.float64)
+        self._last = (key, r)
+        return r
+
+    def jacobian(self, x: np.ndarray) -> np.ndarray:
+        r0 = self.residuals(x)
+        columns = []
+        for i, p in enumerate(self.parameters):
+            h = p.step if x[i] + p.step <= p.high else -p.step  # stay inside the bounds
+            shifted = np.array(x, dtype=np.float64)
+            shifted[i] += h
+            columns.append((self.residuals(shifted) - r0) / h)
+        self.residuals(x)  # leave x as the remembered point (least_squares asks for it again)
+        return np.stack(columns, axis=1)
+
+
+def _start_values(start: SimParams, parameters: Sequence[FitParameter]) -> np.ndarray:
+    values = []
+    for p in parameters:
+        value = start.value(p.key)
+        value = NOMINAL.get(p.key.partition(".")[0], 0.0) if value is None else value
+        values.append(float(np.clip(value, p.low, p.high)))
+    return np.array(values)
+
+
+def fit(
+    spec: RobotSpec,
+    recording: Recording,
+    *,
+    start: SimParams | None = None,
+    parameters: Sequence[FitParameter] = DEFAULT_FIT,
+    joints: Sequence[int] | None = None,
+    hanging: bool = True,
+    method: str = "lsq",
+    max_evaluations: int = 150,
+    seed: int = 0,
+    on_iteration: Callable[[int, float], None] | None = None,
+) -> FitResult:
+    """Fit ``parameters`` from ``start`` (default: nominal) so the replay matches ``recording``."""
+    if method not in FIT_METHODS:
+        raise ValueError(f"fit method {method!r}: use one of {list(FIT_METHODS)}")
+    start = start if start is not None else SimParams()
+    joints = list(joints) if joints is not None else scored_joints(spec.joint_names, parameters)
+    objective = _Objective(spec, recording, start, parameters, joints, hanging, max_evaluations)
+    x0 = _start_values(start, parameters)
+    before = replay(spec, recording, start, hanging=hanging)
+    history: list[float] = []
+
+    def report() -> None:
+        history.append(objective.best_cost)
+        if on_iteration is not None:
+            on_iteration(objective.evaluations, objective.best_cost)
+
+    try:
+        if method == "lsq":
+            _least_squares(objective, x0, report)
+        else:
+            _cma(objective, x0, seed, report)
+    except _BudgetSpent:
+        pass
+    best = objective.best_x if objective.best_x is not None else x0
+    fitted = objective.params_at(best)
+    after = replay(spec, recording, fitted, hanging=hanging)
+    return FitResult(
+        params=fitted,
+        values={p.key: float(fitted.value(p.key) or 0.0) for p in parameters},
+        cost_before=float(np.linalg.norm(residuals(recording, before, joints))),
+        cost_after=float(np.linalg.norm(residuals(recording, after, joints))),
+        rmse_before_rad=position_rmse(recording, before, joints),
+        rmse_after_rad=position_rmse(recording, after, joints),
+        evaluations=objective.evaluations,
+        history=history,
+    )
+
+
+def _least_squares(objective: _Objective, x0: np.ndarray, report: Callable[[], None]) -> None:
+    """Levenberg-Marquardt with Marquardt's diagonal scaling, steps clipped to the bounds (a handful of
+    parameters: the normal equations are tiny; every cost is in the replays)."""
+    low = np.array([p.low for p in objective.parameters])
+    high = np.array([p.high for p in objective.parameters])
+    steps = np.array([p.step for p in objective.parameters])
+    x = x0.copy()
+    r = objective.residuals(x)
+    damping = 1e-2
+    for _ in range(MAX_ITERATIONS):
+        jacobian = objective.jacobian(x)
+        report()
+        normal = jacobian.T @ jacobian
+        gradient = jacobian.T @ r
+        scale = np.maximum(np.diag(normal), 1e-12)
+        while True:
+            step = -np.linalg.solve(normal + damping * np.diag(scale), gradient)
+            candidate = np.clip(x + step, low, high)
+            r_new = objective.residuals(candidate)
+            if r_new @ r_new < r @ r:
+                improvement = 1.0 - (r_new @ r_new) / (r @ r)
+                moved = np.abs(candidate - x)
+                x, r = candidate, r_new
+                damping = max(damping / 3.0, 1e-7)
+                break
+            damping *= 4.0
+            if damping > 1e6:  # no step downhill: a minimum (to the resolution of the replays)
+                return
+        if improvement < 1e-4 or np.all(moved <= 0.1 * steps):  # converged: nothing left worth a Jacobian
+            return
+
+
+def _cma(objective: _Objective, x0: np.ndarray, seed: int, report: Callable[[], None]) -> None:
+    import cma
+
+    low = np.array([p.low for p in objective.parameters])
+    span = np.array([p.high for p in objective.parameters]) - low
+    options = {"bounds": [0.0, 1.0], "seed": seed + 1, "verbose": -9, "tolfun": 1e-6}
+    strategy = cma.CMAEvolutionStrategy(((x0 - low) / span).tolist(), 0.25, options)
+    while not strategy.stop():
+        candidates = strategy.ask()
+        strategy.tell(candidates, [float(np.linalg.norm(objective.residuals(low + np.asarray(u) * span)) ** 2)
+                                   for u in candidates])  # fmt: skip
+        report()
