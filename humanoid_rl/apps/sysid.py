@@ -69,22 +69,25 @@ def _check_output(path: Path, overwrite: bool) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from humanoid_rl.cli import CommandError
     from humanoid_rl.core.robot_spec import RobotSpec
+    from humanoid_rl.sim.bag_io import read_recording
     from humanoid_rl.sim.sim_params import SimParams, load_sim_params
     from humanoid_rl.sim.sysid import DEFAULT_FIT_KEYS, fit_parameter
 
-    if (args.bag is None) == (args.emulate is None):
-        raise ValueError("give a BAG to fit, or --emulate TRUTH.yaml to record one from the simulator (not both)")
-    _check_output(args.output, args.overwrite)
-    spec = RobotSpec.load(args.robot_config or None)
-    parameters = [fit_parameter(key, spec.joint_names) for key in (args.fit or DEFAULT_FIT_KEYS)]
-    start = load_sim_params(args.start) if args.start is not None else SimParams()
-    truth = load_sim_params(args.emulate) if args.emulate is not None else None
     started = time.monotonic()
-    bag = args.bag if truth is None else _emulated_bag(spec, truth, args)
-    from humanoid_rl.sim.bag_io import read_recording
-
-    recording = read_recording(bag, spec.joint_names)
+    try:  # everything the user gave is checked (and the bag read) before the fit starts
+        if (args.bag is None) == (args.emulate is None):
+            raise ValueError("give a BAG to fit, or --emulate TRUTH.yaml to record one from the simulator (not both)")
+        _check_output(args.output, args.overwrite)
+        spec = RobotSpec.load(args.robot_config or None)
+        parameters = [fit_parameter(key, spec.joint_names) for key in (args.fit or DEFAULT_FIT_KEYS)]
+        start = load_sim_params(args.start) if args.start is not None else SimParams()
+        truth = load_sim_params(args.emulate) if args.emulate is not None else None
+        bag = args.bag if truth is None else _emulated_bag(spec, truth, args)
+        recording = read_recording(bag, spec.joint_names)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from exc
     print(f"{bag}: {recording.state_times.size} joint states and {recording.command_times.size} commands over "
           f"{recording.duration_s:.1f} s; fitting {', '.join(p.key for p in parameters)}")  # fmt: skip
     report = _fit_and_write(spec, recording, parameters, start, truth, args)

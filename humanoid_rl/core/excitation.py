@@ -20,11 +20,11 @@ EXCITATION_KINDS = ("chirp", "steps", "mixed")
 
 @dataclass(frozen=True)
 class Excitation:
-    amplitude_rad: float = 0.25  # peak excursion from the base pose (less where a limit is nearer)
+    amplitude_rad: float = 0.12  # peak excursion from the base pose (less where a limit is nearer)
     duration_s: float = 6.0
     kind: str = "mixed"
     f0_hz: float = 0.5  # chirp start frequency
-    f1_hz: float = 4.0  # chirp end frequency
+    f1_hz: float = 3.0  # chirp end frequency (past the hanging legs' resonance, ~2 Hz)
     step_period_s: float = 0.4  # each step level is held this long
     ramp_s: float = 0.3  # amplitude ramps in over this time (no jump at the start)
     seed: int = 0

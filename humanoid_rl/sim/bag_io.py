@@ -114,7 +114,7 @@ def _in_order(message: Any, field: str, index: dict[str, int], n: int, where: st
 def read_recording(path: str | Path, joint_names: tuple[str, ...], command_topic: str = Topics.JOINT_COMMANDS,
                    ) -> Recording:  # fmt: skip
     """The joint states and commands of a bag (sqlite3 or MCAP), by joint name into ``joint_names`` order."""
-    from rosbags.highlevel import AnyReader
+    from rosbags.highlevel import AnyReader, AnyReaderError
 
     path = Path(path)
     if not path.exists():
@@ -123,7 +123,12 @@ def read_recording(path: str | Path, joint_names: tuple[str, ...], command_topic
     n = len(joint_names)
     states: list[tuple[float, np.ndarray, np.ndarray | None, np.ndarray | None]] = []
     commands: list[tuple[float, np.ndarray]] = []
-    with AnyReader([path], default_typestore=_typestore()) as reader:
+    try:
+        reader = AnyReader([path], default_typestore=_typestore())
+        reader.open()
+    except (AnyReaderError, FileNotFoundError) as exc:
+        raise ValueError(f"{path} is not a readable rosbag2 (sqlite3 or MCAP): {exc}") from exc
+    try:
         wanted = [c for c in reader.connections if c.topic in (Topics.JOINT_STATES, command_topic)]
         for connection, time_ns, raw in reader.messages(connections=wanted):
             message = reader.deserialize(raw, connection.msgtype)
@@ -137,6 +142,8 @@ def read_recording(path: str | Path, joint_names: tuple[str, ...], command_topic
                 position = _in_order(message, "position", index, n, str(path))
                 if position is not None:
                     commands.append((time_ns / _NS, position))
+    finally:
+        reader.close()
     if len(states) < 2 or not commands:
         raise ValueError(
             f"{path}: {len(states)} messages on {Topics.JOINT_STATES} and {len(commands)} on {command_topic}; "

@@ -36,6 +36,8 @@ __all__ = ["FIT_METHODS", "FitResult", "fit"]
 
 FIT_METHODS = ("lsq", "cma")
 MAX_ITERATIONS = 30
+LATENCY_STARTS_S = (0.0, 0.01, 0.02, 0.03)  # within the latency's bounds (sim/sysid.py BOUNDS)
+SCOUT_ITERATIONS = 2
 
 
 @dataclass
@@ -136,7 +138,8 @@ def fit(
 
     try:
         if method == "lsq":
-            _least_squares(objective, x0, report)
+            _scout_latency(objective, x0, report)
+            _least_squares(objective, objective.best_x if objective.best_x is not None else x0, report)
         else:
             _cma(objective, x0, seed, report)
     except _BudgetSpent:
@@ -156,7 +159,8 @@ def fit(
     )
 
 
-def _least_squares(objective: _Objective, x0: np.ndarray, report: Callable[[], None]) -> None:
+def _least_squares(objective: _Objective, x0: np.ndarray, report: Callable[[], None],
+                   iterations: int = MAX_ITERATIONS) -> None:
     """Levenberg-Marquardt with Marquardt's diagonal scaling, steps clipped to the bounds (a handful of
     parameters: the normal equations are tiny; every cost is in the replays)."""
     low = np.array([p.low for p in objective.parameters])
@@ -165,7 +169,7 @@ def _least_squares(objective: _Objective, x0: np.ndarray, report: Callable[[], N
     x = x0.copy()
     r = objective.residuals(x)
     damping = 1e-2
-    for _ in range(MAX_ITERATIONS):
+    for _ in range(iterations):
         jacobian = objective.jacobian(x)
         report()
         normal = jacobian.T @ jacobian
@@ -186,6 +190,19 @@ def _least_squares(objective: _Objective, x0: np.ndarray, report: Callable[[], N
                 return
         if improvement < 1e-4 or np.all(moved <= 0.1 * steps):  # converged: nothing left worth a Jacobian
             return
+
+
+def _scout_latency(objective: _Objective, x0: np.ndarray, report: Callable[[], None]) -> None:
+    """A few iterations from each of LATENCY_STARTS_S: the cost has local minima in the latency (a delay looks
+    like a softer, less damped joint over part of a chirp), and the refinement starts from the best of them."""
+    keys = [p.key for p in objective.parameters]
+    if "control_latency_s" not in keys:
+        return
+    index = keys.index("control_latency_s")
+    for latency in LATENCY_STARTS_S:
+        start = x0.copy()
+        start[index] = latency
+        _least_squares(objective, start, report, SCOUT_ITERATIONS)
 
 
 def _cma(objective: _Objective, x0: np.ndarray, seed: int, report: Callable[[], None]) -> None:
