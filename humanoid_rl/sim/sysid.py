@@ -18,6 +18,7 @@ What the joint trajectories of a hanging robot (base fixed: no contacts) can ide
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -61,7 +62,7 @@ class FitParameter:
 
     @property
     def step(self) -> float:
-        """The finite-difference step: 1% of a scale, 0.05 N*m of friction, 2 physics steps of latency."""
+        """The finite-difference step: 1% of a scale, 0.05 N*m of friction, 1 ms of latency."""
         return FD_STEPS[self.key.partition(".")[0]]
 
 
@@ -79,7 +80,7 @@ FD_STEPS: dict[str, float] = {
     "kd_scale": 0.02,
     "joint_friction_nm": 0.05,
     "mass_scale": 0.01,
-    "control_latency_s": 0.002,  # a smaller step would often land on the same whole physics step
+    "control_latency_s": 0.001,  # the replay's latency is continuous (blended within a physics step)
 }
 NOMINAL: dict[str, float] = {"kp_scale": 1.0, "kd_scale": 1.0, "mass_scale": 1.0, "joint_friction_nm": 0.0}
 
@@ -157,27 +158,41 @@ def _sim_config(params: SimParams, noise: SensorNoise | None = None, seed: int =
 
 
 def replay(spec: RobotSpec, recording: Recording, params: SimParams, *, hanging: bool = True) -> Trajectory:
-    """The recorded commands played on the simulated robot with ``params``, sampled at the recorded instants."""
-    with HumanoidSim(spec, _sim_config(params)) as sim:
+    """The recorded commands played on the simulated robot with ``params``, sampled at the recorded instants.
+
+    The latency is applied here rather than by the simulator, which rounds it to whole physics steps: a command
+    arriving part-way through a step is blended into that step's target by the fraction of the step it was in
+    force (the PD torque is linear in the target), so the cost is smooth in the latency and the fit can use
+    its slope. The simulator then runs the fitted latency to the nearest step.
+    """
+    latency = params.control_latency_s or 0.0
+    with HumanoidSim(spec, _sim_config(dataclasses.replace(params, control_latency_s=0.0))) as sim:
         sim.reset(seed=0, joint_pos=recording.positions[0])
         if hanging:
             hang(sim)
         t0 = recording.state_times[0]
-        command_steps = np.round((recording.command_times - t0) * sim.physics_rate_hz).astype(int)
+        arrivals = (recording.command_times - t0 + latency) * sim.physics_rate_hz  # in physics steps, continuous
         sample_steps = np.round((recording.state_times - t0) * sim.physics_rate_hz).astype(int)
         n, m = spec.n_joints, recording.state_times.size
         out = Trajectory(np.zeros((m, n)), np.zeros((m, n)), np.zeros((m, n)))
-        # The command in force at the first sample (the last one sent before it), then each later one in turn.
-        first = int(np.searchsorted(command_steps, 0, side="right")) - 1
-        if first >= 0:
-            sim.set_joint_targets(recording.command_positions[first])
-        next_command = max(first + 1, 0)
-        for i, step in enumerate(sample_steps):
-            while next_command < command_steps.size and command_steps[next_command] <= step:
-                sim.step(max(0, int(command_steps[next_command]) - sim.step_count))
-                sim.set_joint_targets(recording.command_positions[next_command])
-                next_command += 1
-            sim.step(max(0, int(step) - sim.step_count))
+        # The command in force at the first sample (the last one to arrive by then), then each later one in turn.
+        first = int(np.searchsorted(arrivals, 0.0, side="right")) - 1
+        in_force = recording.positions[0] if first < 0 else recording.command_positions[first]
+        sim.set_joint_targets(in_force)
+        k = first + 1
+        for i, sample in enumerate(sample_steps):
+            while k < arrivals.size and math.ceil(arrivals[k] - 1e-9) <= sample:
+                whole = math.floor(arrivals[k] + 1e-9)
+                share = 1.0 - (arrivals[k] - whole)  # of the step [whole, whole + 1) the new target is in force
+                new = recording.command_positions[k]
+                sim.step(max(0, whole - sim.step_count))
+                if share < 1.0 - 1e-9:
+                    sim.set_joint_targets(in_force + share * (new - in_force))
+                    sim.step(1)
+                sim.set_joint_targets(new)
+                in_force = new
+                k += 1
+            sim.step(max(0, int(sample) - sim.step_count))
             out.positions[i], out.velocities[i] = sim.joint_state()
             out.efforts[i] = sim.last_applied_torques
         return out

@@ -6,10 +6,13 @@ Two methods, both bounded, both counting every simulation against ``max_evaluati
   forward-difference Jacobian (one replay per parameter, step ``FitParameter.step``). Every replay is a full
   simulation (~0.15 s per simulated second on a free core), so the replay count decides the run time:
   Gauss-Newton uses the residuals' structure (the efforts pin the stiffness, the positions its ratio to the
-  mass) and converges in about ten iterations. The latency acts in whole physics steps; its difference step
-  spans two of them, so the Jacobian sees its slope rather than the stairs.
+  mass) and converges in about ten iterations. The replay blends a command into the physics step it arrives in,
+  so the cost is smooth in the latency too.
 * ``cma``: CMA-ES (``cma``), needing neither gradients nor smoothness: the fallback for a recording whose cost
   has several minima (large, chaotic motions), at several hundred replays.
+
+The latency has local minima of its own (a delay looks like a softer, less damped joint over part of a chirp):
+``lsq`` first takes two iterations from each of ``LATENCY_STARTS_S`` and refines the best.
 """
 
 from __future__ import annotations
@@ -188,7 +191,7 @@ def _least_squares(objective: _Objective, x0: np.ndarray, report: Callable[[], N
             damping *= 4.0
             if damping > 1e6:  # no step downhill: a minimum (to the resolution of the replays)
                 return
-        if improvement < 1e-4 or np.all(moved <= 0.1 * steps):  # converged: nothing left worth a Jacobian
+        if improvement < 1e-6 or np.all(moved <= 0.01 * steps):  # converged: nothing left worth a Jacobian
             return
 
 
