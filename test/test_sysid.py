@@ -183,3 +183,27 @@ def test_fit_recovers_all_five_perturbed_leg_parameters_within_tolerance(spec: R
         error = abs(value - true_value) / (true_value if name in ("kp_scale", "kd_scale", "mass_scale") else 1.0)
         assert error <= RECOVERY_TOLERANCE[name], (key, value, true_value)
     assert result.rmse_after_rad < result.rmse_before_rad / 10
+
+
+def test_training_environment_runs_on_the_fitted_robot_with_randomization_centred_on_it(
+    spec: RobotSpec, tmp_path: Path
+) -> None:
+    from humanoid_rl.envs.humanoid_env import EnvConfig, HumanoidEnv
+    from humanoid_rl.train.config import TrainConfig, TrainConfigError
+
+    path = tmp_path / "fitted.yaml"
+    save_sim_params(path, SimParams(kp_scale={"legs": 1.2}, control_latency_s=0.015, foot_friction=0.8), spec)
+    env = HumanoidEnv(config=EnvConfig(sim_params=path, curriculum_level=1.0))
+    try:
+        ranges = env.sim.config.randomization
+        assert ranges.control_latency_s == pytest.approx((0.005, 0.025))  # the default 20 ms wide range, moved
+        assert ranges.friction == pytest.approx((0.3, 1.3))
+        env.reset(seed=3)
+        sample = env.sim.randomization_sample
+        knee = spec.joint_names.index("left_knee_joint")
+        expected = spec.kp[knee] * 1.2 * sample.kp_scale[knee] * sample.actuator_strength[knee]
+        assert env.sim._kp[knee] == pytest.approx(expected)
+    finally:
+        env.close()
+    with pytest.raises(TrainConfigError, match="sim_params"):
+        TrainConfig(sim_params=str(tmp_path / "missing.yaml"))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -91,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{bag}: {recording.state_times.size} joint states and {recording.command_times.size} commands over "
           f"{recording.duration_s:.1f} s; fitting {', '.join(p.key for p in parameters)}")  # fmt: skip
     report = _fit_and_write(spec, recording, parameters, start, truth, args)
-    report.update(bag=str(bag), wall_s=round(time.monotonic() - started, 1))
+    report.update(bag=str(bag), wall_s=round(time.monotonic() - started, 1), command=" ".join(sys.argv))
     args.output.with_suffix(".json").write_text(json.dumps(report, indent=2))
     print(_summary(report, args.output))
     return 0
@@ -133,9 +134,9 @@ def _fit_and_write(spec: Any, recording: Any, parameters: list[Any], start: Any,
     print()
     items: dict[str, dict[str, float | bool | None]] = {}
     for p in parameters:
-        item: dict[str, float | bool | None] = {"start": start.value(p.key), "fitted": result.values[p.key]}
+        item: dict[str, float | bool | None] = {"start": _start_value(start, p.key), "fitted": result.values[p.key]}
         if truth is not None:
-            item.update(_recovery(p.key, truth.value(p.key), result.values[p.key]))
+            item.update(_recovery(p.key, truth, result.values[p.key]))
         items[p.key] = item
     report: dict[str, Any] = {
         "robot": spec.name,
@@ -167,10 +168,17 @@ def _fit_and_write(spec: Any, recording: Any, parameters: list[Any], start: Any,
     return report
 
 
-def _recovery(key: str, truth: float | None, fitted: float) -> dict[str, float | bool | None]:
+def _start_value(params: Any, key: str) -> float:
+    """An item's value in ``params``, its nominal value where unset (a scale of 1, no friction, no latency)."""
+    from humanoid_rl.sim.sysid import NOMINAL
+
+    value = params.value(key)
+    return float(value) if value is not None else NOMINAL.get(key.partition(".")[0], 0.0)
+
+
+def _recovery(key: str, truth: Any, fitted: float) -> dict[str, float | bool | None]:
     name = key.partition(".")[0]
-    defaults = {"kp_scale": 1.0, "kd_scale": 1.0, "mass_scale": 1.0, "joint_friction_nm": 0.0}
-    true_value = truth if truth is not None else defaults.get(name, 0.0)
+    true_value = _start_value(truth, key)
     error = fitted - true_value
     relative = name in RELATIVE
     measured = abs(error) / true_value if relative else abs(error)
@@ -186,8 +194,7 @@ def _recovery(key: str, truth: float | None, fitted: float) -> dict[str, float |
 def _summary(report: dict[str, Any], output: Path) -> str:
     lines = [f"{'item':<26}{'start':>10}{'fitted':>10}" + (f"{'truth':>10}{'ok':>5}" if "truth" in report else "")]
     for key, item in report["parameters"].items():
-        start = "-" if item["start"] is None else f"{item['start']:.4g}"
-        line = f"{key:<26}{start:>10}{item['fitted']:>10.4g}"
+        line = f"{key:<26}{item['start']:>10.4g}{item['fitted']:>10.4g}"
         if "truth" in item:
             line += f"{item['truth']:>10.4g}{'yes' if item['within_tolerance'] else 'NO':>5}"
         lines.append(line)

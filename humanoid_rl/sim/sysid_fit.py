@@ -147,6 +147,8 @@ def fit(
             _cma(objective, x0, seed, report)
     except _BudgetSpent:
         pass
+    if not history or history[-1] > objective.best_cost:
+        report()  # the last steps after the last Jacobian (lsq) count too
     best = objective.best_x if objective.best_x is not None else x0
     fitted = objective.params_at(best)
     after = replay(spec, recording, fitted, hanging=hanging)
