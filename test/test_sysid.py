@@ -124,6 +124,10 @@ def test_fit_recovers_perturbed_stiffness_and_latency_from_a_one_second_recordin
     recording = record_in_sim(spec, truth, Excitation(duration_s=1.2), legs)
     parameters = [fit_parameter(k, spec.joint_names) for k in ("kp_scale.legs", "control_latency_s")]
     result = fit(spec, recording, parameters=parameters, max_evaluations=60)
+    # The efforts alone (a linear solve per latency, no simulation) already land next to the answer ...
+    assert result.initial_guess["kp_scale.legs"] == pytest.approx(1.2, rel=0.05)
+    assert result.initial_guess["control_latency_s"] == pytest.approx(0.01, abs=0.002)
+    # ... and the replays refine it.
     assert abs(result.values["kp_scale.legs"] / 1.2 - 1.0) <= RECOVERY_TOLERANCE["kp_scale"]
     assert abs(result.values["control_latency_s"] - 0.01) <= RECOVERY_TOLERANCE["control_latency_s"]
     assert result.rmse_after_rad < result.rmse_before_rad / 5
@@ -147,6 +151,15 @@ def test_sysid_command_fits_an_emulated_recording_and_writes_yaml_plot_and_json(
     assert fitted.kp_scale["legs"] == pytest.approx(0.85, rel=RECOVERY_TOLERANCE["kp_scale"])
     with HumanoidSim(spec, SimConfig(params=fitted)) as sim:  # the simulator reads what sysid wrote
         assert sim._kp[0] == pytest.approx(fitted.kp_scale["legs"] * spec.kp[0])
+
+
+def test_without_efforts_the_fit_scouts_the_latency_and_still_finds_it(spec: RobotSpec, legs: list[int]) -> None:
+    recording = record_in_sim(spec, SimParams(control_latency_s=0.014), Excitation(duration_s=0.8), legs)
+    recording.efforts = None  # a robot that reports no joint torques
+    result = fit(spec, recording, parameters=[fit_parameter("control_latency_s", spec.joint_names)],
+                 max_evaluations=30)  # fmt: skip
+    assert result.initial_guess == {}
+    assert result.values["control_latency_s"] == pytest.approx(0.014, abs=RECOVERY_TOLERANCE["control_latency_s"])
 
 
 @pytest.mark.parametrize(

@@ -45,11 +45,16 @@ __all__ = [
     "record_in_sim",
     "replay",
     "residuals",
+    "smoothed",
     "scored_joints",
 ]
 
 HANG_HEIGHT_M = 0.3  # a hanging robot's soles are this far above the ground: no contact however the legs swing
 EFFORT_WEIGHT_RAD_PER_NM = 0.01  # 1 N*m of effort error costs as much as 0.01 rad of position error
+# Efforts are compared averaged over this many samples (20 ms at 200 Hz): an explicit PD's torque chatters from one
+# physics step to the next on light links, and a single-step sample of it aliases into noise that flips with the
+# latency's parity; a motor driver's effort reading is filtered like this too.
+EFFORT_SMOOTHING_SAMPLES = 4
 
 
 @dataclass(frozen=True)
@@ -204,13 +209,22 @@ def position_rmse(recording: Recording, simulated: Trajectory, joints: Sequence[
     return float(np.sqrt(np.mean(error**2)))
 
 
+def smoothed(values: np.ndarray, window: int = EFFORT_SMOOTHING_SAMPLES) -> np.ndarray:
+    """Moving average over ``window`` samples (shorter at the ends), along time."""
+    padded = np.concatenate([np.zeros((1, values.shape[1])), np.cumsum(values, axis=0)])
+    m = values.shape[0]
+    upper = np.minimum(np.arange(m) + window // 2 + 1, m)
+    lower = np.maximum(np.arange(m) - (window - 1) // 2, 0)
+    return (padded[upper] - padded[lower]) / (upper - lower)[:, None]
+
+
 def residuals(recording: Recording, simulated: Trajectory, joints: Sequence[int]) -> np.ndarray:
-    """Position errors of ``joints`` at every sample (rad) and, when the recording has efforts, effort errors
-    times EFFORT_WEIGHT_RAD_PER_NM, each block divided by sqrt(its size): the norm is ``cost``."""
+    """Position errors of ``joints`` at every sample (rad) and, when the recording has efforts, errors of the
+    smoothed efforts times EFFORT_WEIGHT_RAD_PER_NM, each block divided by sqrt(its size): the norm is ``cost``."""
     position_error = (simulated.positions[:, joints] - recording.positions[:, joints]).ravel()
     blocks = [position_error / math.sqrt(position_error.size)]
     if recording.efforts is not None:
-        effort_error = (simulated.efforts[:, joints] - recording.efforts[:, joints]).ravel()
+        effort_error = (smoothed(simulated.efforts[:, joints]) - smoothed(recording.efforts[:, joints])).ravel()
         blocks.append(EFFORT_WEIGHT_RAD_PER_NM * effort_error / math.sqrt(effort_error.size))
     return np.concatenate(blocks)
 

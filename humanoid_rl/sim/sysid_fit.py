@@ -11,8 +11,10 @@ Two methods, both bounded, both counting every simulation against ``max_evaluati
 * ``cma``: CMA-ES (``cma``), needing neither gradients nor smoothness: the fallback for a recording whose cost
   has several minima (large, chaotic motions), at several hundred replays.
 
-The latency has local minima of its own (a delay looks like a softer, less damped joint over part of a chirp):
-``lsq`` first takes two iterations from each of ``LATENCY_STARTS_S`` and refines the best.
+The latency has local minima of its own (a delay looks like a softer, less damped joint over part of a chirp).
+With measured efforts the fit starts from ``effort_guess`` (stiffness, damping and latency by linear least
+squares on the efforts, no simulation); without them, ``lsq`` first takes two iterations from each of
+``LATENCY_STARTS_S`` and refines the best.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from humanoid_rl.core.robot_spec import RobotSpec
-from humanoid_rl.sim.sim_params import SimParams
+from humanoid_rl.sim.sim_params import SimParams, joint_groups
 from humanoid_rl.sim.sysid import (
     DEFAULT_FIT,
     NOMINAL,
@@ -33,13 +35,16 @@ from humanoid_rl.sim.sysid import (
     replay,
     residuals,
     scored_joints,
+    smoothed,
 )
 
-__all__ = ["FIT_METHODS", "FitResult", "fit"]
+__all__ = ["FIT_METHODS", "FitResult", "effort_guess", "fit"]
 
 FIT_METHODS = ("lsq", "cma")
 MAX_ITERATIONS = 30
 LATENCY_STARTS_S = (0.0, 0.01, 0.02, 0.03)  # within the latency's bounds (sim/sysid.py BOUNDS)
+LATENCY_GRID_S = np.arange(0.0, 0.0401, 0.0005)  # the effort guess's latency candidates
+SATURATED_FRACTION = 0.95  # of the effort limit: samples beyond it are left out of the effort guess
 SCOUT_ITERATIONS = 2
 
 
@@ -53,6 +58,7 @@ class FitResult:
     rmse_after_rad: float
     evaluations: int
     history: list[float] = field(default_factory=list)  # best cost after each iteration (lsq) or generation (cma)
+    initial_guess: dict[str, float] = field(default_factory=dict)  # from the efforts, before any replay
 
 
 class _BudgetSpent(Exception):
@@ -102,6 +108,50 @@ class _Objective:
         return np.stack(columns, axis=1)
 
 
+def effort_guess(spec: RobotSpec, recording: Recording, parameters: Sequence[FitParameter]) -> dict[str, float]:
+    """Stiffness and damping scales and the latency from the measured efforts alone, before any replay.
+
+    A motor's effort is its PD torque, ``kp_scale*kp*(q*(t - latency) - q) - kd_scale*kd*qd``: linear in the two
+    scales once the latency is fixed. So for each latency on LATENCY_GRID_S the scales are a least-squares
+    solve over the recorded samples, and the latency with the smallest residual wins. No simulation, and no
+    local minima: the fit starts next to the answer. Empty when the recording has no efforts.
+    """
+    keys = {p.key for p in parameters}
+    groups = joint_groups(spec.joint_names)
+    fitted = [g for g in groups if f"kp_scale.{g}" in keys or f"kd_scale.{g}" in keys]
+    if recording.efforts is None or not fitted:
+        return {}
+    t, q, qd = recording.state_times, recording.positions, recording.velocities
+    effort = smoothed(recording.efforts)
+    unsaturated = np.abs(recording.efforts) < SATURATED_FRACTION * spec.effort_limits
+    best: tuple[float, float, dict[str, float]] | None = None
+    for latency in LATENCY_GRID_S:
+        index = np.searchsorted(recording.command_times + latency, t, side="right") - 1
+        valid = index >= 0  # before the first command arrives the drivers hold the initial pose
+        error = recording.command_positions[np.maximum(index, 0)] - q
+        sse, values = 0.0, {}
+        for group in fitted:
+            j = list(groups[group])
+            # Samples at the torque limit say nothing about the gains (and a chattering joint sits there).
+            usable = (valid[:, None] & unsaturated[:, j]).ravel()
+            if usable.sum() < 10:
+                continue
+            columns = np.stack([smoothed(error[:, j] * spec.kp[j]).ravel()[usable],
+                                smoothed(-qd[:, j] * spec.kd[j]).ravel()[usable]], axis=1)  # fmt: skip
+            measured = effort[:, j].ravel()[usable]
+            scales, *_ = np.linalg.lstsq(columns, measured, rcond=None)
+            sse += float(np.sum((columns @ scales - measured) ** 2)) / measured.size
+            values[f"kp_scale.{group}"], values[f"kd_scale.{group}"] = float(scales[0]), float(scales[1])
+        if best is None or sse < best[0]:
+            best = (sse, float(latency), values)
+    if best is None or not best[2]:
+        return {}
+    guess = {k: v for k, v in best[2].items() if k in keys}
+    if "control_latency_s" in keys:
+        guess["control_latency_s"] = best[1]
+    return guess
+
+
 def _start_values(start: SimParams, parameters: Sequence[FitParameter]) -> np.ndarray:
     values = []
     for p in parameters:
@@ -139,9 +189,14 @@ def fit(
         if on_iteration is not None:
             on_iteration(objective.evaluations, objective.best_cost)
 
+    guess = effort_guess(spec, recording, parameters)
+    for i, p in enumerate(parameters):
+        if p.key in guess:
+            x0[i] = float(np.clip(guess[p.key], p.low, p.high))
     try:
         if method == "lsq":
-            _scout_latency(objective, x0, report)
+            if "control_latency_s" not in guess:
+                _scout_latency(objective, x0, report)
             _least_squares(objective, objective.best_x if objective.best_x is not None else x0, report)
         else:
             _cma(objective, x0, seed, report)
@@ -161,6 +216,7 @@ def fit(
         rmse_after_rad=position_rmse(recording, after, joints),
         evaluations=objective.evaluations,
         history=history,
+        initial_guess=guess,
     )
 
 
