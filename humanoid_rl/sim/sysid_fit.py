@@ -14,7 +14,8 @@ Two methods, both bounded, both counting every simulation against ``max_evaluati
 The latency has local minima of its own (a delay looks like a softer, less damped joint over part of a chirp).
 With measured efforts the fit starts from ``effort_guess`` (stiffness, damping and latency by linear least
 squares on the efforts, no simulation); without them, ``lsq`` first takes two iterations from each of
-``LATENCY_STARTS_S`` and refines the best.
+``LATENCY_STARTS_S`` and refines the best. After the refinement the latency is swept over +-3 ms with the rest
+held, and where that finds a better point the refinement runs again from there.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ FIT_METHODS = ("lsq", "cma")
 MAX_ITERATIONS = 30
 LATENCY_STARTS_S = (0.0, 0.01, 0.02, 0.03)  # within the latency's bounds (sim/sysid.py BOUNDS)
 LATENCY_GRID_S = np.arange(0.0, 0.0401, 0.0005)  # the effort guess's latency candidates
+SWEEP_SPAN_S, SWEEP_STEP_S, SWEEP_ROUNDS = 0.003, 0.0005, 2  # the latency sweep after each refinement
 SATURATED_FRACTION = 0.95  # of the effort limit: samples beyond it are left out of the effort guess
 SCOUT_ITERATIONS = 2
 
@@ -198,6 +200,12 @@ def fit(
             if "control_latency_s" not in guess:
                 _scout_latency(objective, x0, report)
             _least_squares(objective, objective.best_x if objective.best_x is not None else x0, report)
+            for _ in range(SWEEP_ROUNDS):  # the latency's local minima: sweep it, refine again if it moved
+                assert objective.best_x is not None
+                if not _sweep_latency(objective, objective.best_x):
+                    break
+                report()
+                _least_squares(objective, objective.best_x, report)
         else:
             _cma(objective, x0, seed, report)
     except _BudgetSpent:
@@ -264,6 +272,22 @@ def _scout_latency(objective: _Objective, x0: np.ndarray, report: Callable[[], N
         start = x0.copy()
         start[index] = latency
         _least_squares(objective, start, report, SCOUT_ITERATIONS)
+
+
+def _sweep_latency(objective: _Objective, x: np.ndarray) -> bool:
+    """Replays at latencies within SWEEP_SPAN_S of ``x``'s, the rest held; True if one of them was better."""
+    keys = [p.key for p in objective.parameters]
+    if "control_latency_s" not in keys:
+        return False
+    index = keys.index("control_latency_s")
+    p = objective.parameters[index]
+    best = objective.best_cost
+    for offset in np.arange(-SWEEP_SPAN_S, SWEEP_SPAN_S + 1e-9, SWEEP_STEP_S):
+        candidate = x.copy()
+        candidate[index] = float(np.clip(x[index] + offset, p.low, p.high))
+        if abs(offset) > 1e-9:
+            objective.residuals(candidate)
+    return objective.best_cost < best
 
 
 def _cma(objective: _Objective, x0: np.ndarray, seed: int, report: Callable[[], None]) -> None:
