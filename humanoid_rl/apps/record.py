@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 import time
 from functools import partial
 from pathlib import Path
@@ -197,4 +198,8 @@ def run(args: argparse.Namespace) -> int:
                         joints=joints, excite_topic=args.excite_topic)  # fmt: skip
     for topic, count in counts.items():
         print(f"  {topic:<28} {count}")
+    if counts.get("/joint_states", 0) == 0:
+        print("humanoid-rl record: nothing arrived on /joint_states: is the robot (or a simulator) running on this "
+              "ROS domain (ROS_DOMAIN_ID)?", file=sys.stderr)
+        return 1
     return 0
