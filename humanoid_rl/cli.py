@@ -84,6 +84,8 @@ EXTRA_FOR_MODULE: dict[str, str] = {
     "onnx": "train",
     "gymnasium": "train",
     "matplotlib": "train",
+    "cma": "train",
+    "rosbags": "viz",
     "onnxruntime": "runtime",
     "pybullet": "runtime",
     "pybullet_data": "runtime",
