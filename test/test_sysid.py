@@ -220,3 +220,10 @@ def test_training_environment_runs_on_the_fitted_robot_with_randomization_centre
         env.close()
     with pytest.raises(TrainConfigError, match="sim_params"):
         TrainConfig(sim_params=str(tmp_path / "missing.yaml"))
+
+
+def test_the_mujoco_backend_refuses_fitted_parameters_rather_than_ignoring_them(spec: RobotSpec) -> None:
+    from humanoid_rl.sim.mujoco_sim import MujocoHumanoidSim
+
+    with pytest.raises(ValueError, match="PyBullet simulator only"):
+        MujocoHumanoidSim(spec, SimConfig(params=SimParams(kp_scale={"legs": 1.1})))
