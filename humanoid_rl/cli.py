@@ -56,6 +56,8 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     Subcommand("eval", "humanoid_rl.train.evaluate", "evaluate an exported ONNX policy in simulation"),
     Subcommand("bench", "humanoid_rl.apps.bench", "measure inference, loop timing and end-to-end latency"),
     Subcommand("check-robot", "humanoid_rl.apps.check_robot", "load a robot config and print its joints"),
+    Subcommand("record", "humanoid_rl.apps.record", "record the robot's topics to a rosbag2 (and excite joints)"),
+    Subcommand("sysid", "humanoid_rl.apps.sysid", "fit the simulator's parameters to a recording of the robot"),
 )
 SUBCOMMANDS_BY_NAME: dict[str, Subcommand] = {s.name: s for s in SUBCOMMANDS}
 
@@ -84,6 +86,8 @@ EXTRA_FOR_MODULE: dict[str, str] = {
     "onnx": "train",
     "gymnasium": "train",
     "matplotlib": "train",
+    "cma": "train",
+    "rosbags": "viz",
     "onnxruntime": "runtime",
     "pybullet": "runtime",
     "pybullet_data": "runtime",

@@ -35,6 +35,7 @@ from humanoid_rl.envs.gait import FeetAirTime, GaitConfig, gait_targets, is_movi
 from humanoid_rl.envs.pushes import PushConfig, PushSchedule
 from humanoid_rl.envs.rewards import STAND_TERMS, WALK_TERMS, RewardConfig, RewardInputs, reward_terms
 from humanoid_rl.sim import DomainRandomization, HumanoidSim, SensorNoise, SensorReadings, SimConfig
+from humanoid_rl.sim.sim_params import load_sim_params, recentred
 
 __all__ = ["CommandConfig", "EnvConfig", "HumanoidEnv", "JointTargets", "Task", "scaled_randomization"]
 
@@ -73,6 +74,8 @@ class EnvConfig:
     backend: str = "pybullet"
     randomize: bool = True  # domain randomization on/off (ranges in `randomization`; its `enabled` is ignored)
     randomization: DomainRandomization = field(default_factory=DomainRandomization)
+    # Fitted simulator parameters (`humanoid-rl sysid`'s YAML): the nominal values, and the randomization's centres.
+    sim_params: str | Path | None = None
     sensor_noise: bool = True  # False: exact sensors (SensorNoise.none())
     # Std of the noise on base velocity (m/s) and height (m) for policies that observe the state estimator's
     # outputs: training has no estimator in the loop, so it sees the exact values plus this (with sensor_noise).
@@ -225,6 +228,16 @@ class HumanoidEnv(gym.Env[np.ndarray, np.ndarray]):
         if self.config.solver_iterations is not None:
             sim_kwargs["solver_iterations"] = self.config.solver_iterations
         self._randomization_ranges = dataclasses.replace(self.config.randomization, enabled=self.config.randomize)
+        if self.config.sim_params is not None:
+            if mujoco:
+                raise ValueError("EnvConfig.sim_params: fitted parameters apply to the PyBullet backend only")
+            sim_kwargs["params"] = params = load_sim_params(self.config.sim_params)
+            # Absolute ranges move to the fitted values; the multiplicative ones already scale them.
+            self._randomization_ranges = dataclasses.replace(
+                self._randomization_ranges,
+                friction=recentred(self._randomization_ranges.friction, params.foot_friction),
+                control_latency_s=recentred(self._randomization_ranges.control_latency_s, params.control_latency_s),
+            )
         sim_config = SimConfig(
             physics_rate_hz=physics_rate_hz,
             gui=render_mode == "human",

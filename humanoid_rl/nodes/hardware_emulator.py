@@ -65,7 +65,9 @@ from humanoid_rl.nodes.hardware_interface import UNSET_JOINTS, ControllerKind, c
 from humanoid_rl.nodes.params import DeclaredParameters
 from humanoid_rl.nodes.qos import COMMAND_QOS, SENSOR_QOS
 from humanoid_rl.nodes.runner import main_for
+from humanoid_rl.sim.sim_params import load_sim_params
 from humanoid_rl.sim.simulator import HumanoidSim, SensorNoise, SimConfig
+from humanoid_rl.sim.sysid import hang
 
 __all__ = ["PARAMETERS", "HardwareEmulatorNode", "parse_initial_pose", "main"]
 
@@ -121,6 +123,14 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("publish_imu", True, "false: the IMU stops"),
     ParamSpec("publish_foot_wrenches", True, "false: the foot force-torque sensors stop"),
     ParamSpec("gui", False, "open the PyBullet window", read_only=True),
+    ParamSpec(
+        "sim_params",
+        "",
+        "physical parameters YAML (`humanoid-rl sysid` format): a robot that differs from its URDF; '' = nominal",
+        read_only=True,
+    ),
+    ParamSpec("hanging", False, "the robot hangs from a gantry, feet clear of the ground (sysid recordings)",
+              read_only=True),
 )
 
 MAX_CATCH_UP_CYCLES = 3  # more would make a late cycle later still (a spiral on a loaded CPU)
@@ -207,10 +217,13 @@ class HardwareEmulatorNode(Node):
                 seed=int(values["seed"]),
                 noise=noise,
                 control_latency_s=float(values["command_latency"]),
+                params=load_sim_params(values["sim_params"]) if values["sim_params"] else None,
             ),
         )
         self.initial_pose = parse_initial_pose(values["initial_pose"], spec)
         self.sim.reset(joint_pos=self.initial_pose)
+        if values["hanging"]:
+            hang(self.sim)
         self._dt = 1.0 / self.sim.physics_rate_hz
         self._rng = np.random.default_rng(int(values["seed"]) + 1)
         self._anchor: float | None = None  # steady time at which cycle 0 began

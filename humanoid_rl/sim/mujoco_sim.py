@@ -70,6 +70,8 @@ class MujocoHumanoidSim:
     def __init__(self, spec: RobotSpec, config: SimConfig | None = None) -> None:
         self.spec = spec
         self.config = config if config is not None else SimConfig()
+        if self.config.params is not None:  # not applied here: refuse rather than run the nominal robot silently
+            raise ValueError("SimConfig.params (fitted parameters) apply to the PyBullet simulator only")
         self.physics_rate_hz = float(self.config.physics_rate_hz or MUJOCO_PHYSICS_RATE_HZ)
         self.dt = 1.0 / self.physics_rate_hz
         self.decimation = max(1, int(round(self.physics_rate_hz / spec.policy_rate_hz)))

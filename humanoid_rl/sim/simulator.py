@@ -29,6 +29,7 @@ from humanoid_rl.core.rotations import (
 )
 from humanoid_rl.sim.randomization import DomainRandomization, RandomizationSample, draw_randomization
 from humanoid_rl.sim.sensor_noise import EpisodeNoise
+from humanoid_rl.sim.sim_params import SimParams
 
 __all__ = ["BaseState", "HumanoidSim", "SensorNoise", "SensorReadings", "SimConfig", "SimError"]
 
@@ -80,8 +81,15 @@ class SimConfig:
     imu_accel_window_s: float = 0.005
     solver_iterations: int = 50
     self_collision: bool = False
+    # Fitted physical parameters (`humanoid-rl sysid`), applied beneath the randomization; None: the nominal ones.
+    params: SimParams | None = None
 
     def __post_init__(self) -> None:
+        if self.params is not None:  # fitted values replace the nominal ones they name
+            if self.params.control_latency_s is not None:
+                self.control_latency_s = self.params.control_latency_s
+            if self.params.foot_friction is not None:
+                self.foot_friction = self.params.foot_friction
         if self.physics_rate_hz is not None and not (math.isfinite(self.physics_rate_hz) and self.physics_rate_hz > 0):
             raise ValueError(f"SimConfig.physics_rate_hz = {self.physics_rate_hz!r}: use a positive rate or None")
         checks = {
@@ -213,6 +221,7 @@ class HumanoidSim:
         self._upright_in_base = np.array([-x, -y, -z, w]) if any(rpy) else None
         try:
             self._load_world()
+            self._resolve_params(self.config.params or SimParams())
         except BaseException:
             self.close()
             raise
@@ -320,6 +329,15 @@ class HumanoidSim:
         self._tau_scratch = np.zeros(self.n_joints)
         self.last_applied_torques = np.zeros(self.n_joints)  # what the motors produced in the last physics step
 
+    def _resolve_params(self, params: SimParams) -> None:
+        """The fitted parameters as per-joint and per-link vectors (a group's mass: its joints' child links)."""
+        names = self.spec.joint_names
+        self._params_kp = params.per_joint("kp_scale", names)
+        self._params_kd = params.per_joint("kd_scale", names)
+        self._params_friction = params.per_joint("joint_friction_nm", names)
+        self._params_mass = np.ones(len(self.link_names))
+        self._params_mass[[index + 1 for index in self._joint_ids]] = params.per_joint("mass_scale", names)
+
     # ------------------------------------------------------------------------------------------ episodes
 
     def reset(self, seed: int | None = None, joint_pos: np.ndarray | None = None) -> None:
@@ -374,8 +392,9 @@ class HumanoidSim:
     def _apply_sample(self, sample: RandomizationSample, link_friction: np.ndarray) -> None:
         client = self._client
         # Every link is set from its nominal values, so draws never compound over resets.
-        masses = self._nominal_mass * sample.mass_scale
-        inertias = self._nominal_inertia * sample.mass_scale[:, None]  # same shape, denser material
+        mass_scale = sample.mass_scale * self._params_mass
+        masses = self._nominal_mass * mass_scale
+        inertias = self._nominal_inertia * mass_scale[:, None]  # same shape, denser material
         for row, link in enumerate(range(-1, len(self.link_names) - 1)):
             pb.changeDynamics(
                 self.robot_id,
@@ -390,12 +409,18 @@ class HumanoidSim:
         pb.setGravity(*self.gravity.tolist(), physicsClientId=client)
         strength = sample.actuator_strength
         # The motor produces `strength` times what it is asked for, up to `strength` times its rated effort.
-        self._kp = self.spec.kp * sample.kp_scale * strength
-        self._kd = self.spec.kd * sample.kd_scale * strength
+        self._kp = self.spec.kp * sample.kp_scale * self._params_kp * strength
+        self._kd = self.spec.kd * sample.kd_scale * self._params_kd * strength
         self._strength = strength.copy()
         self._tau_max = self.spec.effort_limits * strength
         self._tau_min = -self._tau_max
         self.latency_steps = int(round(sample.control_latency_s * self.physics_rate_hz))
+        # Coulomb friction: a zero-velocity motor that can push back at most the friction torque (Bullet solves it
+        # with the contacts, so it sticks without chattering); our PD torques act on top of it.
+        pb.setJointMotorControlArray(
+            self.robot_id, self._joint_ids, pb.VELOCITY_CONTROL, targetVelocities=[0.0] * self.n_joints,
+            forces=self._params_friction.tolist(), physicsClientId=client,
+        )  # fmt: skip
 
     def _place_on_ground(self, pose: np.ndarray) -> None:
         client, robot = self._client, self.robot_id

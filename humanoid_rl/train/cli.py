@@ -54,6 +54,7 @@ def env_config(config: TrainConfig, *, episode_s: float | None = None, curriculu
         physics_rate_hz=config.physics_rate_hz or None,
         backend=config.backend,
         randomize=config.randomize,
+        sim_params=config.sim_params or None,
         push=PushConfig(
             interval_s=config.push_interval_s,
             force_range_n=(config.push_force_min_n, config.push_force_max_n),

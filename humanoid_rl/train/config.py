@@ -129,6 +129,10 @@ class TrainConfig:
         "the policy steps per CPU second at 500 Hz; the policy must then pass its acceptance in PyBullet)"
     )
     randomize: bool = _setting(True, "domain randomization (masses, friction, gains, latency, noise)")
+    sim_params: str = _setting(
+        "", "fitted simulator parameters (`humanoid-rl sysid -o FILE`): the nominal values and the randomization's "
+        "centres (empty: the URDF's)"
+    )
     push_force_min_n: float = _setting(60.0, "smallest push force at full curriculum, newtons")
     push_force_max_n: float = _setting(120.0, "largest push force at full curriculum, newtons")
     push_interval_s: float = _setting(4.0, "seconds between pushes")
@@ -237,6 +241,10 @@ class TrainConfig:
             problems.append(f"freeze_shared_steps = {self.freeze_shared_steps!r}: use steps >= 0")
         elif self.freeze_shared_steps and not self.init_from:
             problems.append("freeze_shared_steps needs init_from (the checkpoint whose layers it holds still)")
+        if self.sim_params and not Path(self.sim_params).is_file():
+            problems.append(f"sim_params = {self.sim_params!r}: no such file (write one with `humanoid-rl sysid`)")
+        if self.sim_params and self.backend == "mujoco":
+            problems.append("sim_params: fitted parameters apply to the pybullet backend only")
         if self.time_budget_min < 0:
             problems.append(f"time_budget_min = {self.time_budget_min!r}: use minutes >= 0 (0: no limit)")
         if not 0.0 <= self.push_force_min_n <= self.push_force_max_n:

@@ -49,6 +49,7 @@ class EvalSetting:
     # The acceptance simulator is PyBullet; "mujoco" evaluates where a --backend mujoco policy trained, so the
     # two results side by side are the sim-to-sim gap.
     backend: str = "pybullet"
+    sim_params: str | None = None  # fitted simulator parameters (`humanoid-rl sysid`): evaluate on the fitted robot
 
     def env_config(self) -> Any:
         from humanoid_rl.envs.humanoid_env import EnvConfig
@@ -58,6 +59,7 @@ class EvalSetting:
         return EnvConfig(
             robot_config=self.robot_config,
             backend=self.backend,
+            sim_params=self.sim_params,
             episode_length_s=self.episode_s,
             randomize=self.randomize,
             push=PushConfig(interval_s=self.push_interval_s, force_range_n=(self.push_force_n, high),
@@ -335,6 +337,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from humanoid_rl.cli_args import (
         add_output_arguments,
+        existing_file,
         float_in,
         non_negative_float,
         non_negative_int,
@@ -373,6 +376,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--video", type=parse_video_seeds, default=(), metavar="SEED[,SEED...]",
                         help="film these evaluated episodes (seeds from --seed on) of the policy, or of the baseline "
                         "without a model, as <policy>-seed<N>.mp4 in the output folder (PyBullet only)")
+    parser.add_argument("--sim-params", type=existing_file, default=None,
+                        help="fitted simulator parameters (`humanoid-rl sysid -o FILE`): evaluate on the fitted robot")
     add_output_arguments(parser, "runs/eval-<timestamp>")
 
 
@@ -417,7 +422,17 @@ def run(args: argparse.Namespace) -> int:
                           push_force_n=args.push_force, push_force_max_n=args.push_force_max,
                           push_interval_s=args.push_interval, push_duration_s=args.push_duration,
                           randomize=args.randomize, seed=args.seed, robot_config=args.robot_config,
-                          shield=args.shield, backend=args.backend)
+                          shield=args.shield, backend=args.backend,
+                          sim_params=None if args.sim_params is None else str(args.sim_params))
+    if setting.sim_params is not None:
+        from humanoid_rl.sim.sim_params import load_sim_params
+
+        try:
+            load_sim_params(setting.sim_params)  # a bad file: one line here, not a traceback per worker
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
+        if setting.backend == "mujoco":
+            raise CommandError("--sim-params applies to the pybullet backend only")
     run_dir = prepare_run_dir(args.out, Path("runs"), "eval", overwrite=args.overwrite)
     out = run_dir.path
     try:
