@@ -53,7 +53,7 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     Subcommand("sweep", "humanoid_rl.train.sweep", "search training settings with Optuna, locally or on Ray"),
     Subcommand("export", "humanoid_rl.train.export", "export a trained policy to ONNX with its contract"),
     Subcommand("import", "humanoid_rl.train.import_policy", "import a policy trained elsewhere (ONNX or TorchScript)"),
-    Subcommand("eval", "humanoid_rl.train.evaluate", "evaluate an exported ONNX policy in simulation"),
+    Subcommand("eval", "humanoid_rl.train.eval_cli", "evaluate an exported ONNX policy in simulation"),
     Subcommand("bench", "humanoid_rl.apps.bench", "measure inference, loop timing and end-to-end latency"),
     Subcommand("check-robot", "humanoid_rl.apps.check_robot", "load a robot config and print its joints"),
     Subcommand("record", "humanoid_rl.apps.record", "record the robot's topics to a rosbag2 (and excite joints)"),
