@@ -239,7 +239,7 @@ def train(config: TrainConfig, resume: Path | None = None) -> dict[str, Any]:
     from stable_baselines3.common.callbacks import CallbackList
     from stable_baselines3.common.vec_env import VecNormalize
 
-    from humanoid_rl.train.algorithms import load_replay_buffer
+    from humanoid_rl.train.algorithms import load_replay_buffer, task_env_id
     from humanoid_rl.train.callbacks import (
         LATEST_FILE,
         VECNORMALIZE_FILE,
@@ -312,7 +312,7 @@ def train(config: TrainConfig, resume: Path | None = None) -> dict[str, Any]:
         ProgressCallback(config.total_timesteps, budget_s, state),
         budget,
     ])
-    print(f"training {config.algo} on {ENV_IDS[config.task]} with {config.n_envs} envs into {run_dir}", flush=True)
+    print(f"training {config.algo} on {task_env_id(config)} with {config.n_envs} envs into {run_dir}", flush=True)
     remaining = max(0, config.total_timesteps - int(model.num_timesteps))
     try:
         # A fine-tuned run keeps counting from its source's steps: the totals it reports are the policy's.

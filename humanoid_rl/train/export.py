@@ -123,8 +123,9 @@ def build_actor_module(model: Any, mean: np.ndarray, var: np.ndarray, epsilon: f
     from stable_baselines3.common.policies import ActorCriticPolicy
 
     policy = model.policy
-    low = torch.as_tensor(model.action_space.low, dtype=torch.float32)
-    high = torch.as_tensor(model.action_space.high, dtype=torch.float32)
+    bounds = (action_table.min(axis=0), action_table.max(axis=0)) if action_table is not None else (
+        model.action_space.low, model.action_space.high)  # DQN: unused, the table rows are the actions
+    low, high = (torch.as_tensor(b, dtype=torch.float32) for b in bounds)
 
     class DeterministicActor(torch.nn.Module):
         def __init__(self) -> None:
