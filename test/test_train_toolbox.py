@@ -5,6 +5,7 @@ randomization from the config, and the replay buffer that ``--resume`` continues
 from __future__ import annotations
 
 import pickle
+import re
 from pathlib import Path
 
 import gymnasium
@@ -172,3 +173,34 @@ def test_resume_continues_an_off_policy_run_with_its_replay_buffer(tmp_path: Pat
     model = load_checkpoint(run_dir / "final", "sac")
     model.load_replay_buffer(run_dir / "final" / REPLAY_BUFFER_FILE)
     assert model.replay_buffer.size() >= 320  # the first 192 transitions and the 128 after the resume
+
+
+@pytest.mark.parametrize(("settings", "named"), [
+    ({"algo": "ppo", "replay": "prioritized"}, "on-policy algorithms have no replay buffer"),
+    ({"algo": "sac", "replay": "ranked"}, "replay = 'ranked'"),
+    ({"algo": "td3", "action_noise": "pink"}, "action_noise = 'pink'"),
+    ({"rand_kp_scale": [1.2, 0.8]}, "rand_kp_scale = [1.2, 0.8]"),
+    ({"stop_success_rate": 1.5}, "stop_success_rate = 1.5"),
+    ({"per_beta0": 2.0}, "per_beta0"),
+])
+def test_contradictory_toolbox_settings_are_refused_naming_the_setting(settings: dict, named: str) -> None:
+    from humanoid_rl.train.config import TrainConfig, TrainConfigError
+
+    with pytest.raises(TrainConfigError, match=re.escape(named)):
+        TrainConfig(**settings)
+
+
+@pytest.mark.slow
+def test_the_comparison_command_trains_each_case_and_evaluates_them_beside_the_pd_stand(tmp_path: Path) -> None:
+    import json
+
+    from humanoid_rl.train.compare import main
+
+    out = tmp_path / "per.json"
+    assert main(["per", "--total-timesteps", "160", "--eval-episodes", "2", "--eval-episode-s", "1",
+                 "--run-root", str(tmp_path / "runs"), "--out", str(out)]) == 0
+    result = json.loads(out.read_text(encoding="utf-8"))
+    assert set(result["runs"]) == {"sac-uniform", "sac-prioritized"}
+    for run in result["runs"].values():
+        assert run["steps"] == 160 and 0.0 <= run["final_eval"]["success_rate"] <= 1.0
+    assert result["pd_only_same_seeds"]["mean_length_s"] > 0.0
