@@ -202,5 +202,5 @@ def test_the_comparison_command_trains_each_case_and_evaluates_them_beside_the_p
     result = json.loads(out.read_text(encoding="utf-8"))
     assert set(result["runs"]) == {"sac-uniform", "sac-prioritized"}
     for run in result["runs"].values():
-        assert run["steps"] == 160 and 0.0 <= run["final_eval"]["success_rate"] <= 1.0
-    assert result["pd_only_same_seeds"]["mean_length_s"] > 0.0
+        assert run["steps"] == 160 and 0.0 <= run["final_eval"]["level_1"]["success_rate"] <= 1.0
+    assert result["pd_only_same_seeds"]["level_0.4"]["mean_length_s"] > 0.0

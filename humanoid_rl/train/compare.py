@@ -2,9 +2,9 @@
 
 ``python -m humanoid_rl.train.compare per`` trains SAC with uniform and with prioritized replay to the same step
 count; ``... methods`` trains PPO, REINFORCE and DQN (on the discrete stand) for the same wall time. Every run's
-final policy is then evaluated the same way: ``--eval-episodes`` seeded deterministic episodes at curriculum level
-``--eval-level`` in the training backend, next to the PD-only stand (zero action: hold the default pose) on the
-same seeds. The runs are in ``--run-root``; the figures in ``--out``.
+final policy is then evaluated the same way: ``--eval-episodes`` seeded deterministic episodes at each curriculum
+level of ``--eval-levels`` in the training backend, next to the PD-only stand (zero action: hold the default pose)
+on the same seeds. The runs are in ``--run-root``; the figures in ``--out``.
 """
 
 from __future__ import annotations
@@ -65,13 +65,22 @@ def evaluate_final(config: TrainConfig, run_dir: Path | None, episodes: int, lev
         env.close()
 
 
-def run_comparison(name: str, base: dict[str, Any], run_root: Path, episodes: int, level: float,
+def _evaluations(config: TrainConfig, run_dir: Path | None, episodes: int, levels: list[float],
+                 episode_s: float) -> dict[str, dict[str, float]]:
+    """Success rate, mean return and mean length at each level, keyed by the level."""
+    keys = ("success_rate", "mean_return", "mean_length_s")
+    return {f"level_{level:g}": {k: v for k, v in evaluate_final(config, run_dir, episodes, level, 50_000,
+                                                                  episode_s).items() if k in keys}
+            for level in levels}
+
+
+def run_comparison(name: str, base: dict[str, Any], run_root: Path, episodes: int, levels: list[float],
                    episode_s: float, log: Any = print) -> dict[str, Any]:
     from humanoid_rl.train.cli import train
 
     held, cases = COMPARISONS[name]
     results: dict[str, Any] = {"comparison": name, "held_equal": held, "base_settings": base, "runs": {},
-                               "evaluation": {"episodes": episodes, "curriculum_level": level,
+                               "evaluation": {"episodes": episodes, "curriculum_levels": levels,
                                               "episode_s": episode_s, "seed": 50_000},
                                "load_average_1min_at_start": os.getloadavg()[0]}
     for label, settings in cases:
@@ -79,19 +88,17 @@ def run_comparison(name: str, base: dict[str, Any], run_root: Path, episodes: in
         started = time.monotonic()
         metrics = train(config)
         wall = time.monotonic() - started
-        final = evaluate_final(config, run_root / config.run_name, episodes, level, 50_000, episode_s)
         results["runs"][label] = {
             "settings": settings, "steps": metrics["steps"], "train_wall_s": round(wall, 1),
-            "status": metrics["status"], "final_eval": {k: final[k] for k in ("success_rate", "mean_return",
-                                                                               "mean_length_s")},
+            "status": metrics["status"],
+            "final_eval": _evaluations(config, run_root / config.run_name, episodes, levels, episode_s),
             "periodic_evals": [{k: e[k] for k in ("steps", "curriculum_level", "success_rate", "mean_return")}
                                for e in metrics["evaluations"]],
             "run_dir": str(run_root / config.run_name),
         }
         log(f"[compare {name}] {label}: {metrics['steps']} steps in {wall:.0f} s -> {results['runs'][label]}")
     reference = TrainConfig(**{**base, **cases[0][1]})
-    hold = evaluate_final(reference, None, episodes, level, 50_000, episode_s)
-    results["pd_only_same_seeds"] = {k: hold[k] for k in ("success_rate", "mean_return", "mean_length_s")}
+    results["pd_only_same_seeds"] = _evaluations(reference, None, episodes, levels, episode_s)
     results["load_average_1min_at_end"] = os.getloadavg()[0]
     return results
 
@@ -107,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", choices=["mujoco", "pybullet"], default="mujoco")
     parser.add_argument("--n-envs", type=int, default=1)
     parser.add_argument("--eval-episodes", type=int, default=8)
-    parser.add_argument("--eval-level", type=float, default=1.0, help="curriculum level of the final evaluation")
+    parser.add_argument("--eval-levels", type=float, nargs="+", default=[0.4, 1.0],
+                        help="curriculum levels of the final evaluation (0.4: where training starts; 1: full pushes)")
     parser.add_argument("--eval-episode-s", type=float, default=10.0)
     parser.add_argument("--run-root", type=Path, default=Path("runs/compare"))
     parser.add_argument("--out", type=Path, required=True, help="JSON file for the figures")
@@ -115,12 +123,13 @@ def main(argv: list[str] | None = None) -> int:
     base = {"task": "stand", "backend": args.backend, "n_envs": args.n_envs, "seed": args.seed,
             "time_budget_min": args.time_budget_min, "total_timesteps": args.total_timesteps,
             "eval_freq": 10_000, "eval_episodes": 2, "checkpoint_freq": 10**9}
-    results = run_comparison(args.which, base, args.run_root, args.eval_episodes, args.eval_level,
+    results = run_comparison(args.which, base, args.run_root, args.eval_episodes, args.eval_levels,
                              args.eval_episode_s, log=lambda text: print(text, file=sys.stderr, flush=True))
     results["command"] = ["python", "-m", "humanoid_rl.train.compare", *(argv or sys.argv[1:])]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2), encoding="utf-8")
-    print(json.dumps({"out": str(args.out), **{label: {"steps": r["steps"], **r["final_eval"]}
+    print(json.dumps({"out": str(args.out), **{label: {"steps": r["steps"], "wall_s": r["train_wall_s"],
+                                                        **r["final_eval"]}
                                                  for label, r in results["runs"].items()},
                       "pd_only": results["pd_only_same_seeds"]}, indent=2))
     return 0
