@@ -75,10 +75,11 @@ def _evaluations(config: TrainConfig, run_dir: Path | None, episodes: int, level
 
 
 def run_comparison(name: str, base: dict[str, Any], run_root: Path, episodes: int, levels: list[float],
-                   episode_s: float, log: Any = print) -> dict[str, Any]:
+                   episode_s: float, log: Any = print, only: list[str] | None = None) -> dict[str, Any]:
     from humanoid_rl.train.cli import train
 
     held, cases = COMPARISONS[name]
+    cases = [case for case in cases if not only or case[0] in only]
     results: dict[str, Any] = {"comparison": name, "held_equal": held, "base_settings": base, "runs": {},
                                "evaluation": {"episodes": episodes, "curriculum_levels": levels,
                                               "episode_s": episode_s, "seed": 50_000},
@@ -110,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--time-budget-min", type=float, default=3.0, help="wall-clock budget of each run")
     parser.add_argument("--total-timesteps", type=int, default=10**7,
                         help="step cap of each run ('per' holds steps equal: set it below what the budget allows)")
+    labels = [label for _, cases in COMPARISONS.values() for label, _ in cases]
+    parser.add_argument("--only", nargs="+", metavar="LABEL", help=f"run only these cases: {', '.join(labels)}")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--backend", choices=["mujoco", "pybullet"], default="mujoco")
     parser.add_argument("--n-envs", type=int, default=1)
@@ -120,11 +123,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-root", type=Path, default=Path("runs/compare"))
     parser.add_argument("--out", type=Path, required=True, help="JSON file for the figures")
     args = parser.parse_args(argv)
+    known = [label for label, _ in COMPARISONS[args.which][1]]
+    if args.only and not set(args.only) <= set(known):
+        parser.error(f"--only {' '.join(args.only)}: the cases of '{args.which}' are {', '.join(known)}")
     base = {"task": "stand", "backend": args.backend, "n_envs": args.n_envs, "seed": args.seed,
             "time_budget_min": args.time_budget_min, "total_timesteps": args.total_timesteps,
             "eval_freq": 10_000, "eval_episodes": 2, "checkpoint_freq": 10**9}
     results = run_comparison(args.which, base, args.run_root, args.eval_episodes, args.eval_levels,
-                             args.eval_episode_s, log=lambda text: print(text, file=sys.stderr, flush=True))
+                             args.eval_episode_s, log=lambda text: print(text, file=sys.stderr, flush=True),
+                             only=args.only)
     results["command"] = ["python", "-m", "humanoid_rl.train.compare", *(argv or sys.argv[1:])]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2), encoding="utf-8")
