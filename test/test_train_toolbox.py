@@ -204,3 +204,14 @@ def test_the_comparison_command_trains_each_case_and_evaluates_them_beside_the_p
     for run in result["runs"].values():
         assert run["steps"] == 160 and 0.0 <= run["final_eval"]["level_1"]["success_rate"] <= 1.0
     assert result["pd_only_same_seeds"]["level_0.4"]["mean_length_s"] > 0.0
+
+
+def test_a_time_budget_with_schedules_over_the_step_count_is_warned_about() -> None:
+    from humanoid_rl.train.algorithms import schedule_warnings
+    from humanoid_rl.train.config import TrainConfig
+
+    (warning,) = schedule_warnings(TrainConfig(algo="dqn", replay="prioritized", time_budget_min=3.0))
+    assert "epsilon falls over the first 0.1" in warning and "beta reaches 1" in warning
+    assert "--total-timesteps 3000000" in warning
+    assert schedule_warnings(TrainConfig(algo="dqn")) == []  # no budget: the schedules run to their end
+    assert schedule_warnings(TrainConfig(algo="sac", time_budget_min=3.0)) == []

@@ -8,7 +8,9 @@ from typing import Any
 
 from humanoid_rl.train.config import Algorithm, TrainConfig
 
-__all__ = ["algorithm_class", "build_dqn", "load_replay_buffer", "off_policy_extras", "task_env_id"]
+__all__ = [
+    "algorithm_class", "build_dqn", "load_replay_buffer", "off_policy_extras", "schedule_warnings", "task_env_id",
+]
 
 
 def algorithm_class(algo: str, replay: str = "uniform") -> Any:
@@ -73,3 +75,19 @@ def load_replay_buffer(model: Any, checkpoint: Path) -> bool:
         return False
     model.load_replay_buffer(path)
     return True
+
+
+def schedule_warnings(config: TrainConfig) -> list[str]:
+    """Schedules laid over ``--total-timesteps`` that a time budget may cut short (DQN's epsilon, PER's beta)."""
+    if not config.time_budget_min > 0:
+        return []
+    scheduled = []
+    if config.algorithm is Algorithm.DQN:
+        scheduled.append(f"DQN's epsilon falls over the first {config.exploration_fraction:g} of them")
+    if config.replay == "prioritized":
+        scheduled.append("prioritized replay's beta reaches 1 at their end")
+    if not scheduled:
+        return []
+    return [f"--time-budget-min {config.time_budget_min:g} may end the run long before --total-timesteps "
+            f"{config.total_timesteps}, and {' and '.join(scheduled)}. Fix: set --total-timesteps near the steps the "
+            "budget allows"]

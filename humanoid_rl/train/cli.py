@@ -192,7 +192,7 @@ def check_before_start(config: TrainConfig, resume: Path | None) -> list[str]:
     (robot config, a run to resume without a checkpoint); returns warnings about settings that waste the run."""
     from humanoid_rl.cli import CommandError
     from humanoid_rl.core.robot_spec import RobotSpec
-    from humanoid_rl.train.algorithms import task_env_id
+    from humanoid_rl.train.algorithms import schedule_warnings, task_env_id
     from humanoid_rl.train.callbacks import LATEST_FILE
 
     RobotSpec.load(config.robot_config or None)
@@ -211,7 +211,7 @@ def check_before_start(config: TrainConfig, resume: Path | None) -> list[str]:
     if config.total_timesteps < config.eval_freq:
         warnings.append(f"--total-timesteps {config.total_timesteps} is below --eval-freq {config.eval_freq}: no "
                         "periodic evaluation runs, so there is no best/ checkpoint and no success rate")
-    return warnings
+    return warnings + schedule_warnings(config)
 
 
 def _interrupt_on_signals() -> None:
