@@ -190,7 +190,6 @@ def test_contradictory_toolbox_settings_are_refused_naming_the_setting(settings:
         TrainConfig(**settings)
 
 
-@pytest.mark.slow
 def test_the_comparison_command_trains_each_case_and_evaluates_them_beside_the_pd_stand(tmp_path: Path) -> None:
     import json
 
