@@ -4,7 +4,9 @@ progress and the wall-clock budget.
 A checkpoint is a directory holding ``model.zip`` (the SB3 model), ``vecnormalize.pkl`` (observation/reward
 normalization statistics, needed to run or export the model) and ``info.json`` (steps, curriculum level,
 algorithm, task, and evaluation figures where there are some). ``latest.json`` in the run directory names the
-newest one, which is what ``--resume`` continues from.
+newest one, which is what ``--resume`` continues from; for an off-policy algorithm that one also holds
+``replay_buffer.pkl`` (only the newest does: a buffer is up to hundreds of MB), so a resumed run replays what it
+had collected instead of starting from an empty buffer.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ __all__ = [
     "CHECKPOINT_INFO",
     "LATEST_FILE",
     "MODEL_FILE",
+    "REPLAY_BUFFER_FILE",
     "VECNORMALIZE_FILE",
     "CheckpointCallback",
     "EvalCurriculumCallback",
@@ -42,6 +45,7 @@ VECNORMALIZE_FILE = "vecnormalize.pkl"
 CHECKPOINT_INFO = "info.json"
 CHECKPOINT_CONTRACT = "contract.json"
 LATEST_FILE = "latest.json"
+REPLAY_BUFFER_FILE = "replay_buffer.pkl"
 METRICS_FILE = "metrics.json"
 
 
@@ -111,9 +115,21 @@ def save_checkpoint(
     (directory / CHECKPOINT_INFO).write_text(json.dumps(info, indent=2), encoding="utf-8")
     if state.contract is not None:  # what the network's inputs mean, whatever the code's layouts become later
         (directory / CHECKPOINT_CONTRACT).write_text(json.dumps(state.contract, indent=2), encoding="utf-8")
+    if hasattr(model, "save_replay_buffer"):
+        _move_replay_buffer(model, directory, state.run_dir)
     latest = {"checkpoint": str(directory.relative_to(state.run_dir)), **info}
     (state.run_dir / LATEST_FILE).write_text(json.dumps(latest, indent=2), encoding="utf-8")
     return directory
+
+
+def _move_replay_buffer(model: BaseAlgorithm, directory: Path, run_dir: Path) -> None:
+    """The replay buffer into the new newest checkpoint, out of the one latest.json named until now."""
+    model.save_replay_buffer(directory / REPLAY_BUFFER_FILE)  # type: ignore[attr-defined]
+    latest_path = run_dir / LATEST_FILE
+    if latest_path.is_file():
+        previous = run_dir / json.loads(latest_path.read_text(encoding="utf-8"))["checkpoint"]
+        if previous.resolve() != directory.resolve():
+            (previous / REPLAY_BUFFER_FILE).unlink(missing_ok=True)
 
 
 class RewardTermsCallback(BaseCallback):
@@ -194,6 +210,8 @@ class EvalCurriculumCallback(BaseCallback):
         level_step: float,
         on_level_change: Callable[[float], None],
         on_evaluation: Callable[[dict[str, Any]], bool] | None = None,
+        stop_success_rate: float = 0.0,
+        stop_min_level: float = 1.0,
     ) -> None:
         super().__init__()
         # A sweep's hook: sees each evaluation (Optuna's report, Ray's report) and returns False to stop the run.
@@ -207,6 +225,9 @@ class EvalCurriculumCallback(BaseCallback):
         self.threshold = threshold
         self.level_step = level_step
         self.on_level_change = on_level_change
+        self.stop_success_rate = stop_success_rate
+        self.stop_min_level = stop_min_level
+        self.stopped_at_threshold = False
         self._last_eval_steps = 0
         self._best_key: tuple[float, float, float] | None = None
         if state.best is not None:
@@ -218,9 +239,15 @@ class EvalCurriculumCallback(BaseCallback):
     def _on_step(self) -> bool:
         if self.model.num_timesteps - self._last_eval_steps >= self.eval_freq:
             self._last_eval_steps = self.model.num_timesteps
+            level = self.state.curriculum_level
             result = self.evaluate()
             if self.on_evaluation is not None and not self.on_evaluation(result):
                 self.stopped = True
+                return False
+            if 0.0 < self.stop_success_rate <= result["success_rate"] and level >= self.stop_min_level:
+                self.stopped_at_threshold = True
+                print(f"[eval] success {result['success_rate']:.2f} >= --stop-success-rate {self.stop_success_rate} "
+                      f"at level {level:.2f}: stopping", flush=True)
                 return False
         return True
 

@@ -55,6 +55,7 @@ def env_config(config: TrainConfig, *, episode_s: float | None = None, curriculu
         backend=config.backend,
         randomize=config.randomize,
         sim_params=config.sim_params or None,
+        randomization=randomization_ranges(config),
         push=PushConfig(
             interval_s=config.push_interval_s,
             force_range_n=(config.push_force_min_n, config.push_force_max_n),
@@ -63,6 +64,17 @@ def env_config(config: TrainConfig, *, episode_s: float | None = None, curriculu
         curriculum_level=config.curriculum_start if curriculum_level is None else curriculum_level,
         initial_joint_noise_rad=config.initial_joint_noise_rad,
     )
+
+
+def randomization_ranges(config: TrainConfig) -> Any:
+    """The default ranges plus the gravity and PD-gain ranges the config turns on."""
+    from humanoid_rl.sim.randomization import DomainRandomization
+
+    ranges: dict[str, Any] = {"gravity_tilt_rad": config.rand_gravity_tilt_rad}
+    for name in ("gravity_z", "kp_scale", "kd_scale"):
+        if getattr(config, f"rand_{name}"):
+            ranges[name] = tuple(getattr(config, f"rand_{name}"))
+    return DomainRandomization(**ranges)
 
 
 def _make_env(env_id: str, env_cfg: Any, costs: bool = False, shield_in_loop: bool = False) -> Any:
@@ -84,8 +96,10 @@ def make_vec_env(config: TrainConfig, n_envs: int, env_cfg: Any) -> Any:
 
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecCheckNan, VecMonitor
 
+    from humanoid_rl.train.algorithms import task_env_id
+
     costs = config.algorithm is Algorithm.PPO_LAG
-    factories = [partial(_make_env, ENV_IDS[config.task], env_cfg, costs, config.shield_in_loop)
+    factories = [partial(_make_env, task_env_id(config), env_cfg, costs, config.shield_in_loop)
                  for _ in range(n_envs)]
     venv = DummyVecEnv(factories) if n_envs == 1 else SubprocVecEnv(factories, start_method="forkserver")
     return VecCheckNan(VecMonitor(venv), raise_exception=True)
@@ -93,9 +107,9 @@ def make_vec_env(config: TrainConfig, n_envs: int, env_cfg: Any) -> Any:
 
 def build_model(config: TrainConfig, env: Any, tensorboard_dir: Path | None) -> Any:
     """A fresh SB3 model of ``config.algo`` with the configured hyper-parameters."""
-    import numpy as np
-    from stable_baselines3 import A2C, DDPG, PPO, TD3
-    from stable_baselines3.common.noise import NormalActionNoise
+    from stable_baselines3 import A2C, PPO
+
+    from humanoid_rl.train.algorithms import algorithm_class, build_dqn, off_policy_extras
 
     algo = config.algorithm
     arch = [int(n) for n in config.net_arch]
@@ -120,11 +134,11 @@ def build_model(config: TrainConfig, env: Any, tensorboard_dir: Path | None) -> 
             batch = min(config.batch_size, config.n_steps * env.num_envs)
             cls, lagrangian = PPO, {}
             if algo is Algorithm.PPO_LAG:
-                cls, lagrangian = algorithm_class(algo), {"cost_limits": config.cost_limits, "cost_net_arch": arch,
-                                                          "multiplier_lr": config.multiplier_lr}
+                cls, lagrangian = algorithm_class(algo.value), {
+                    "cost_limits": config.cost_limits, "cost_net_arch": arch, "multiplier_lr": config.multiplier_lr}
             return cls("MlpPolicy", env, batch_size=batch, n_epochs=config.n_epochs, clip_range=config.clip_range,
                        target_kl=config.target_kl or None, **lagrangian, **on_policy, **common)
-        return A2C("MlpPolicy", env, **on_policy, **common)
+        return (A2C if algo is Algorithm.A2C else algorithm_class(algo.value))("MlpPolicy", env, **on_policy, **common)
     off_policy: dict[str, Any] = {
         "buffer_size": config.buffer_size,
         "learning_starts": config.learning_starts,
@@ -133,37 +147,27 @@ def build_model(config: TrainConfig, env: Any, tensorboard_dir: Path | None) -> 
         "train_freq": config.train_freq,
         "gradient_steps": config.gradient_steps,
     }
+    if algo is Algorithm.DQN:
+        return build_dqn(config, env, off_policy, common)
+    cls = algorithm_class(algo.value, config.replay)
     if algo in (Algorithm.SAC, Algorithm.TQC, Algorithm.CROSSQ):
         if algo is Algorithm.CROSSQ:  # no target networks: nothing to soft-update
             off_policy.pop("tau")
-        return algorithm_class(algo.value)("MlpPolicy", env, **off_policy, **common, policy_kwargs={
-            "net_arch": arch, "log_std_init": config.log_std_init})
-    n_actions = env.action_space.shape[0]
-    half_range = (env.action_space.high - env.action_space.low) / 2.0
-    noise = NormalActionNoise(np.zeros(n_actions), config.action_noise_std * half_range)
-    cls = TD3 if algo is Algorithm.TD3 else DDPG
-    return cls("MlpPolicy", env, action_noise=noise, policy_kwargs={"net_arch": arch}, **off_policy, **common)
+        return cls("MlpPolicy", env, policy_kwargs={"net_arch": arch, "log_std_init": config.log_std_init},
+                   **off_policy, **off_policy_extras(config, env), **common)
+    return cls("MlpPolicy", env, policy_kwargs={"net_arch": arch}, **off_policy, **off_policy_extras(config, env),
+               **common)
 
 
-def algorithm_class(algo: str) -> Any:
-    import importlib
-
-    algorithm = Algorithm(algo)
-    if algorithm is Algorithm.PPO_LAG:
-        from humanoid_rl.train.ppo_lagrangian import PPOLagrangian
-
-        return PPOLagrangian
-    return getattr(importlib.import_module("sb3_contrib" if algorithm.contrib else "stable_baselines3"),
-                   algorithm.class_name)
-
-
-def load_checkpoint(directory: Path, algo: str, env: Any | None = None, learning_rate: float | None = None) -> Any:
+def load_checkpoint(directory: Path, algo: str, env: Any | None = None, learning_rate: float | None = None,
+                    replay: str = "uniform") -> Any:
     """The SB3 model saved in ``directory``; ``learning_rate`` replaces the saved one (a run continued or
     fine-tuned trains at its config's rate, not silently at the checkpoint's)."""
+    from humanoid_rl.train.algorithms import algorithm_class
     from humanoid_rl.train.callbacks import MODEL_FILE
 
     custom = None if learning_rate is None else {"learning_rate": learning_rate}
-    return algorithm_class(algo).load(directory / MODEL_FILE, env=env, device="cpu", custom_objects=custom)
+    return algorithm_class(algo, replay).load(directory / MODEL_FILE, env=env, device="cpu", custom_objects=custom)
 
 
 def _fine_tune_source_info(config: TrainConfig) -> dict[str, Any]:
@@ -210,12 +214,13 @@ def check_before_start(config: TrainConfig, resume: Path | None) -> list[str]:
     (robot config, a run to resume without a checkpoint); returns warnings about settings that waste the run."""
     from humanoid_rl.cli import CommandError
     from humanoid_rl.core.robot_spec import RobotSpec
+    from humanoid_rl.train.algorithms import schedule_warnings, task_env_id
     from humanoid_rl.train.callbacks import LATEST_FILE
 
     RobotSpec.load(config.robot_config or None)
     try:  # the settings every worker's environment is built from, tried once here (episode, pushes, rates)
         env_config(config, episode_s=config.eval_episode_s)
-        _make_env(ENV_IDS[config.task], env_config(config)).close()
+        _make_env(task_env_id(config), env_config(config)).close()
     except ValueError as exc:
         raise CommandError(f"invalid training configuration: {exc}") from None
     if resume is not None and not (resume / LATEST_FILE).is_file():
@@ -228,7 +233,7 @@ def check_before_start(config: TrainConfig, resume: Path | None) -> list[str]:
     if config.total_timesteps < config.eval_freq:
         warnings.append(f"--total-timesteps {config.total_timesteps} is below --eval-freq {config.eval_freq}: no "
                         "periodic evaluation runs, so there is no best/ checkpoint and no success rate")
-    return warnings
+    return warnings + schedule_warnings(config)
 
 
 def _interrupt_on_signals() -> None:
@@ -259,6 +264,7 @@ def train(
     from stable_baselines3.common.callbacks import CallbackList
     from stable_baselines3.common.vec_env import VecNormalize
 
+    from humanoid_rl.train.algorithms import load_replay_buffer, task_env_id
     from humanoid_rl.train.callbacks import (
         LATEST_FILE,
         VECNORMALIZE_FILE,
@@ -308,9 +314,12 @@ def train(
         checkpoint = run_dir / latest["checkpoint"] if resume is not None else Path(config.init_from)
         env = VecNormalize.load(str(checkpoint / VECNORMALIZE_FILE), env)
         env.training = True
-        model = load_checkpoint(checkpoint, config.algo, env, learning_rate=config.learning_rate)
+        model = load_checkpoint(checkpoint, config.algo, env, learning_rate=config.learning_rate,
+                                replay=config.replay)
         verb = "resuming" if resume is not None else "fine-tuning into"
-        print(f"{verb} {run_dir} from {checkpoint} at {model.num_timesteps} steps, level {state.curriculum_level}",
+        replayed = resume is not None and load_replay_buffer(model, checkpoint)
+        print(f"{verb} {run_dir} from {checkpoint} at {model.num_timesteps} steps, level {state.curriculum_level}"
+              + (f", replay buffer of {model.replay_buffer.size() * env.num_envs} transitions" if replayed else ""),
               flush=True)
     else:
         env = VecNormalize(env, norm_obs=True, norm_reward=config.normalize_reward, clip_obs=config.clip_obs,
@@ -328,10 +337,10 @@ def train(
 
     budget_s = config.time_budget_min * 60.0
     budget = TimeBudgetCallback(budget_s)
-    evaluation = EvalCurriculumCallback(eval_env, state, eval_freq=config.eval_freq, n_episodes=config.eval_episodes,
-                                        seed=config.seed + 10_000, threshold=config.curriculum_threshold,
-                                        level_step=config.curriculum_step, on_level_change=set_level,
-                                        on_evaluation=on_evaluation)
+    evaluation = EvalCurriculumCallback(
+        eval_env, state, eval_freq=config.eval_freq, n_episodes=config.eval_episodes, seed=config.seed + 10_000,
+        threshold=config.curriculum_threshold, level_step=config.curriculum_step, on_level_change=set_level,
+        on_evaluation=on_evaluation, stop_success_rate=config.stop_success_rate, stop_min_level=config.stop_min_level)
     callback_list = [
         RewardTermsCallback(min_steps_per_record=min(1000, config.n_steps * config.n_envs)),
         evaluation,
@@ -344,14 +353,15 @@ def train(
 
         callback_list.append(FreezeSharedCallback(masks, config.freeze_shared_steps))
     callbacks = CallbackList(callback_list)
-    print(f"training {config.algo} on {ENV_IDS[config.task]} with {config.n_envs} envs into {run_dir}", flush=True)
+    print(f"training {config.algo} on {task_env_id(config)} with {config.n_envs} envs into {run_dir}", flush=True)
     remaining = max(0, config.total_timesteps - int(model.num_timesteps))
     try:
         # A fine-tuned run keeps counting from its source's steps: the totals it reports are the policy's.
         model.learn(total_timesteps=remaining, callback=callbacks,
                     reset_num_timesteps=resume is None and not config.init_from,
                     tb_log_name="run", progress_bar=False)
-        state.status = "time_budget" if budget.exhausted else "stopped" if evaluation.stopped else "finished"
+        state.status = ("time_budget" if budget.exhausted else "stopped" if evaluation.stopped else
+                        "success_threshold" if evaluation.stopped_at_threshold else "finished")
     except KeyboardInterrupt:
         state.status = "interrupted"
         save_checkpoint(model, run_dir / "final", state, {"status": state.status})

@@ -56,10 +56,12 @@ class Algorithm(str, Enum):
     TQC = "tqc"  # sb3-contrib: SAC with truncated quantile critics
     CROSSQ = "crossq"  # sb3-contrib: SAC with batch-renormalized critics and no target networks
     PPO_LAG = "ppo-lag"  # PPO-Lagrangian (train/ppo_lagrangian.py): PPO under the safety costs' limits
+    DQN = "dqn"  # on the discrete-action variant of the task (envs/discrete.py)
+    REINFORCE = "reinforce"  # ours: train/reinforce.py
 
     @property
     def on_policy(self) -> bool:
-        return self in (Algorithm.PPO, Algorithm.A2C, Algorithm.PPO_LAG)
+        return self in (Algorithm.PPO, Algorithm.A2C, Algorithm.PPO_LAG, Algorithm.REINFORCE)
 
     @property
     def class_name(self) -> str:
@@ -94,7 +96,9 @@ class TrainConfig:
 
     # ---- task and run
     task: str = _setting("stand", "task to train: 'stand' (HumanoidRL/Stand-v0) or 'walk' (HumanoidRL/Walk-v0)")
-    algo: str = _setting("ppo", "stable-baselines3 algorithm: ppo, sac, td3, ddpg or a2c; ppo-lag: PPO-Lagrangian")
+    algo: str = _setting("ppo", "algorithm: ppo, sac, td3, ddpg, a2c (stable-baselines3), tqc, crossq "
+                         "(sb3-contrib), ppo-lag (PPO-Lagrangian), dqn (on the task's discrete posture actions, "
+                         "envs/discrete.py) or reinforce (train/reinforce.py)")
     total_timesteps: int = _setting(3_000_000, "environment steps (all envs together) to train for at most")
     time_budget_min: float = _setting(
         0.0, "wall-clock budget in minutes; training stops cleanly and saves when it is spent (0: no limit)"
@@ -138,6 +142,12 @@ class TrainConfig:
     push_interval_s: float = _setting(4.0, "seconds between pushes")
     push_duration_s: float = _setting(0.2, "seconds each push lasts")
     initial_joint_noise_rad: float = _setting(0.02, "uniform noise on the initial joint positions, radians")
+    # Randomization ranges (at full curriculum; the curriculum level shrinks them towards nominal) that are off
+    # by default: the deployed gains and gravity are known. Empty list: that quantity is not randomized.
+    rand_gravity_z: list[float] = _setting([], "randomize vertical gravity in [LOW, HIGH] m/s^2, e.g. -10.3 -9.3")
+    rand_gravity_tilt_rad: float = _setting(0.0, "randomize the gravity direction up to this tilt, radians")
+    rand_kp_scale: list[float] = _setting([], "randomize each joint's PD stiffness by a factor in [LOW, HIGH]")
+    rand_kd_scale: list[float] = _setting([], "randomize each joint's PD damping by a factor in [LOW, HIGH]")
 
     # ---- walk task (ignored by stand)
     cmd_vx_range: list[float] = _setting([-0.3, 0.8], "walk: forward velocity commands drawn in [LOW, HIGH], m/s")
@@ -161,6 +171,11 @@ class TrainConfig:
     eval_episodes: int = _setting(4, "episodes per periodic evaluation (seeded, deterministic actions)")
     eval_episode_s: float = _setting(10.0, "length of a periodic-evaluation episode, seconds")
     checkpoint_freq: int = _setting(25_000, "save model + normalization stats every this many steps")
+    stop_success_rate: float = _setting(
+        0.0, "stop training once a periodic evaluation at level >= --stop-min-level reaches this success rate "
+        "(0: never)"
+    )
+    stop_min_level: float = _setting(1.0, "curriculum level at which --stop-success-rate applies")
 
     # ---- normalization
     normalize_reward: bool = _setting(True, "VecNormalize also scales rewards (observations always are)")
@@ -191,7 +206,17 @@ class TrainConfig:
     gradient_steps: int = _setting(
         1, "off-policy: gradient updates per update round (the update-to-data ratio is this / (train_freq * n_envs))"
     )
-    action_noise_std: float = _setting(0.1, "TD3/DDPG: Gaussian exploration noise (fraction of the action range)")
+    action_noise_std: float = _setting(0.1, "TD3/DDPG: exploration noise std (fraction of the action range)")
+    action_noise: str = _setting("normal", "TD3/DDPG: exploration noise, 'normal' or 'ou' (Ornstein-Uhlenbeck)")
+    ou_theta: float = _setting(0.15, "TD3/DDPG with --action-noise ou: mean reversion rate per step")
+    replay: str = _setting(
+        "uniform", "SAC/TD3/DDPG/DQN: 'uniform' or 'prioritized' (proportional PER, train/replay.py)"
+    )
+    per_alpha: float = _setting(0.6, "prioritized replay: priority exponent alpha (0: uniform)")
+    per_beta0: float = _setting(0.4, "prioritized replay: initial importance-sampling exponent, annealed to 1")
+    per_eps: float = _setting(1e-6, "prioritized replay: added to |TD error| so no transition has priority 0")
+    exploration_fraction: float = _setting(0.1, "DQN: share of the run over which epsilon falls to its final value")
+    exploration_final_eps: float = _setting(0.02, "DQN: final epsilon of epsilon-greedy exploration")
 
     # ---- constrained RL and safe exploration (train/safety.py, train/ppo_lagrangian.py)
     shield_in_loop: bool = _setting(
@@ -261,6 +286,7 @@ class TrainConfig:
             problems.append(f"cmd_resample_s = {self.cmd_resample_s!r}: use seconds >= 0 (0: once per episode)")
         if not self.gait_period_s > 0:
             problems.append(f"gait_period_s = {self.gait_period_s!r}: use a period in seconds > 0")
+        problems += self._toolbox_problems()
         if not self.net_arch or any(int(n) < 1 for n in self.net_arch):
             problems.append(f"net_arch = {self.net_arch!r}: use one or more positive layer sizes")
         limits = self.cost_limits
@@ -271,6 +297,27 @@ class TrainConfig:
             problems.append(f"multiplier_lr = {self.multiplier_lr!r}: use a step >= 0")
         if problems:
             raise TrainConfigError("invalid training configuration: " + "; ".join(problems))
+
+    def _toolbox_problems(self) -> list[str]:
+        problems = []
+        if self.replay not in ("uniform", "prioritized"):
+            problems.append(f"replay = {self.replay!r}: use 'uniform' or 'prioritized'")
+        elif self.replay == "prioritized" and self.algo not in ("sac", "td3", "ddpg", "dqn"):
+            problems.append(f"replay = 'prioritized' with algo = {self.algo!r}: prioritized replay extends sac, td3, "
+                            "ddpg and dqn (on-policy algorithms have no replay buffer; tqc and crossq keep theirs)")
+        if not (self.per_alpha >= 0 and 0 <= self.per_beta0 <= 1 and self.per_eps > 0):
+            problems.append(f"per_alpha/per_beta0/per_eps = {self.per_alpha}/{self.per_beta0}/{self.per_eps}: use "
+                            "alpha >= 0, beta0 in [0, 1], eps > 0")
+        if self.action_noise not in ("normal", "ou"):
+            problems.append(f"action_noise = {self.action_noise!r}: use 'normal' or 'ou'")
+        for name in ("stop_success_rate", "stop_min_level", "exploration_fraction", "exploration_final_eps"):
+            if not 0.0 <= float(getattr(self, name)) <= 1.0:
+                problems.append(f"{name} = {getattr(self, name)!r}: use a fraction in [0, 1]")
+        for name in ("rand_gravity_z", "rand_kp_scale", "rand_kd_scale"):
+            value = getattr(self, name)
+            if value and (len(value) != 2 or not all(math.isfinite(v) for v in value) or value[0] > value[1]):
+                problems.append(f"{name} = {value!r}: give two finite numbers LOW HIGH with LOW <= HIGH")
+        return problems
 
     @property
     def algorithm(self) -> Algorithm:
@@ -304,6 +351,9 @@ class TrainConfig:
         return cls.from_dict(data, source=str(path))
 
 
+CHOICES = {"replay": ["uniform", "prioritized"], "action_noise": ["normal", "ou"]}
+
+
 def _option_name(name: str) -> str:
     return "--" + name.replace("_", "-")
 
@@ -335,6 +385,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type = TrainConfi
                 kwargs["choices"] = ["stand", "walk"]
             elif f.name == "backend":
                 kwargs["choices"] = ["pybullet", "mujoco"]
+            elif f.name in CHOICES:
+                kwargs["choices"] = CHOICES[f.name]
         group.add_argument(_option_name(f.name), **kwargs)
 
 

@@ -3,7 +3,9 @@
 The graph is the deterministic actor (the mean action) with the VecNormalize observation normalization inside
 it: ``obs`` (raw contract observation, float32 ``[batch, n_obs]``) → ``clip((obs - mean) / sqrt(var + eps),
 ±clip_obs)`` → MLP → ``actions`` (``[batch, n_actions]``, clipped/scaled to the action space exactly as
-stable-baselines3's ``predict`` does). The file's metadata (``write_model_metadata``) holds the contract of the
+stable-baselines3's ``predict`` does). A DQN's graph ends in the argmax over its Q-values and a constant table
+(``envs.discrete.posture_table``) that maps the chosen discrete action to the contract's continuous action, so the
+policy node runs it like any other model. The file's metadata (``write_model_metadata``) holds the contract of the
 environment the policy was trained in, (obs, action) pairs recorded from evaluation rollouts, and a training
 summary. Export fails unless PyTorch and ONNX Runtime agree to ``PARITY_TOLERANCE`` on those pairs and on
 random observations, and unless the file loads through ``load_policy`` (the deployment path).
@@ -113,14 +115,17 @@ def _load_normalization(directory: Path, n_obs: int) -> tuple[np.ndarray, np.nda
     )
 
 
-def build_actor_module(model: Any, mean: np.ndarray, var: np.ndarray, epsilon: float, clip_obs: float) -> Any:
-    """torch Module: raw observation → deterministic action, normalization included (float32 throughout)."""
+def build_actor_module(model: Any, mean: np.ndarray, var: np.ndarray, epsilon: float, clip_obs: float,
+                       action_table: np.ndarray | None = None) -> Any:
+    """torch Module: raw observation → deterministic action, normalization included (float32 throughout).
+    ``action_table`` (DQN): row ``k`` is the continuous action of discrete action ``k``."""
     import torch
     from stable_baselines3.common.policies import ActorCriticPolicy
 
     policy = model.policy
-    low = torch.as_tensor(model.action_space.low, dtype=torch.float32)
-    high = torch.as_tensor(model.action_space.high, dtype=torch.float32)
+    bounds = (action_table.min(axis=0), action_table.max(axis=0)) if action_table is not None else (
+        model.action_space.low, model.action_space.high)  # DQN: unused, the table rows are the actions
+    low, high = (torch.as_tensor(b, dtype=torch.float32) for b in bounds)
 
     class DeterministicActor(torch.nn.Module):
         def __init__(self) -> None:
@@ -131,7 +136,12 @@ def build_actor_module(model: Any, mean: np.ndarray, var: np.ndarray, epsilon: f
             self.register_buffer("action_low", low)
             self.register_buffer("action_high", high)
             self.clip_obs = float(clip_obs)
-            if isinstance(policy, ActorCriticPolicy):  # PPO, A2C: Gaussian mean, then clipped like predict()
+            if action_table is not None:  # DQN: greedy action = argmax of the Q-values, looked up in the table
+                self.kind = "greedy_q"
+                self.register_buffer("action_table", torch.as_tensor(action_table, dtype=torch.float32))
+                self.features, self.latent, self.head = policy.q_net.features_extractor, torch.nn.Identity(), \
+                    policy.q_net.q_net
+            elif isinstance(policy, ActorCriticPolicy):  # PPO, A2C: Gaussian mean, then clipped like predict()
                 self.kind = "gaussian"
                 shared = policy.share_features_extractor
                 self.features = policy.features_extractor if shared else policy.pi_features_extractor
@@ -147,6 +157,8 @@ def build_actor_module(model: Any, mean: np.ndarray, var: np.ndarray, epsilon: f
         def forward(self, obs: torch.Tensor) -> torch.Tensor:
             x = torch.clamp((obs - self.obs_mean) / self.obs_std, -self.clip_obs, self.clip_obs)
             x = self.head(self.latent(self.features(x)))
+            if self.kind == "greedy_q":
+                return self.action_table[torch.argmax(x, dim=1)]
             if self.kind == "gaussian":
                 return torch.maximum(torch.minimum(x, self.action_high), self.action_low)
             if self.kind == "sac":
@@ -156,6 +168,18 @@ def build_actor_module(model: Any, mean: np.ndarray, var: np.ndarray, epsilon: f
     module = DeterministicActor()
     module.eval()
     return module
+
+
+def _discrete_action_table(config: Any) -> np.ndarray:
+    """The discrete task's action table, from an environment of the run's robot (its policy joints)."""
+    from humanoid_rl.train.algorithms import task_env_id
+    from humanoid_rl.train.cli import _make_env, env_config
+
+    env = _make_env(task_env_id(config), env_config(config))
+    try:
+        return np.asarray(env.get_wrapper_attr("table"), np.float32)
+    finally:
+        env.close()
 
 
 def _torch_actions(module: Any, obs: np.ndarray) -> np.ndarray:
@@ -226,7 +250,8 @@ def export_policy(
     model = load_checkpoint(checkpoint.directory, checkpoint.algo)
     n_obs = int(model.observation_space.shape[0])
     mean, var, epsilon, clip_obs = _load_normalization(checkpoint.directory, n_obs)
-    module = build_actor_module(model, mean, var, epsilon, clip_obs)
+    action_table = _discrete_action_table(config) if checkpoint.algo == "dqn" else None
+    module = build_actor_module(model, mean, var, epsilon, clip_obs, action_table)
 
     # Rollouts in the training task's env at full curriculum (pushes and randomization on): realistic inputs.
     rollout_config = env_config(config, curriculum_level=1.0)
@@ -240,6 +265,8 @@ def export_policy(
     with (checkpoint.directory / "vecnormalize.pkl").open("rb") as stream:
         normalizer: VecNormalize = pickle.load(stream)  # noqa: S301 - our own training output
     sb3_actions, _ = model.predict(normalizer.normalize_obs(obs.copy()), deterministic=True)
+    if action_table is not None:
+        sb3_actions = action_table[sb3_actions]
     module_vs_sb3 = _max_abs_diff(actions, np.asarray(sb3_actions, np.float32))
     if module_vs_sb3 > PARITY_TOLERANCE:
         raise ExportError(f"the export module differs from stable-baselines3's predict() by {module_vs_sb3:.3g} "
