@@ -171,7 +171,8 @@ def load_checkpoint(directory: Path, algo: str, env: Any | None = None, learning
 
 
 def _fine_tune_source_info(config: TrainConfig) -> dict[str, Any]:
-    """info.json of the checkpoint ``config.init_from`` names, checked against the run's task and algo."""
+    """info.json of the checkpoint ``config.init_from`` names, checked against the run's task and algo, with
+    ``transfer``: whether its layers must be mapped (another task or observation layout) rather than loaded."""
     from humanoid_rl.cli import CommandError
     from humanoid_rl.train.callbacks import CHECKPOINT_INFO, METRICS_FILE, MODEL_FILE, VECNORMALIZE_FILE
     from humanoid_rl.train.export import resolve_checkpoint
@@ -189,7 +190,9 @@ def _fine_tune_source_info(config: TrainConfig) -> dict[str, Any]:
     info["run_dir"] = checkpoint.run_dir
     from humanoid_rl.train.transfer import needs_transfer
 
-    if config.freeze_shared_steps and not needs_transfer(source, info, config):
+    # Another task, or the same task with another observation layout: a fresh network, steps from 0.
+    info["transfer"] = needs_transfer(source, info, config)
+    if config.freeze_shared_steps and not info["transfer"]:
         raise CommandError(f"--freeze-shared-steps: the checkpoint {source} has this run's task and observation "
                            "layout, so every layer is shared and nothing would train. Fix: leave it out, or "
                            "--init-from another task's")
@@ -294,10 +297,7 @@ def train(
         transfer = False  # a resumed transfer run holds its own weights and statistics
     else:
         source_info = _fine_tune_source_info(config) if config.init_from else {}
-        # Another task, or the same task with another observation layout: a fresh network, steps from 0.
-        from humanoid_rl.train.transfer import needs_transfer
-
-        transfer = bool(source_info) and needs_transfer(Path(config.init_from), source_info, config)
+        transfer = bool(source_info.get("transfer"))
         run_dir = _new_run_dir(config)
         state = RunState(run_dir, config.task, config.algo, config.seed, config.curriculum_start,
                          wall_time_before_s=0.0 if transfer else float(source_info.get("wall_time_s", 0.0)),
