@@ -123,12 +123,14 @@ def run(args: argparse.Namespace) -> int:
     result["model"] = model
     if model is not None:
         result["model_sha256"] = hashlib.sha256(Path(model).read_bytes()).hexdigest()
+    # The results are written before any filming: a Ctrl-C while filming loses a video, not the evaluation.
+    (out / "eval.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    plot(result, out / "eval.png")
     if args.video:
         result["videos"] = film(model, setting, args.video, out)
         for problem in check_against_evaluation(result["videos"], result):
             print(f"warning: the filmed episode differs from the evaluated one: {problem}", file=sys.stderr)
-    (out / "eval.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
-    plot(result, out / "eval.png")
+        (out / "eval.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
     push = f"{setting.push_force_n:g}" + (f"-{setting.push_force_max_n:g}" if setting.push_force_max_n else "")
     print(f"{setting.episodes} episodes x {setting.episode_s:g} s, push {push} N for {setting.push_duration_s:g} s "
           f"every {setting.push_interval_s:g} s, randomize {'on' if setting.randomize else 'off'}, seeds "

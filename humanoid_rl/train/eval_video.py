@@ -62,8 +62,10 @@ def film_episodes(env: Any, policy: Any, seeds: tuple[int, ...], out_dir: Path, 
         try:
             summary = run_episode(env, policy, seed,
                                   on_step=lambda e, v=video: v.maybe_capture(e.unwrapped.sim.time_s, frame_info(e)))
-        finally:
-            path = video.close()
+        except BaseException:  # Ctrl-C: keep what is rendered, drop the frames still queued, and stop at once
+            video.close(drop_pending=True)
+            raise
+        path = video.close()
         filmed.append({"seed": seed, "policy": name, "path": str(path) if path else "", "frames": video.frames,
                        "dropped_frames": video.dropped, "renderer_cpu_s": round(video.render_cpu_s, 2),
                        "fell": summary["fell"], "length_s": summary["length_s"], "return": summary["return"]})
