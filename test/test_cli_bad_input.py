@@ -115,6 +115,16 @@ def test_export_finds_an_output_it_cannot_write_before_the_export(
     assert "is a folder" in error_line(capsys)
 
 
+@pytest.mark.parametrize("option", ["--rollout-episodes", "--pairs", "--rollout-s"])
+def test_export_refuses_a_zero_count_of_parity_rollouts_or_pairs_in_one_line(
+    option: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # zero rollouts once ended in a numpy traceback after the checkpoint had loaded
+    assert cli.main(["export", str(tmp_path / "no-run"), "-o", str(tmp_path / "m.onnx"), option, "0"]) == 2
+    assert option in error_line(capsys)
+    assert not (tmp_path / "m.onnx").exists()
+
+
 # ------------------------------------------------------------------------------------------ sim options
 
 

@@ -444,14 +444,18 @@ def model_card(output: Path, result: dict[str, Any], config: Any, eval_results: 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from humanoid_rl.cli_args import positive_float, positive_int
+
     parser.add_argument("source", type=Path, metavar="RUN_OR_CHECKPOINT",
                         help="run directory (runs/<task>-<algo>-<time>), checkpoint directory, or model.zip")
     parser.add_argument("-o", "--output", type=Path, required=True, help="ONNX file to write, e.g. models/NAME.onnx")
     parser.add_argument("--checkpoint", choices=("best", "final", "latest"), default="best",
                         help="which checkpoint of a run directory (default: best, falling back to final)")
-    parser.add_argument("--rollout-episodes", type=int, default=2, help="evaluation rollouts to record pairs from")
-    parser.add_argument("--rollout-s", type=float, default=4.0, help="length of each recording rollout, seconds")
-    parser.add_argument("--pairs", type=int, default=64, help="(obs, action) pairs stored in the model file")
+    parser.add_argument("--rollout-episodes", type=positive_int, default=2,
+                        help="evaluation rollouts to record pairs from")
+    parser.add_argument("--rollout-s", type=positive_float, default=4.0,
+                        help="length of each recording rollout, seconds")
+    parser.add_argument("--pairs", type=positive_int, default=64, help="(obs, action) pairs stored in the model file")
     parser.add_argument("--seed", type=int, default=12345, help="seed of the recording rollouts and random inputs")
     parser.add_argument("--eval-json", type=Path, action="append",
                         help="eval.json of `humanoid-rl eval` for this policy, shown in the model card (repeatable)")
