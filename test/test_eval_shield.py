@@ -7,6 +7,7 @@ import numpy as np
 
 from humanoid_rl.core.shield_filter import STAGES
 from humanoid_rl.core.shield_modes import ShieldMode
+from humanoid_rl.envs.commands import CommandConfig
 from humanoid_rl.envs.humanoid_env import EnvConfig, HumanoidEnv
 from humanoid_rl.envs.pushes import PushConfig
 from humanoid_rl.train.evaluate import EvalSetting, ShieldInLoop, evaluate, sim_shield_params
@@ -68,3 +69,30 @@ def test_eval_without_the_shield_sends_the_policy_targets_straight_to_the_motors
         assert env.target_filter is None
     finally:
         env.close()
+
+
+def test_walk_tracking_is_judged_only_while_the_shield_lets_the_policy_control_the_robot() -> None:
+    # The shield holds the robot still for its 2 s ramp while the command asks for 0.5 m/s: those strides are
+    # the shield's, not the policy's, and are left out. The PD hold then stands still: 0.5 m/s error per stride.
+    env = HumanoidEnv("walk", EnvConfig(randomize=False, sensor_noise=False, push=PushConfig.off(),
+                                        episode_length_s=4.2, commands=CommandConfig.fixed(0.5)))
+    shield = ShieldInLoop(params=sim_shield_params())
+    env.target_filter = shield
+    try:
+        env.reset(seed=0)
+        shield.reset()
+        zero = np.zeros(env.contract.n_actions, np.float32)
+        held = 0
+        while True:
+            *_, terminated, truncated, info = env.step(zero)
+            held += shield.shield.mode is not ShieldMode.ACTIVE
+            if terminated or truncated:
+                break
+    finally:
+        env.close()
+    summary = info["episode_summary"]
+    window = int(round(env.contract.gait_period_s / env.policy_dt))
+    assert held >= 100  # the ramp, at 50 Hz
+    assert summary["strides_judged"] == (summary["length_steps"] - held) // window
+    assert abs(summary["stride_vx_error_mps"] - 0.5) < 0.03
+    assert abs(summary["mean_vx_error_mps"] - 0.5) < 0.03  # per step too: only the steps the policy controlled

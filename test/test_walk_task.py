@@ -257,6 +257,18 @@ def test_stride_tracking_does_not_count_a_gaits_sway_as_error_but_counts_a_misse
     np.testing.assert_allclose(tracking.mean_errors(), [0.05, 0.0, 0.15])  # (0.1 + 0.0) / 2, (0.3 + 0.0) / 2
 
 
+def test_stride_tracking_leaves_out_a_stride_the_policy_did_not_control() -> None:
+    from humanoid_rl.envs.commands import StrideTracking
+
+    tracking = StrideTracking(10)
+    command = np.array([0.5, 0.0, 0.0])
+    for k in range(30):  # held still (not judged) for 12 steps, then walking 0.45 m/s under the policy
+        held = k < 12
+        tracking.update(np.zeros(3) if held else np.array([0.45, 0.0, 0.0]), command, judged=not held)
+    assert tracking.windows == 1  # windows 0-9 and 10-19 each hold an unjudged step
+    np.testing.assert_allclose(tracking.mean_errors(), [0.05, 0.0, 0.0])
+
+
 def test_the_walk_policy_observes_the_estimators_base_velocity_with_the_estimators_error() -> None:
     def velocities(noise: bool) -> tuple[np.ndarray, np.ndarray]:
         env = HumanoidEnv("walk", EnvConfig(push=PushConfig.off(), randomize=False, sensor_noise=noise,

@@ -68,7 +68,8 @@ class StrideTracking:
     A walking humanoid sways: within a 0.7 s stride its yaw rate swings by several tenths of a rad/s and its
     lateral speed by as much, however well it follows the command on average. Per-step errors measure that sway;
     stride means measure tracking (what a user steering with ``/cmd_vel`` sees). Windows in which the command
-    changed are left out.
+    changed are left out, and so are windows with a step the policy did not control (the shield holding the
+    robot while it ramps in at the start, or after a trip): tracking is what the policy achieves.
     """
 
     def __init__(self, window_steps: int) -> None:
@@ -81,25 +82,27 @@ class StrideTracking:
         self._sum = np.zeros(3)
         self._count = 0
         self._command: np.ndarray | None = None
-        self._changed = False
+        self._skip = False
         self.error_sums = np.zeros(3)  # |stride mean - command| summed over the judged windows
         self.windows = 0
 
-    def update(self, achieved: np.ndarray, command: np.ndarray) -> None:
-        """One policy step: achieved (vx, vy, yaw rate) in the heading frame and the command in force."""
+    def update(self, achieved: np.ndarray, command: np.ndarray, judged: bool = True) -> None:
+        """One policy step: achieved (vx, vy, yaw rate) in the heading frame and the command in force;
+        ``judged=False``: the policy's targets did not reach the joints this step, so its window is left out."""
+        self._skip = self._skip or not judged
         if self._command is None:
             self._command = np.array(command, dtype=float)
         elif not np.array_equal(self._command, command):
-            self._changed, self._command = True, np.array(command, dtype=float)
+            self._skip, self._command = True, np.array(command, dtype=float)
         self._sum += achieved
         self._count += 1
         if self._count == self.window_steps:
-            if not self._changed:
+            if not self._skip:
                 self.error_sums += np.abs(self._sum / self._count - self._command)
                 self.windows += 1
             self._sum[:] = 0.0
             self._count = 0
-            self._changed = False
+            self._skip = False
 
     def mean_errors(self) -> np.ndarray:
         """Mean |error| per axis over the judged strides (NaN before the first)."""

@@ -30,6 +30,7 @@ from humanoid_rl.core.contract import ContractMismatchError, PolicyContract, Rob
 from humanoid_rl.core.observation import ObservationBuilder, walk_terms
 from humanoid_rl.core.robot_spec import RobotSpec
 from humanoid_rl.core.rotations import yaw as heading
+from humanoid_rl.core.shield_modes import ShieldMode
 from humanoid_rl.envs.commands import CommandConfig, StrideTracking, draw_command
 from humanoid_rl.envs.gait import FeetAirTime, GaitConfig, gait_targets, is_moving
 from humanoid_rl.envs.pushes import PushConfig, PushSchedule
@@ -329,6 +330,7 @@ class HumanoidEnv(gym.Env[np.ndarray, np.ndarray]):
         self._energy_j = 0.0
         self._speed_error_sum = 0.0
         self._tracking_error_sums = np.zeros(3)  # |vx error|, |vy error|, |yaw-rate error|
+        self._judged_steps = 0  # steps the policy controlled (a shield in the loop holds the robot at first)
         # One stride = one gait period (the contract's clock; the stand task uses the default period as its window).
         period = self.contract.gait_period_s or self.config.gait.period_s
         self._stride_tracking = StrideTracking(max(1, int(round(period / self.policy_dt))))
@@ -383,10 +385,12 @@ class HumanoidEnv(gym.Env[np.ndarray, np.ndarray]):
         if push is not None:
             self.sim.apply_push(push.force_world, push.duration_s)
         push_active = self.sim.push_active
+        in_control = True  # the policy's targets reach the joints (tracking is judged only then)
         if self.target_filter is None:
             self.sim.set_joint_targets(targets)
         else:
             out = self.target_filter(self, targets)
+            in_control = getattr(out, "mode", ShieldMode.ACTIVE) is ShieldMode.ACTIVE
             self.sim.set_joint_targets(out.positions, out.velocities, out.efforts, out.stiffness_scale,
                                        out.damping_scale)
         self.sim.step(self.decimation)
@@ -442,10 +446,12 @@ class HumanoidEnv(gym.Env[np.ndarray, np.ndarray]):
             self._term_sums[name] += value
         self._max_tilt = max(self._max_tilt, tilt)
         self._energy_j += float(np.abs(torques * joint_vel).sum()) * self.policy_dt
-        self._speed_error_sum += float(np.linalg.norm(lin_vel_heading - self.command[:2]))
         achieved = np.append(lin_vel_heading, inputs.yaw_rate)
-        self._tracking_error_sums += np.abs(achieved - self.command)
-        self._stride_tracking.update(achieved, self.command)
+        if in_control:
+            self._speed_error_sum += float(np.linalg.norm(lin_vel_heading - self.command[:2]))
+            self._tracking_error_sums += np.abs(achieved - self.command)
+            self._judged_steps += 1
+        self._stride_tracking.update(achieved, self.command, judged=in_control)
 
         info: dict[str, Any] = {
             "reward_terms": terms,
@@ -494,10 +500,10 @@ class HumanoidEnv(gym.Env[np.ndarray, np.ndarray]):
             "max_push_force_n": max((p.magnitude_n for p in pushes), default=0.0),
             "max_tilt_rad": self._max_tilt,
             "drift_m": float(np.linalg.norm(final_xy - self._start_xy)),
-            "mean_speed_error_mps": self._speed_error_sum / max(1, steps),
-            "mean_vx_error_mps": float(self._tracking_error_sums[0]) / max(1, steps),
-            "mean_vy_error_mps": float(self._tracking_error_sums[1]) / max(1, steps),
-            "mean_yaw_rate_error_rps": float(self._tracking_error_sums[2]) / max(1, steps),
+            "mean_speed_error_mps": self._speed_error_sum / max(1, self._judged_steps),
+            "mean_vx_error_mps": float(self._tracking_error_sums[0]) / max(1, self._judged_steps),
+            "mean_vy_error_mps": float(self._tracking_error_sums[1]) / max(1, self._judged_steps),
+            "mean_yaw_rate_error_rps": float(self._tracking_error_sums[2]) / max(1, self._judged_steps),
             # The walk acceptance's figures: per stride (StrideTracking), so a gait's sway is not counted as error.
             **dict(zip(("stride_vx_error_mps", "stride_vy_error_mps", "stride_yaw_rate_error_rps"),
                        self._stride_tracking.mean_errors().tolist(), strict=True)),
