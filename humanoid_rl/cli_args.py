@@ -28,8 +28,10 @@ __all__ = [
     "positive_float",
     "positive_int",
     "prepare_run_dir",
+    "ros_parameter_file",
     "writable_dir",
     "write_new_file",
+    "yaml_error_line",
 ]
 
 DEFAULT_MODEL = "humanoid_stand.onnx"  # the shipped stand policy (models/): `sim` and `bench` run it by default
@@ -93,10 +95,42 @@ def non_negative_int(text: str) -> int:
     return _whole_number_at_least(text, 0)
 
 
+def yaml_error_line(error: Exception) -> str:
+    """A YAML parse error in one line (PyYAML's message spans several, with a caret drawing)."""
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    mark = getattr(error, "problem_mark", None)
+    return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else problem
+
+
 def existing_file(text: str) -> Path:
     path = Path(text).expanduser()
     if not path.is_file():
         raise argparse.ArgumentTypeError(f"{text!r} does not exist or is not a file")
+    return path
+
+
+def ros_parameter_file(text: str) -> Path:
+    """A ROS 2 parameter YAML (``node_name: {ros__parameters: {name: value}}``, node names may be ``/**``),
+    checked before rclpy reads it: rcl's own error names C source lines and, in an rclpy.init, is a traceback."""
+    import yaml
+
+    path = existing_file(text)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} cannot be read ({exc})") from None
+    except yaml.YAMLError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not valid YAML ({yaml_error_line(exc)})") from None
+    example = "write e.g. 'safety_shield: {ros__parameters: {tilt_trip: 0.6}}'"
+    if not isinstance(data, dict) or not data:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a ROS parameter file: {example}")
+    for node, section in data.items():
+        inner = section
+        while isinstance(inner, dict) and "ros__parameters" not in inner and len(inner) == 1:
+            inner = next(iter(inner.values()))  # a namespace level: /ns: {node: {ros__parameters: ...}}
+        if not isinstance(inner, dict) or not isinstance(inner.get("ros__parameters"), dict):
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: '{node}' has no 'ros__parameters' mapping, so ROS would not read it: {example}")
     return path
 
 

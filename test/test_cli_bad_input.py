@@ -160,6 +160,25 @@ def test_sim_refuses_a_bad_option_value_in_one_line(
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("command", ["sim", "real"])
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [("garbage: [\n", "not valid YAML (expected the node content"),  # rcl said this in a traceback from rclpy.init
+     ("- 1\n", "is not a ROS parameter file"),
+     ("safety_shield:\n  tilt_trip: 0.6\n", "'safety_shield' has no 'ros__parameters' mapping")],
+)
+def test_sim_and_real_refuse_a_parameter_file_ros_could_not_read_in_one_line(
+    command: str, text: str, says: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "extra.yaml"
+    config.write_text(text)
+    extra = ["--emulate"] if command == "real" else []
+    assert cli.main([command, *extra, "--config", str(config), "--out", str(tmp_path / "run")]) == 2
+    line = error_line(capsys)
+    assert "argument --config" in line and says in line
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize(
     ("options", "says"),
     [

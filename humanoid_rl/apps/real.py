@@ -65,10 +65,10 @@ class BringUpError(RuntimeError):
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from humanoid_rl.cli_args import (
         add_output_arguments,
-        existing_file,
         float_in,
         non_negative_float,
         positive_float,
+        ros_parameter_file,
     )
     from humanoid_rl.core.shield_params import SHIELD_PARAMETERS
     from humanoid_rl.policy.parameters import MAX_RATE_HZ, MIN_RATE_HZ
@@ -94,7 +94,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--config",
         action="append",
         default=[],
-        type=existing_file,
+        type=ros_parameter_file,
         help="extra parameter YAML applied after config/real_robot.yaml (repeatable)",
     )
     parser.add_argument(

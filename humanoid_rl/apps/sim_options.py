@@ -17,11 +17,11 @@ from humanoid_rl.apps.velocity_commands import parse_cmd_vel
 from humanoid_rl.cli_args import (
     DEFAULT_MODEL,
     add_output_arguments,
-    existing_file,
     finite_float,
     float_in,
     non_negative_int,
     positive_float,
+    ros_parameter_file,
 )
 from humanoid_rl.graph import PARAMETER_FILES, SAFETY_SHIELD, StackMode
 from humanoid_rl.nodes.runner import ExecutorKind
@@ -150,7 +150,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--config",
         action="append",
         default=[],
-        type=existing_file,
+        type=ros_parameter_file,
         help="extra parameter YAML applied after config/sim.yaml (repeatable)",
     )
     parser.add_argument(

@@ -345,7 +345,12 @@ class TrainConfig:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"training config {path} does not exist")
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        from humanoid_rl.cli_args import yaml_error_line
+
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise TrainConfigError(f"{path}: not valid YAML ({yaml_error_line(exc)})") from None
         if not isinstance(data, dict):
             raise TrainConfigError(f"{path}: expected a mapping of setting: value, got {type(data).__name__}")
         return cls.from_dict(data, source=str(path))

@@ -31,6 +31,7 @@ from typing import Any
 
 import yaml
 
+from humanoid_rl.cli_args import yaml_error_line
 from humanoid_rl.train.config import TrainConfig
 
 __all__ = ["OBJECTIVES", "SweepFileError", "SweepSpec", "decode_params", "objective_value", "run_trial"]
@@ -116,7 +117,7 @@ class SweepSpec:
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:
-            raise SweepFileError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+            raise SweepFileError(f"{path}: not valid YAML ({yaml_error_line(exc)})") from None
         if not isinstance(data, dict):
             raise SweepFileError(f"{path}: expected a mapping with base, space and trials")
         data = dict(data)
