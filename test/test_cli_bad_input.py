@@ -281,6 +281,16 @@ def test_bench_help_says_what_the_default_suite_runs_and_how_long(capsys: pytest
 # ------------------------------------------------------------------------------------------------- train
 
 
+def test_train_refuses_a_config_that_is_not_valid_yaml_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "train.yaml"
+    config.write_text("learning_rate: [\n")
+    assert cli.main(["train", "--config", str(config), "--run-root", str(tmp_path / "runs")]) == 2
+    assert "not valid YAML" in error_line(capsys)
+    assert not (tmp_path / "runs").exists()
+
+
 @pytest.mark.parametrize("option", ["--total-timesteps", "--n-envs"])
 def test_train_refuses_a_zero_count_in_one_line(
     option: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
