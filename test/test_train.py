@@ -77,6 +77,28 @@ def test_config_round_trips_through_yaml_and_unknown_or_bad_settings_are_named(t
         TrainConfig(curriculum_threshold=1.5)
 
 
+def test_reward_settings_on_the_command_line_reach_the_training_env_and_round_trip_through_the_run_config(
+    tmp_path: Path,
+) -> None:
+    from humanoid_rl.envs.rewards import RewardConfig
+
+    parser = argparse.ArgumentParser()
+    add_config_arguments(parser)
+    args = parser.parse_args(["--task", "walk", "--reward", "joint_limits=5", "soft_joint_limit=0.8"])
+    config = config_from_args(args)
+    rewards = env_config(config).rewards
+    walk = RewardConfig.for_walk()
+    assert (rewards.joint_limits, rewards.soft_joint_limit) == (5.0, 0.8)
+    assert rewards.velocity_tracking == walk.velocity_tracking != RewardConfig().velocity_tracking  # the walk's
+    config.save_yaml(tmp_path / "config.yaml")  # the run's recipe keeps them
+    assert TrainConfig.load_yaml(tmp_path / "config.yaml").reward_config() == rewards
+    assert env_config(TrainConfig(task="stand")).rewards == RewardConfig()
+    for bad, says in ((["velocity=1"], "NAME=VALUE with NAME one of"), (["energy=lots"], "not a number"),
+                      (["energy=-1"], "weights are magnitudes >= 0")):
+        with pytest.raises(TrainConfigError, match=says):
+            TrainConfig(reward=bad)
+
+
 def test_time_budget_stops_training_with_a_checkpoint_that_resume_continues_from(tmp_path: Path) -> None:
     config = tiny_config(
         tmp_path, total_timesteps=100_000, time_budget_min=0.1, eval_freq=10**6, checkpoint_freq=10**6

@@ -190,7 +190,7 @@ class HumanoidEnv(gym.Env[np.ndarray, np.ndarray]):
         if self.config.rewards is not None:
             self.rewards = self.config.rewards
         else:
-            self.rewards = RewardConfig.for_walk() if walking else RewardConfig()
+            self.rewards = RewardConfig.for_task(walking)
         self.contract = PolicyContract.from_robot(
             self.robot_spec,
             policy_rate_hz=self.config.policy_rate_hz,

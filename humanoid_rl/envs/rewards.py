@@ -20,7 +20,9 @@ foot-slip penalty. While the command is "stand still" the schedule asks for both
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -73,6 +75,27 @@ class RewardConfig:
         exp(-err^2 / 0.25) is a 0.5 m/s kernel; humanoid-gym's exp(-5 err^2) is 0.45 m/s.
         """
         return cls(velocity_tracking=4.0, velocity_scale=0.4, yaw_tracking=2.0, yaw_rate_scale=0.5)
+
+    @classmethod
+    def for_task(cls, walking: bool) -> RewardConfig:
+        """The task's defaults: ``for_walk()`` to walk, the plain defaults to stand."""
+        return cls.for_walk() if walking else cls()
+
+    def with_settings(self, items: Sequence[str]) -> RewardConfig:
+        """A copy with ``NAME=VALUE`` items applied (training's ``--reward joint_limits=5``); ValueError names a
+        bad item."""
+        names = {f.name for f in dataclasses.fields(self)}
+        changes: dict[str, float] = {}
+        for item in items:
+            name, sep, text = str(item).partition("=")
+            name = name.strip()
+            if not sep or name not in names:
+                raise ValueError(f"reward setting {item!r}: use NAME=VALUE with NAME one of {sorted(names)}")
+            try:
+                changes[name] = float(text)
+            except ValueError:
+                raise ValueError(f"reward setting {item!r}: {text!r} is not a number") from None
+        return dataclasses.replace(self, **changes)  # __post_init__ judges the values
 
     def __post_init__(self) -> None:
         scales = ("upright_scale", "base_height_scale_m", "stability_ang_vel_scale", "velocity_scale",

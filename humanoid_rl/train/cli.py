@@ -63,6 +63,7 @@ def env_config(config: TrainConfig, *, episode_s: float | None = None, curriculu
         ),
         curriculum_level=config.curriculum_start if curriculum_level is None else curriculum_level,
         initial_joint_noise_rad=config.initial_joint_noise_rad,
+        rewards=config.reward_config(),
     )
 
 

@@ -218,6 +218,11 @@ class TrainConfig:
     exploration_fraction: float = _setting(0.1, "DQN: share of the run over which epsilon falls to its final value")
     exploration_final_eps: float = _setting(0.02, "DQN: final epsilon of epsilon-greedy exploration")
 
+    reward: list[str] = _setting(
+        [], "reward weights and shapes over the task's defaults, NAME=VALUE ... (e.g. joint_limits=5 "
+        "soft_joint_limit=0.8; the names are RewardConfig's fields in envs/rewards.py)"
+    )
+
     # ---- constrained RL and safe exploration (train/safety.py, train/ppo_lagrangian.py)
     shield_in_loop: bool = _setting(
         False, "run the deployed safety shield (config/sim.yaml thresholds) between the policy and the motors in "
@@ -287,6 +292,10 @@ class TrainConfig:
         if not self.gait_period_s > 0:
             problems.append(f"gait_period_s = {self.gait_period_s!r}: use a period in seconds > 0")
         problems += self._toolbox_problems()
+        try:
+            self.reward_config()
+        except ValueError as exc:
+            problems.append(str(exc))
         if not self.net_arch or any(int(n) < 1 for n in self.net_arch):
             problems.append(f"net_arch = {self.net_arch!r}: use one or more positive layer sizes")
         limits = self.cost_limits
@@ -297,6 +306,12 @@ class TrainConfig:
             problems.append(f"multiplier_lr = {self.multiplier_lr!r}: use a step >= 0")
         if problems:
             raise TrainConfigError("invalid training configuration: " + "; ".join(problems))
+
+    def reward_config(self) -> Any:
+        """The task's reward weights with ``reward``'s settings applied."""
+        from humanoid_rl.envs.rewards import RewardConfig
+
+        return RewardConfig.for_task(self.task == "walk").with_settings(self.reward)
 
     def _toolbox_problems(self) -> list[str]:
         problems = []
@@ -381,7 +396,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type = TrainConfi
             kwargs["action"] = argparse.BooleanOptionalAction
         elif typing.get_origin(hint) in (list, tuple) or isinstance(hint, types.GenericAlias):
             (item_type, *_) = typing.get_args(hint)
-            kwargs.update(nargs="+", type=item_type, metavar="N")
+            kwargs.update(nargs="+", type=item_type, metavar="NAME=VALUE" if f.name == "reward" else "N")
         else:
             kwargs["type"] = hint
             if f.name == "algo":
