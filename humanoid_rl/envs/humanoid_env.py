@@ -269,6 +269,10 @@ class HumanoidEnv(gym.Env[np.ndarray, np.ndarray]):
         # None: the targets go to the motors as they are (training).
         self.target_filter: Callable[[HumanoidEnv, np.ndarray], JointTargets] | None = None
         self.last_readings: SensorReadings | None = None  # the noisy readings the latest observation was built from
+        # Where observed base velocity (body frame) and height come from: None, the exact ones plus
+        # `estimate_noise` (training); else called with each observation's readings, e.g. a state estimator in
+        # the loop as in the ROS stack (`humanoid-rl bench estimator`).
+        self.base_estimate: Callable[[SensorReadings], tuple[np.ndarray, float]] | None = None
 
     # ------------------------------------------------------------------------------------------ curriculum
 
@@ -364,7 +368,9 @@ class HumanoidEnv(gym.Env[np.ndarray, np.ndarray]):
             joint_vel=readings.joint_vel,
         )
         self._feet_in_contact = readings.foot_contacts
-        if self._observer.needs_truth:  # base velocity and height: what an estimator gives, from the exact ones
+        if self._observer.needs_truth and self.base_estimate is not None:
+            state.base_lin_vel, state.base_height = self.base_estimate(readings)
+        elif self._observer.needs_truth:  # base velocity and height: what an estimator gives, from the exact ones
             truth = self.sim.ground_truth()
             state.base_lin_vel, state.base_height = truth.lin_vel_body, float(truth.pos[2])
             if self.config.sensor_noise:
