@@ -17,10 +17,12 @@ from humanoid_rl.core.observation import walk_terms
 from humanoid_rl.core.robot_spec import RobotSpec
 from humanoid_rl.envs.gait import GaitConfig
 from humanoid_rl.sim.estimator_walk import (
+    BEFORE_SOLE,
     EstimatorWalkConfig,
     autocorrelation_time,
     cmd_vel_type,
     error_statistics,
+    estimator_params,
     run_estimator_bench,
 )
 
@@ -75,3 +77,15 @@ def test_a_short_bench_reports_finite_per_axis_statistics_for_walking_and_standi
             assert all(math.isfinite(v) for v in r[axis].values())
         assert len(r["episodes"]) == 1
     assert results["setting"]["estimator_rate_hz"] == 50.0
+
+
+def test_estimator_params_are_set_from_key_value_strings_by_their_field_types() -> None:
+    params = estimator_params(["slip_gate_chi2=0", "stance_point=foot_frame", "use_foot_height_measurement=false"])
+    assert params.slip_gate_chi2 == 0.0
+    assert params.stance_point == "foot_frame"
+    assert params.use_foot_height_measurement is False
+    before = estimator_params([], BEFORE_SOLE)
+    assert (before.stance_point, before.slip_gate_chi2, before.foot_velocity_std) == ("foot_frame", 0.0, 0.1)
+    for bad in (["nope=1"], ["slip_gate_chi2=x"], ["stance_point=ankle"], ["use_foot_height_measurement=maybe"]):
+        with pytest.raises(ValueError):
+            estimator_params(bad)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import argparse
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
@@ -203,6 +203,35 @@ def cmd_vel_type(text: str) -> tuple[float, float, float]:
     return values  # type: ignore[return-value]
 
 
+# The estimator as it was before the stance point moved to the sole (PR history: issue #12), for comparisons.
+BEFORE_SOLE = {"stance_point": "foot_frame", "slip_gate_chi2": 0.0, "foot_velocity_std": 0.1}
+
+
+def estimator_params(settings: list[str], start: dict[str, Any] | None = None) -> EstimatorParams:
+    """``EstimatorParams`` from ``KEY=VALUE`` strings (``--estimator-param``), each converted to its field's type;
+    raises ValueError naming the culprit."""
+    kinds = {f.name: f.type for f in fields(EstimatorParams)}
+    values: dict[str, Any] = dict(start or {})
+    for setting in settings:
+        key, _, text = setting.partition("=")
+        key = key.strip()
+        if key not in kinds or not text:
+            raise ValueError(f"--estimator-param {setting!r}: use KEY=VALUE with KEY one of {sorted(kinds)}")
+        kind = str(kinds[key])
+        if kind.startswith("bool"):
+            if text.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(f"--estimator-param {setting!r}: use true or false")
+            values[key] = text.lower() in ("true", "1")
+        elif kind.startswith("str"):
+            values[key] = text
+        else:
+            try:
+                values[key] = float(text)
+            except ValueError:
+                raise ValueError(f"--estimator-param {setting!r}: {text!r} is not a number") from None
+    return replace(EstimatorParams(), **values)
+
+
 def estimator_config_from_args(args: argparse.Namespace) -> EstimatorWalkConfig:
     return EstimatorWalkConfig(
         cmd_vel=args.cmd_vel,
@@ -210,7 +239,7 @@ def estimator_config_from_args(args: argparse.Namespace) -> EstimatorWalkConfig:
         seeds=tuple(args.seeds),
         shield=not args.no_shield,
         policy_sees=args.policy_sees,
-        params=EstimatorParams(stance_point=args.stance_point),
+        params=estimator_params(args.estimator_param, BEFORE_SOLE if args.estimator_before_sole else None),
     )
 
 
@@ -224,6 +253,10 @@ def add_estimator_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--policy-sees", choices=["estimate", "truth"], default="estimate",
                        help="estimator: the policy observes the estimate (as in the ROS stack, default) or the exact "
                        "velocity plus training noise")
-    group.add_argument("--stance-point", choices=list(STANCE_POINTS), default="sole",
-                       help="estimator: EstimatorParams.stance_point ('foot_frame' is the model before the sole)")
+    group.add_argument("--estimator-param", action="append", default=[], metavar="KEY=VALUE",
+                       help="estimator: set an EstimatorParams field, e.g. stance_point=foot_frame or "
+                       f"slip_gate_chi2=0 (repeatable; stance points: {', '.join(STANCE_POINTS)})")
+    group.add_argument("--estimator-before-sole", action="store_true",
+                       help=f"estimator: start from the estimator before the sole stance point ({BEFORE_SOLE}), "
+                       "for before/after figures")
     group.add_argument("--no-shield", action="store_true", help="estimator: no shield between policy and motors")
