@@ -704,18 +704,21 @@ class LeggedStateEstimator:
         Mahalanobis distances (3 DoF) against ``gate``: with both feet down, by how far the two legs disagree,
         blaming the one farther from the prediction (the prediction alone would follow the two halfway before
         either stood out); with one foot down, by its distance from the prediction. The outlier's variance grows
-        until it sits on the gate, so it pulls the base no more than a measurement on the gate would."""
+        until it sits on the gate, so it pulls the base no more than a measurement on the gate would.
+
+        Distances use the variances only: the 3 x 3 blocks are near diagonal (diagonal R, a near-isotropic
+        velocity covariance), and three 3 x 3 solves per update would cost more than the rest of the gate."""
+        variances = s.diagonal()
         distances = [0.0, 0.0]
         for side in range(2):
             if contacts[side]:
                 rows = _VEL_ROWS[side]
-                nu = innovation[rows]
-                distances[side] = float(nu @ np.linalg.solve(s[rows, rows], nu))
+                distances[side] = float(np.sum(innovation[rows] ** 2 / variances[rows]))
         if contacts[0] and contacts[1]:
             left, right = _VEL_ROWS
             difference = innovation[left] - innovation[right]
-            spread = s[left, left] + s[right, right] - s[left, right] - s[right, left]
-            disagreement = float(difference @ np.linalg.solve(spread, difference))
+            spread = variances[left] + variances[right] - 2.0 * s[left, right].diagonal()
+            disagreement = float(np.sum(difference**2 / spread))
             if disagreement <= gate:
                 return
             outlier, excess = (0 if distances[0] > distances[1] else 1), disagreement
@@ -746,25 +749,20 @@ class LeggedStateEstimator:
         corners_all = self._sole_corners
         if corners_all is None:
             return feet, linear, np.zeros((2, 3))
-        softness = self.params.stance_point_softness_m
-        up = rot[2]  # world z of a base-frame vector: up @ v
-        points_in_foot = np.empty((2, 3))
-        for side in range(2):
-            corners = corners_all[side]
-            levers = corners @ self._foot_rotations_t[side]  # corners relative to the foot origin, base axes
-            heights = levers @ up
-            weights = np.exp((heights.min() - heights) / softness)
-            weights /= weights.sum()
-            point = weights @ corners
-            points_in_foot[side] = point
-            lever = weights @ levers
-            feet[side] += lever
-            # A point fixed on the foot moves at v_foot + ω_foot × lever = (J_v - [lever]× J_ω) q̇.
-            lx, ly, lz = lever
-            angular = spatial[side, 3:]
-            linear[side, 0] -= ly * angular[2] - lz * angular[1]
-            linear[side, 1] -= lz * angular[0] - lx * angular[2]
-            linear[side, 2] -= lx * angular[1] - ly * angular[0]
+        # Both feet at once (a loop over the feet costs more in numpy call overhead than the arithmetic).
+        levers = corners_all @ rotations.transpose(0, 2, 1)  # (2, 4, 3): corners from the foot origin, base axes
+        heights = levers @ rot[2]  # (2, 4): their world heights relative to the foot origin
+        weights = np.exp((heights.min(axis=1, keepdims=True) - heights) / self.params.stance_point_softness_m)
+        weights /= weights.sum(axis=1, keepdims=True)
+        points_in_foot = np.einsum("sk,skj->sj", weights, corners_all)
+        lever = np.einsum("sk,skj->sj", weights, levers)
+        feet += lever
+        # A point fixed on the foot moves at v_foot + ω_foot × lever = (J_v - [lever]× J_ω) q̇.
+        lx, ly, lz = lever[:, 0:1], lever[:, 1:2], lever[:, 2:3]
+        wx, wy, wz = spatial[:, 3], spatial[:, 4], spatial[:, 5]  # (2, n) rows of J_ω
+        linear[:, 0] -= ly * wz - lz * wy
+        linear[:, 1] -= lz * wx - lx * wz
+        linear[:, 2] -= lx * wy - ly * wx
         return feet, linear, points_in_foot
 
     # ------------------------------------------------------------------ helpers
