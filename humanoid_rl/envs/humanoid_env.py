@@ -80,7 +80,9 @@ class EnvConfig:
     # Std of the noise on base velocity (m/s) and height (m) for policies that observe the state estimator's
     # outputs: training has no estimator in the loop, so it sees the exact values plus this (with sensor_noise).
     # The estimator's measured errors: velocity RMSE 0.005-0.011 m/s under pushes, 0.015 m/s in `make sim`;
-    # the margin covers walking, slipping feet and a real robot's worse contact detection.
+    # walking (the walk policy, `humanoid-rl bench estimator`) 0.042 / 0.029 / 0.030 m/s per axis with a bias of
+    # -0.023 m/s on vx and slip outliers: docs/results/estimator_walk_error.json has the figures and a proposed
+    # noise model to match.
     estimate_noise: tuple[float, float] = (0.05, 0.01)
     push: PushConfig = field(default_factory=PushConfig)
     rewards: RewardConfig | None = None  # None: the task's (RewardConfig() to stand, RewardConfig.for_walk())
