@@ -258,7 +258,7 @@ class EstimatorOutput:
     height: float  # base height above the ground plane, m
     contacts: NDArray[np.bool_]  # (2,) left, right
     covariance_diag: FloatArray  # (12,) variances of [p, v, p_left_foot, p_right_foot]
-    foot_positions: FloatArray  # world (2, 3), left, right
+    foot_positions: FloatArray  # world (2, 3), left, right: the feet's stance points (EstimatorParams.stance_point)
     gyro_bias: FloatArray  # (3,) rad/s, the estimate subtracted from the gyro
     valid: bool = True  # False while no foot has been in contact for longer than max_flight_s
     no_contact_s: float = 0.0  # how long no foot has been in contact
