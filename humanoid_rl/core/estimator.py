@@ -101,10 +101,10 @@ class EstimatorParams:
     """False on uneven ground: then height drifts only as slowly as the feet slip."""
     use_foot_velocity_measurement: bool = True
     slip_gate_chi2: float = 16.0
-    """Squared Mahalanobis distance (3 DoF) of a stance leg's velocity from the prediction beyond which it is taken
-    for a slipping or just-landed foot and down-weighted (0: off). 16 is the 99.9 % point of χ²(3): a still foot
-    passes it; the walk policy's feet, which slide under load now and then (per-leg error 99th percentile
-    0.4-0.7 m/s), do not."""
+    """Squared normalised distance (3 DoF) beyond which a stance leg's velocity is taken for a slipping or
+    just-landed foot and down-weighted (0: off): the two legs' disagreement with both feet down, else the leg's
+    distance from the prediction. 16 is the 99.9 % point of χ²(3): a still foot passes it; the walk policy's feet,
+    which slide under load now and then (per-leg error 99th percentile 0.4-0.7 m/s), do not."""
 
     # --- stance point ---
     stance_point: str = "sole"
@@ -444,6 +444,7 @@ class LeggedStateEstimator:
         self._rot = np.eye(3)
         self._rot_work = np.eye(3)
         self._stance_points_in_foot = np.zeros((2, 3))  # committed: the sole points the foot states track
+        self._foot_rotations_t = np.tile(np.eye(3), (2, 1, 1))  # latest foot -> base rotations, transposed
         self._foot_shift = np.zeros((2, 3))
 
         # Orientation filter gains (see EstimatorParams): with the output taken from the IMU quaternion, the
@@ -701,7 +702,7 @@ class LeggedStateEstimator:
 
     def _gate_legs(self, s: FloatArray, innovation: FloatArray, contacts: NDArray[np.bool_], gate: float) -> None:
         """Down-weight a stance leg whose velocity is an outlier (a slipping or just-landed foot), judged by squared
-        Mahalanobis distances (3 DoF) against ``gate``: with both feet down, by how far the two legs disagree,
+        normalised distances (3 DoF) against ``gate``: with both feet down, by how far the two legs disagree,
         blaming the one farther from the prediction (the prediction alone would follow the two halfway before
         either stood out); with one foot down, by its distance from the prediction. The outlier's variance grows
         until it sits on the gate, so it pulls the base no more than a measurement on the gate would.
