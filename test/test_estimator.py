@@ -123,16 +123,11 @@ def standing_stream(
     )
 
 
-def leg_columns(kinematics: RobotKinematics, spec: RobotSpec) -> list[np.ndarray]:
-    """Joint indices (policy order) that move each foot, read off the Jacobian rather than assumed."""
-    jac = kinematics.foot_jacobians_in_base(spec.default_pose)
-    return [np.flatnonzero(np.abs(jac[i]).sum(axis=0) > 1e-9) for i in range(2)]
-
-
 def swaying_stream(spec: RobotSpec, kinematics: RobotKinematics, duration_s: float) -> SensorStream:
     """Level base swaying over both planted feet: x = 5 cm sin(2π·1 Hz t), y = 3 cm sin(2π·0.7 Hz t),
     z = nominal - 2 cm (1 - cos(2π·1.5 Hz t))/2. Peak speed 0.31 m/s, peak acceleration 2 m/s². The leg
-    joints come from inverse kinematics so that the feet stay exactly where they started."""
+    joints come from inverse kinematics so that the feet stay exactly where they started, flat as they were (a
+    planted foot neither moves nor turns)."""
     n = round(duration_s / DT)
     t = np.arange(n) * DT
     w_x, w_y, w_z = 2 * math.pi * 1.0, 2 * math.pi * 0.7, 2 * math.pi * 1.5
@@ -151,24 +146,30 @@ def swaying_stream(spec: RobotSpec, kinematics: RobotKinematics, duration_s: flo
         axis=1,
     )
 
-    columns = leg_columns(kinematics, spec)
     q = np.array(spec.default_pose, dtype=float)
-    feet_world = kinematics.foot_positions_in_base(q) + pos[0]
+    feet_world, foot_rotations, jac = kinematics.foot_frames_in_base(q)
+    columns = [np.flatnonzero(np.abs(jac[i]).sum(axis=0) > 1e-9) for i in range(2)]  # the ankles' joints too
+    feet_world = feet_world + pos[0]
     joint_pos = np.empty((n, spec.n_joints))
     joint_vel = np.zeros((n, spec.n_joints))
     for k in range(n):
-        for _ in range(3):  # Newton steps on the foot positions (warm-started from the previous sample)
-            error = feet_world - pos[k] - kinematics.foot_positions_in_base(q)
-            jac = kinematics.foot_jacobians_in_base(q)
+        for _ in range(3):  # Newton steps on the foot poses (warm-started from the previous sample)
+            feet, rotations, jac = kinematics.foot_frames_in_base(q)
             for foot, cols in enumerate(columns):
-                q[cols] += np.linalg.lstsq(jac[foot][:, cols], error[foot], rcond=None)[0]
-        jac = kinematics.foot_jacobians_in_base(q)
+                turn = foot_rotations[foot] @ rotations[foot].T  # small: its axis-angle vector, to first order
+                angle = 0.5 * (turn - turn.T)[[2, 0, 1], [1, 2, 0]]
+                error = np.concatenate([feet_world[foot] - pos[k] - feet[foot], angle])
+                q[cols] += np.linalg.lstsq(jac[foot][:, cols], error, rcond=None)[0]
+        _, _, jac = kinematics.foot_frames_in_base(q)
         for foot, cols in enumerate(columns):
-            # Foot fixed in the world, base moving at vel, R = I: J q̇ = -v.
-            joint_vel[k, cols] = np.linalg.lstsq(jac[foot][:, cols], -vel[k], rcond=None)[0]
+            # Foot fixed in the world, base moving at vel without turning, R = I: J q̇ = (-v, 0).
+            twist = np.concatenate([-vel[k], np.zeros(3)])
+            joint_vel[k, cols] = np.linalg.lstsq(jac[foot][:, cols], twist, rcond=None)[0]
         joint_pos[k] = q
-    residual = feet_world - pos[-1] - kinematics.foot_positions_in_base(joint_pos[-1])
+    feet, rotations, _ = kinematics.foot_frames_in_base(joint_pos[-1])
+    residual = feet_world - pos[-1] - feet
     assert np.abs(residual).max() < 1e-6, "test fixture: inverse kinematics did not converge"
+    assert np.abs(rotations - foot_rotations).max() < 1e-6, "test fixture: a planted foot turned"
     return SensorStream(
         times=t,
         quat=np.tile([0.0, 0.0, 0.0, 1.0], (n, 1)),
@@ -305,8 +306,9 @@ def test_a_swinging_leg_does_not_move_the_base_and_its_foot_state_follows_the_ki
     velocities = np.array([o.linear_velocity_world for o in outputs[300:]])
     assert np.abs(velocities).max() < 0.03
     assert np.abs(outputs[-1].position - stream.true_position[-1]).max() < 0.005
+    estimator = LeggedStateEstimator(spec, kinematics)
     for i in (600, 1100, 1999):
-        fk_right = kinematics.foot_positions_in_base(stream.joint_pos[i])[1]
+        fk_right = estimator.stance_points_in_base(stream.joint_pos[i], stream.quat[i])[1]
         assert outputs[i].foot_positions[1] == pytest.approx(outputs[i].position + fk_right, abs=0.01)
     # The swing foot is far less certain than the stance foot.
     assert outputs[-1].covariance_diag[9:12].min() > 10 * outputs[-1].covariance_diag[6:9].max()

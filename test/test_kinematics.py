@@ -121,6 +121,33 @@ def test_base_frame_quantities_are_the_world_ones_seen_from_the_base(
         )
 
 
+def test_foot_frames_in_base_agree_with_the_positions_and_their_angular_jacobian_with_finite_differences(
+    spec: RobotSpec, kinematics: RobotKinematics
+) -> None:
+    step = 1e-6
+    for _, _, q in random_states(spec, seed=5):
+        positions, rotations, jacobians = kinematics.foot_frames_in_base(q)
+        assert jacobians.shape == (2, 6, spec.n_joints)
+        np.testing.assert_allclose(positions, kinematics.foot_positions_in_base(q), atol=1e-12)
+        np.testing.assert_allclose(jacobians[:, :3], kinematics.foot_jacobians_in_base(q), atol=1e-12)
+        for j, e in enumerate(np.eye(spec.n_joints)):
+            _, plus, _ = kinematics.foot_frames_in_base(q + step * e)
+            _, minus, _ = kinematics.foot_frames_in_base(q - step * e)
+            for side in range(2):
+                # dR/dq_j = [ω_j]× R with ω_j the angular column in base axes.
+                skew = (plus[side] - minus[side]) / (2 * step) @ rotations[side].T
+                omega = 0.5 * (skew - skew.T)[[2, 0, 1], [1, 2, 0]]
+                np.testing.assert_allclose(jacobians[side, 3:, j], omega, atol=1e-6)
+
+
+def test_sole_corners_span_the_sole_below_the_foot_frame(spec: RobotSpec, kinematics: RobotKinematics) -> None:
+    corners = kinematics.sole_corners_in_foot
+    assert corners.shape == (2, 4, 3)
+    for side, sole in enumerate(spec.soles):
+        np.testing.assert_allclose(np.ptp(corners[side], axis=0)[:2], sole.size, atol=1e-12)
+        np.testing.assert_allclose(corners[side].mean(axis=0), sole.offset, atol=1e-12)
+
+
 def test_foot_jacobians_match_finite_differences_in_policy_order(spec: RobotSpec, kinematics: RobotKinematics) -> None:
     step = 1e-6
     for _, _, q in random_states(spec, seed=4):

@@ -6,6 +6,7 @@
     humanoid-rl bench sim                                  # physics steps/s vs bare stepSimulation()
     humanoid-rl bench loop --rates 50 200 500 1000 --seconds 10 --layouts one-process per-node-single
     humanoid-rl bench train                                # training env + PPO steps/s: 1 kHz baseline vs fast
+    humanoid-rl bench estimator --model walk.onnx --cmd-vel 0.5,0,0   # estimator error under a walking policy
 
 Each figure is reported against a baseline measured in the same run (bare ONNX Runtime, bare
 stepSimulation, the naive process layout: one process per node with SingleThreadedExecutor), as a ratio.
@@ -175,8 +176,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "one-process' is a one-minute check."
     )
     parser.add_argument(
-        "what", choices=["all", "inference", "shield", "sim", "loop", "train"], nargs="?", default="all",
-        help="what to measure; 'all' is everything but 'train' (which needs the training extra: torch, SB3)",
+        "what", choices=["all", "inference", "shield", "sim", "loop", "train", "estimator"], nargs="?", default="all",
+        help="what to measure; 'all' is everything but 'train' (which needs the training extra: torch, SB3) and "
+        "'estimator' (which needs a walk policy: --model)",
     )
     parser.add_argument("--model", default=DEFAULT_MODEL, help="ONNX model for inference/loop (default: shipped)")
     parser.add_argument(
@@ -222,6 +224,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rounds", type=int, default=2,
                         help="train: rounds alternating the baseline and the fast path; medians reported (default 2)")
     parser.add_argument("--out", type=Path, default=Path("bench_results"), help="directory for the JSON files")
+    from humanoid_rl.sim.estimator_walk import add_estimator_arguments
+
+    add_estimator_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -229,7 +234,7 @@ def run(args: argparse.Namespace) -> int:
     from humanoid_rl.policy.model_file import read_model_metadata
     from humanoid_rl.policy.runtime import benchmark_inference, resolve_model_path
 
-    if args.what in ("all", "inference", "loop"):  # a bad model: one line now, not a traceback minutes later
+    if args.what in ("all", "inference", "loop", "estimator"):  # a bad model: one line now, not a traceback later
         read_model_metadata(resolve_model_path(args.model))
     if args.what == "train" and (
         args.n_envs < 1 or args.rounds < 1 or not args.env_seconds > 0 or not args.train_seconds >= 0
@@ -261,6 +266,15 @@ def run(args: argparse.Namespace) -> int:
         paths = tuple(dict.fromkeys([BASELINE, *args.paths]))  # the ratios need the baseline
         results["train"] = run_train_bench(tuple(args.tasks), args.env_seconds, args.train_seconds, args.n_envs,
                                            paths=paths, rounds=args.rounds)
+    if args.what == "estimator":
+        from humanoid_rl.sim.estimator_walk import estimator_config_from_args, format_results, run_estimator_bench
+
+        try:
+            config = estimator_config_from_args(args)
+        except ValueError as exc:
+            raise CommandError(f"bench estimator: {exc}") from None
+        results["estimator"] = run_estimator_bench(str(resolve_model_path(args.model)), config)
+        print(format_results(results["estimator"]))
     path = write_new_file(args.out, f"bench-{args.what}", ".json", json.dumps(results, indent=2, default=float))
     print(f"saved {path}")
     return 0

@@ -73,6 +73,16 @@ class RobotKinematics:
                     pin.Frame(f"{link}_sole_centre", foot.parentJoint, frame_id, foot.placement * offset, pin.OP_FRAME)
                 )
             )
+        # Sole rectangle corners in each foot frame (the sole's depth included): where a stance foot may touch
+        # the ground, for the estimator's stance point (LeggedStateEstimator).
+        corners = []
+        for frame_id, sole in zip(self._foot_frame_ids, spec.soles, strict=True):
+            foot_from_upright = (base_upright @ zero_pose.oMf[frame_id].rotation).T
+            half_x, half_y = 0.5 * sole.size[0], 0.5 * sole.size[1]
+            upright = [(sole.offset[0] + sx * half_x, sole.offset[1] + sy * half_y, sole.offset[2])
+                       for sx, sy in ((1, 1), (1, -1), (-1, -1), (-1, 1))]
+            corners.append(np.array(upright) @ foot_from_upright.T)
+        self.sole_corners_in_foot: np.ndarray = np.array(corners)  # (2, 4, 3), left, right
         self.data = self.model.createData()  # after the sole frames: Data sizes its frame placements then
         self.total_mass: float = float(pin.computeTotalMass(self.model))
         # Two configuration buffers: one with the real base pose (world quantities), one with the base at
@@ -83,6 +93,8 @@ class RobotKinematics:
         self._q_base[:7] = _IDENTITY_BASE
         self._feet = np.empty((2, 3))
         self._foot_jacobians = np.empty((2, 3, self.n_joints))
+        self._foot_rotations = np.empty((2, 3, 3))
+        self._foot_spatial_jacobians = np.empty((2, 6, self.n_joints))
 
     # ------------------------------------------------------------------------------------------ loading
 
@@ -189,3 +201,16 @@ class RobotKinematics:
             jacobian = pin.getFrameJacobian(self.model, self.data, frame_id, pin.LOCAL_WORLD_ALIGNED)
             self._foot_jacobians[side] = jacobian[:3, self._v_index]
         return self._foot_jacobians.copy()
+
+    def foot_frames_in_base(self, joint_pos: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Foot link frames in the base frame from one pass: positions (2, 3), rotations foot -> base (2, 3, 3)
+        and Jacobians (2, 6, n_joints), rows linear then angular velocity in base axes, columns in policy order."""
+        q = self._load_base(joint_pos)
+        pin.computeJointJacobians(self.model, self.data, q)  # runs forward kinematics too
+        for side, frame_id in enumerate(self._foot_frame_ids):
+            placement = pin.updateFramePlacement(self.model, self.data, frame_id)
+            self._feet[side] = placement.translation
+            self._foot_rotations[side] = placement.rotation
+            jacobian = pin.getFrameJacobian(self.model, self.data, frame_id, pin.LOCAL_WORLD_ALIGNED)
+            self._foot_spatial_jacobians[side] = jacobian[:, self._v_index]
+        return self._feet.copy(), self._foot_rotations.copy(), self._foot_spatial_jacobians.copy()
