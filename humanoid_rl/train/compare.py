@@ -132,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="curriculum levels of the final evaluation (0.4: where training starts; 1: full pushes)")
     parser.add_argument("--eval-episode-s", type=float, default=10.0, help="(her: the reach episode, 1 s)")
     parser.add_argument("--physics-rate-hz", type=float, default=0.0, help="her: training physics rate (0: 1 kHz)")
+    parser.add_argument("--reach-threshold-m", type=float, default=0.05, help="her: the reach task's success radius")
+    parser.add_argument("--eval-freq", type=int, default=0, help="her: periodic evaluation interval (0: the task's)")
     parser.add_argument("--run-root", type=Path, default=Path("runs/compare"))
     parser.add_argument("--out", type=Path, required=True, help="JSON file for the figures")
     args = parser.parse_args(argv)
@@ -145,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.which == "her":  # the reach task's own defaults; PyBullet, which is what it runs in
         base = {**REACH_DEFAULTS, "task": "reach", "seed": args.seed, "time_budget_min": args.time_budget_min,
                 "total_timesteps": args.total_timesteps, "physics_rate_hz": args.physics_rate_hz,
-                "checkpoint_freq": 10**9}
+                "checkpoint_freq": 10**9, "reach_threshold_m": args.reach_threshold_m,
+                "eval_freq": args.eval_freq or REACH_DEFAULTS["eval_freq"]}
         levels, episode_s = [1.0], REACH_DEFAULTS["episode_s"]
     results = run_comparison(args.which, base, args.run_root, args.eval_episodes, levels, episode_s,
                              log=lambda text: print(text, file=sys.stderr, flush=True), only=args.only,

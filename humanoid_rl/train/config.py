@@ -182,6 +182,9 @@ class TrainConfig:
     cmd_resample_s: float = _setting(10.0, "walk: draw a new command every this many seconds (0: once per episode)")
     gait_period_s: float = _setting(0.7, "walk: gait cycle (the observation's clock and the contact schedule), s")
 
+    # ---- reach task (ignored by the others)
+    reach_threshold_m: float = _setting(0.05, "reach: success radius around the goal, metres (the sparse reward's 0)")
+
     # ---- curriculum
     curriculum_start: float = _setting(
         0.4, "initial curriculum level in [0, 1]: scales push forces and randomization ranges"
@@ -310,6 +313,8 @@ class TrainConfig:
             problems.append(f"cmd_still_probability = {self.cmd_still_probability!r}: use a fraction in [0, 1]")
         if self.cmd_resample_s < 0:
             problems.append(f"cmd_resample_s = {self.cmd_resample_s!r}: use seconds >= 0 (0: once per episode)")
+        if not self.reach_threshold_m > 0:
+            problems.append(f"reach_threshold_m = {self.reach_threshold_m!r}: use a radius in metres > 0")
         if not self.gait_period_s > 0:
             problems.append(f"gait_period_s = {self.gait_period_s!r}: use a period in seconds > 0")
         problems += self._toolbox_problems()

@@ -73,7 +73,8 @@ def reach_env_config(config: TrainConfig, episode_s: float | None = None) -> Any
     return ReachConfig(robot_config=config.robot_config or None,
                        episode_length_s=config.episode_s if episode_s is None else episode_s,
                        physics_rate_hz=config.physics_rate_hz or None,
-                       initial_joint_noise_rad=config.initial_joint_noise_rad)
+                       initial_joint_noise_rad=config.initial_joint_noise_rad,
+                       success_threshold_m=config.reach_threshold_m)
 
 
 def flat_observation(obs: dict[str, np.ndarray]) -> np.ndarray:
