@@ -120,6 +120,8 @@ class ReachEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self.contract = reach_contract(spec)
         self._observer = ObservationBuilder(self.contract)
         self._goal_slice = self.contract.term_slices()["goal"]
+        # observation ‖ desired_goal must be the flat contract observation the exported model takes.
+        assert self._goal_slice.stop == self.contract.n_obs, "the goal must be the contract's last term"
         self._arm = np.array([spec.joint_names.index(j) for j in ARM_JOINTS])
         self.hand = HandKinematics(spec)
         physics_hz = float(self.config.physics_rate_hz or spec.physics_rate_hz)
@@ -190,7 +192,7 @@ class ReachEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         flat = self._observer.build(state, np.zeros(3), self._last_action)
         where = self._goal_slice
         return {
-            "observation": np.concatenate([flat[: where.start], flat[where.stop :]]).astype(np.float32),
+            "observation": flat[: where.start].astype(np.float32),
             "achieved_goal": self.achieved_goal().astype(np.float32),
             "desired_goal": flat[where].astype(np.float32),
         }
