@@ -208,3 +208,26 @@ def test_a_contract_without_a_goal_term_takes_no_goal_frame() -> None:
     assert stand.to_dict()["goal_frame"] is None and PolicyContract.from_dict(stand.to_dict()) == stand
     with pytest.raises(ContractError, match=re.escape("no observation term is 'goal'")):
         PolicyContract.from_dict({**stand.to_dict(), "goal_frame": "pelvis"})
+
+
+def test_the_shipped_reach_policy_puts_the_hand_on_goals_through_the_deployment_runtime() -> None:
+    """models/humanoid_reach.onnx (HER, docs/training_methods.md) through load_policy, the node's runtime."""
+    from humanoid_rl.paths import model_path
+    from humanoid_rl.policy import load_policy
+    from humanoid_rl.train.goal import flat_observation
+
+    policy = load_policy(model_path("humanoid_reach.onnx"), PolicyContract.from_robot(SPEC))
+    assert policy.contract == reach_contract(SPEC)
+    environment = ReachEnv()  # noisy sensors, as in training and evaluation
+    successes = []
+    try:
+        for seed in range(20):
+            obs, _ = environment.reset(seed=90_000 + seed)
+            done = False
+            while not done:
+                obs, _, terminated, truncated, info = environment.step(policy.act(flat_observation(obs)))
+                done = terminated or truncated
+            successes.append(info["is_success"])
+    finally:
+        environment.close()
+    assert np.mean(successes) >= 0.9, successes
