@@ -110,6 +110,10 @@ class PolicyContract:
     history_order: str = "oldest_first"  # order of term histories and stacked frames
     history_reset: str = "first"  # what history holds after a reset: copies of the first frame, or zeros
     recurrent_state: tuple[RecurrentState, ...] = ()
+    # Goal-conditioned policies (the "goal" term): the link whose point the goal names, and the frame (a robot
+    # link) the goal is expressed in; a deployment refuses goals given in any other frame.
+    goal_link: str | None = None
+    goal_frame: str | None = None
     # Derived; kept out of equality and serialisation.
     _default_pose_array: np.ndarray = field(init=False, repr=False, compare=False)
     _policy_default: np.ndarray = field(init=False, repr=False, compare=False)
@@ -160,6 +164,12 @@ class PolicyContract:
             problems.append("policy_rate_hz must be positive")
         if any(t.name == "gait_phase" for t in self.terms) and not (self.gait_period_s or 0) > 0:
             problems.append("the gait_phase term needs gait_period_s (the gait cycle, seconds) > 0")
+        has_goal = any(t.name == "goal" for t in self.terms)
+        if has_goal and not (self.goal_link and self.goal_frame):
+            problems.append("the goal term needs goal_link (the link that reaches) and goal_frame (the frame of the "
+                            "goal point)")
+        if not has_goal and (self.goal_link or self.goal_frame):
+            problems.append("goal_link/goal_frame are set but no observation term is 'goal'")
         if self.frame_stack < 1:
             problems.append(f"frame_stack must be ≥ 1, got {self.frame_stack}")
         if self.history_order not in HISTORY_ORDERS:
@@ -398,7 +408,8 @@ class PolicyContract:
         c1, c2 = self.action_clip, other.action_clip
         if (c1 is None) != (c2 is None) or (c1 is not None and c2 is not None and abs(c1 - c2) > FLOAT_TOLERANCE):
             out.append(f"action_clip: {a} {c1}, {b} {c2}")
-        for name in ("gait_period_s", "frame_stack", "history_order", "history_reset", "recurrent_state"):
+        for name in ("gait_period_s", "frame_stack", "history_order", "history_reset", "recurrent_state", "goal_link",
+                     "goal_frame"):
             if getattr(self, name) != getattr(other, name):
                 out.append(f"{name}: {a} {getattr(self, name)}, {b} {getattr(other, name)}")
         return out

@@ -38,6 +38,8 @@ def contract_to_dict(contract: PolicyContract) -> dict[str, Any]:
         "history_order": contract.history_order,
         "history_reset": contract.history_reset,
         "recurrent_state": [r.to_dict() for r in contract.recurrent_state],
+        "goal_link": contract.goal_link,
+        "goal_frame": contract.goal_frame,
     }
 
 
@@ -98,6 +100,8 @@ def contract_from_dict(data: Mapping[str, Any]) -> PolicyContract:
             history_order=str(data.get("history_order", "oldest_first")),
             history_reset=str(data.get("history_reset", "first")),
             recurrent_state=recurrent,
+            goal_link=None if data.get("goal_link") is None else str(data["goal_link"]),
+            goal_frame=None if data.get("goal_frame") is None else str(data["goal_frame"]),
         )
     except (KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, ContractError):

@@ -48,6 +48,9 @@ class RobotState:
     base_height: float | None = None  # metres above the ground, from the estimator
     foot_contacts: np.ndarray | None = None  # (left, right), 0..1
     imu_lin_acc: np.ndarray | None = None  # IMU specific force, body frame
+    # A goal-conditioned policy's target point (the contract's goal_frame, metres). Not a measurement, but it is
+    # an optional input of one term like the ones above, so it travels with them (the node fills it from a topic).
+    goal: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -149,6 +152,9 @@ TERM_KINDS: dict[str, TermKind] = {
     ),
     "imu_lin_acc": TermKind(
         3, lambda x: _required(x.state.imu_lin_acc, "imu_lin_acc"), "IMU linear acceleration, body frame (m/s²)"
+    ),
+    "goal": TermKind(
+        3, lambda x: _required(x.state.goal, "goal"), "goal point of the contract's goal_link in its goal_frame (m)"
     ),
 }
 

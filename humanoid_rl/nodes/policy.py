@@ -49,6 +49,7 @@ from humanoid_rl.graph import POLICY, Topics
 from humanoid_rl.nodes import local_bus
 from humanoid_rl.nodes.conversions import JointNameError, JointOrderMap
 from humanoid_rl.nodes.diagnostics import DiagnosticsPublisher
+from humanoid_rl.nodes.goal_input import GoalInput
 from humanoid_rl.nodes.lifecycle import CheckedConfigureNode
 from humanoid_rl.nodes.local_bus import DirectInput, MessagePair
 from humanoid_rl.nodes.params import DeclaredParameters
@@ -70,6 +71,7 @@ SKIP_REASONS = (
     "bad_quaternion",  # estimator orientation not a unit quaternion
     "bad_observation",  # the contract refused to build the observation (or an input it observes is missing)
     "non_finite_action",  # the policy produced NaN/inf
+    "no_goal",  # a goal-conditioned model and no goal received yet (nodes/goal_input.py)
 )
 DIAGNOSTICS_PERIOD_S = 0.5
 STATS_WINDOW = 2000  # ticks kept for percentiles (2 s at 1 kHz): summaries stay cheap
@@ -97,6 +99,7 @@ class PolicyNode(CheckedConfigureNode):
         self.resets = 0  # times the policy's memory, history and clock were started afresh
         self.skips: dict[str, int] = dict.fromkeys(SKIP_REASONS, 0)
         self._inputs: list[Any] = []
+        self.goal_input: GoalInput | None = None
         self._unreceive: list[Any] = []
         self.odom_input = DirectInput()  # estimator outputs handed over in-process, and their DDS copies dropped
         self._publisher: Any = None
@@ -196,6 +199,12 @@ class PolicyNode(CheckedConfigureNode):
             )
         if "imu_lin_acc" in observed:
             self._inputs.append(self.create_subscription(Imu, Topics.IMU, self._on_imu, SENSOR_QOS))
+        if "goal" in observed:
+            self.goal_input = GoalInput(self, str(values["goal_topic"]), str(policy.contract.goal_frame))
+            self._inputs.append(self.goal_input.subscription)
+            self.get_logger().info(f"goal-conditioned model: goals for {policy.contract.goal_link} from "
+                                   f"{self.goal_input.topic} in frame {self.goal_input.frame!r}; nothing is "
+                                   "published until the first one arrives")
         self.get_logger().info(
             f"configured: {policy.name} for robot {spec.name!r} ({spec.n_joints} joints) at {rate_hz:g} Hz, "
             f"trigger {self._trigger.value}"
@@ -233,6 +242,7 @@ class PolicyNode(CheckedConfigureNode):
         for subscription in self._inputs:
             self.destroy_subscription(subscription)
         self._inputs = []
+        self.goal_input = None
         if self._publisher is not None:
             self.destroy_lifecycle_publisher(self._publisher)
             self._publisher = None
@@ -354,6 +364,11 @@ class PolicyNode(CheckedConfigureNode):
             return self._skip("non_finite_estimator")
         if abs(float(quat @ quat) - 1.0) > QUATERNION_NORM_TOLERANCE:
             return self._skip("bad_quaternion")
+        goal = None
+        if self.goal_input is not None:
+            goal = self.goal_input.goal
+            if goal is None:
+                return self._skip("no_goal")
         command = self._command
         if self._cmd_timeout_ns is not None and now_ns - self._command_stamp_ns > self._cmd_timeout_ns:
             command = np.zeros(3)
@@ -367,6 +382,7 @@ class PolicyNode(CheckedConfigureNode):
             base_height=p.z,  # the estimator's odom z: base height above the ground it started on
             foot_contacts=self._contacts,
             imu_lin_acc=self._imu_acc,
+            goal=goal,
         )
         try:
             obs = self._observer.build(state, command, self._last_action)
@@ -439,6 +455,8 @@ class PolicyNode(CheckedConfigureNode):
         values.update(self.timing())
         values.update({f"skipped_{k}": v for k, v in self.skips.items()})
         values.update(odom_direct=self.odom_input.direct, odom_dds_duplicates=self.odom_input.duplicates)
+        if self.goal_input is not None:
+            values.update(goals_accepted=self.goal_input.accepted, goals_refused=self.goal_input.refused)
         skipped = sum(self.skips.values())
         level, message = "ok", self.lifecycle_state
         if self.configure_error:

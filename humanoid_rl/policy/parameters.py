@@ -58,6 +58,12 @@ POLICY_PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec(
         "cmd_vel_timeout", 0.5, "a /cmd_vel older than this counts as zero velocity (0 = never expires)", "s", 0.0, 60.0
     ),
+    ParamSpec(
+        "goal_topic",
+        "/policy/goal",
+        "geometry_msgs/PointStamped goals of a goal-conditioned model (its contract has a 'goal' term), in the "
+        "contract's goal_frame (others are refused); nothing is published until the first goal arrives",
+    ),
     ParamSpec("intra_op_threads", 1, "ONNX Runtime intra-op threads (1: the node's own thread, no pool)", "", 1, 16),
     ParamSpec("inter_op_threads", 1, "ONNX Runtime inter-op threads", "", 1, 16),
     ParamSpec(
@@ -69,5 +75,5 @@ POLICY_PARAMETERS: tuple[ParamSpec, ...] = (
 )
 
 CONFIGURE_TIME_PARAMETERS = frozenset(
-    {"model", "robot_config", "rate_hz", "trigger", "intra_op_threads", "inter_op_threads"}
+    {"model", "robot_config", "rate_hz", "trigger", "goal_topic", "intra_op_threads", "inter_op_threads"}
 )

@@ -37,8 +37,10 @@ def algorithm_class(algo: str, replay: str = "uniform") -> Any:
 
 def task_env_id(config: TrainConfig) -> str:
     """The gymnasium id a run trains on: the discrete-action variant for DQN."""
-    from humanoid_rl.envs import STAND_DISCRETE_ID, STAND_ID, WALK_DISCRETE_ID, WALK_ID
+    from humanoid_rl.envs import REACH_ID, STAND_DISCRETE_ID, STAND_ID, WALK_DISCRETE_ID, WALK_ID
 
+    if config.task == "reach":
+        return REACH_ID
     discrete = config.algorithm is Algorithm.DQN
     return {"stand": STAND_DISCRETE_ID if discrete else STAND_ID,
             "walk": WALK_DISCRETE_ID if discrete else WALK_ID}[config.task]

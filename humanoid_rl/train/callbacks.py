@@ -348,7 +348,8 @@ def plot_training_curve(state: RunState, path: Path) -> Path | None:
 
     steps = [e["steps"] for e in state.evaluations]
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
-    top.plot(steps, [e["success_rate"] for e in state.evaluations], "o-", label="success rate (no fall)")
+    top.plot(steps, [e["success_rate"] for e in state.evaluations], "o-",
+             label="success rate (hand at the goal)" if state.task == "reach" else "success rate (no fall)")
     top.plot(steps, [e["curriculum_level"] for e in state.evaluations], "s--", label="curriculum level")
     top.set(ylim=(-0.05, 1.05), ylabel="fraction",
             title=f"{state.task} / {state.algo} / seed {state.seed}: periodic evaluations")

@@ -3,7 +3,9 @@
 A run lives in ``runs/<task>-<algo>-<timestamp>/``: ``config.yaml`` (every setting), ``tb/`` (TensorBoard:
 SB3's losses, ``reward_terms/*``, ``eval/*``, ``curriculum/level``), ``checkpoints/step_<N>/``, ``best/``
 (best periodic evaluation), ``final/`` (end of training, time budget, or Ctrl-C), ``metrics.json`` and
-``latest.json`` (the checkpoint ``--resume`` continues from). Export a run with ``humanoid-rl export RUN_DIR``.
+``latest.json`` (the checkpoint ``--resume`` continues from). ``--task reach`` trains the goal-conditioned task
+(Dict observation; ``--replay her`` for hindsight replay), see ``train/goal.py``. Export a run with
+``humanoid-rl export RUN_DIR``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from humanoid_rl.train.config import Algorithm, TrainConfig, add_config_argument
 
 __all__ = ["ENV_IDS", "add_arguments", "build_model", "env_config", "load_checkpoint", "make_vec_env", "run", "train"]
 
-ENV_IDS = {"stand": "HumanoidRL/Stand-v0", "walk": "HumanoidRL/Walk-v0"}
+ENV_IDS = {"stand": "HumanoidRL/Stand-v0", "walk": "HumanoidRL/Walk-v0", "reach": "HumanoidRL/Reach-v0"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,7 +36,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def env_config(config: TrainConfig, *, episode_s: float | None = None, curriculum_level: float | None = None) -> Any:
-    """The ``EnvConfig`` of a training (or periodic-evaluation) environment."""
+    """The ``EnvConfig`` of a training (or periodic-evaluation) environment (``ReachConfig`` for reach)."""
+    if config.task == "reach":
+        from humanoid_rl.train.goal import reach_env_config
+
+        return reach_env_config(config, episode_s)
     from humanoid_rl.envs.commands import CommandConfig
     from humanoid_rl.envs.gait import GaitConfig
     from humanoid_rl.envs.humanoid_env import EnvConfig
@@ -151,13 +157,18 @@ def build_model(config: TrainConfig, env: Any, tensorboard_dir: Path | None) -> 
     if algo is Algorithm.DQN:
         return build_dqn(config, env, off_policy, common)
     cls = algorithm_class(algo.value, config.replay)
+    policy, policy_kwargs, extras = "MlpPolicy", {"net_arch": arch}, off_policy_extras(config, env)
+    if config.task == "reach":  # Dict observation, and HER's buffer if asked (train/goal.py)
+        from humanoid_rl.train.goal import goal_model_kwargs
+
+        policy, goal_policy_kwargs, goal_extras = goal_model_kwargs(config)
+        policy_kwargs.update(goal_policy_kwargs)
+        extras.update(goal_extras)
     if algo in (Algorithm.SAC, Algorithm.TQC, Algorithm.CROSSQ):
         if algo is Algorithm.CROSSQ:  # no target networks: nothing to soft-update
             off_policy.pop("tau")
-        return cls("MlpPolicy", env, policy_kwargs={"net_arch": arch, "log_std_init": config.log_std_init},
-                   **off_policy, **off_policy_extras(config, env), **common)
-    return cls("MlpPolicy", env, policy_kwargs={"net_arch": arch}, **off_policy, **off_policy_extras(config, env),
-               **common)
+        policy_kwargs["log_std_init"] = config.log_std_init
+    return cls(policy, env, policy_kwargs=policy_kwargs, **off_policy, **extras, **common)
 
 
 def load_checkpoint(directory: Path, algo: str, env: Any | None = None, learning_rate: float | None = None,
@@ -166,8 +177,9 @@ def load_checkpoint(directory: Path, algo: str, env: Any | None = None, learning
     fine-tuned trains at its config's rate, not silently at the checkpoint's)."""
     from humanoid_rl.train.algorithms import algorithm_class
     from humanoid_rl.train.callbacks import MODEL_FILE
+    from humanoid_rl.train.goal import load_kwargs
 
-    custom = None if learning_rate is None else {"learning_rate": learning_rate}
+    custom = {**({} if learning_rate is None else {"learning_rate": learning_rate}), **load_kwargs(replay, env)}
     return algorithm_class(algo, replay).load(directory / MODEL_FILE, env=env, device="cpu", custom_objects=custom)
 
 
@@ -240,6 +252,14 @@ def check_before_start(config: TrainConfig, resume: Path | None) -> list[str]:
     return warnings + schedule_warnings(config)
 
 
+def _norm_obs_keys(config: TrainConfig) -> list[str] | None:
+    """The Dict observation's keys to normalize (the networks' inputs; HER needs achieved_goal raw); None: a flat
+    observation, normalized whole."""
+    from humanoid_rl.train.goal import NETWORK_KEYS, is_goal_task
+
+    return list(NETWORK_KEYS) if is_goal_task(config.task) else None
+
+
 def _interrupt_on_signals() -> None:
     """Ctrl-C and SIGTERM both raise KeyboardInterrupt, which saves ``final/``.
 
@@ -309,7 +329,8 @@ def train(
     state.contract = env.env_method("contract_dict", indices=0)[0]  # plain data: workers cannot pickle the contract
     eval_env = make_vec_env(config, 1, env_config(config, episode_s=config.eval_episode_s,
                                                   curriculum_level=state.curriculum_level))
-    eval_env = VecNormalize(eval_env, training=False, norm_obs=True, norm_reward=False, clip_obs=config.clip_obs)
+    eval_env = VecNormalize(eval_env, training=False, norm_obs=True, norm_reward=False, clip_obs=config.clip_obs,
+                            norm_obs_keys=_norm_obs_keys(config))
     masks: dict[str, Any] = {}
     if resume is not None or (config.init_from and not transfer):
         checkpoint = run_dir / latest["checkpoint"] if resume is not None else Path(config.init_from)
@@ -323,8 +344,8 @@ def train(
               + (f", replay buffer of {model.replay_buffer.size() * env.num_envs} transitions" if replayed else ""),
               flush=True)
     else:
-        env = VecNormalize(env, norm_obs=True, norm_reward=config.normalize_reward, clip_obs=config.clip_obs,
-                           gamma=config.gamma)
+        env = VecNormalize(env, norm_obs=True, norm_reward=config.normalize_reward and config.task != "reach",
+                           clip_obs=config.clip_obs, gamma=config.gamma, norm_obs_keys=_norm_obs_keys(config))
         model = build_model(config, env, run_dir / "tb")
         if transfer:
             from humanoid_rl.train.transfer import transfer_from_checkpoint

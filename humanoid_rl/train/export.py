@@ -97,7 +97,8 @@ def resolve_checkpoint(source: str | Path, which: str = "best") -> Checkpoint:
 
 
 def _load_normalization(directory: Path, n_obs: int) -> tuple[np.ndarray, np.ndarray, float, float]:
-    """(mean, var, epsilon, clip_obs) of the observation normalizer; identity if the run had none."""
+    """(mean, var, epsilon, clip_obs) of the observation normalizer; identity if the run had none. A goal task's
+    per-key statistics are laid end to end in the flat contract observation's order."""
     from humanoid_rl.train.callbacks import VECNORMALIZE_FILE
 
     path = directory / VECNORMALIZE_FILE
@@ -110,15 +111,22 @@ def _load_normalization(directory: Path, n_obs: int) -> tuple[np.ndarray, np.nda
     if not normalizer.norm_obs:
         return np.zeros(n_obs), np.ones(n_obs), 0.0, float("inf")
     rms = normalizer.obs_rms
+    if isinstance(rms, dict):
+        from humanoid_rl.train.goal import NETWORK_KEYS
+
+        mean = np.concatenate([np.asarray(rms[k].mean, np.float64) for k in NETWORK_KEYS])
+        var = np.concatenate([np.asarray(rms[k].var, np.float64) for k in NETWORK_KEYS])
+        return mean, var, float(normalizer.epsilon), float(normalizer.clip_obs)
     return np.asarray(rms.mean, np.float64), np.asarray(rms.var, np.float64), float(normalizer.epsilon), float(
         normalizer.clip_obs
     )
 
 
 def build_actor_module(model: Any, mean: np.ndarray, var: np.ndarray, epsilon: float, clip_obs: float,
-                       action_table: np.ndarray | None = None) -> Any:
+                       action_table: np.ndarray | None = None, goal_split: int | None = None) -> Any:
     """torch Module: raw observation → deterministic action, normalization included (float32 throughout).
-    ``action_table`` (DQN): row ``k`` is the continuous action of discrete action ``k``."""
+    ``action_table`` (DQN): row ``k`` is the continuous action of discrete action ``k``. ``goal_split`` (a goal
+    task): where the flat observation's ``observation`` part ends and its ``desired_goal`` begins."""
     import torch
     from stable_baselines3.common.policies import ActorCriticPolicy
 
@@ -156,6 +164,8 @@ def build_actor_module(model: Any, mean: np.ndarray, var: np.ndarray, epsilon: f
 
         def forward(self, obs: torch.Tensor) -> torch.Tensor:
             x = torch.clamp((obs - self.obs_mean) / self.obs_std, -self.clip_obs, self.clip_obs)
+            if goal_split is not None:  # the Dict policy's inputs, cut from the flat contract observation
+                x = {"observation": x[:, :goal_split], "desired_goal": x[:, goal_split:]}  # type: ignore[assignment]
             x = self.head(self.latent(self.features(x)))
             if self.kind == "greedy_q":
                 return self.action_table[torch.argmax(x, dim=1)]
@@ -196,6 +206,7 @@ def record_rollouts(
     import gymnasium
 
     import humanoid_rl.envs  # noqa: F401 - registers the ids
+    from humanoid_rl.train.goal import flat_observation
 
     env_config.episode_length_s = episode_s
     env = gymnasium.make(env_id, config=env_config)
@@ -206,6 +217,8 @@ def record_rollouts(
             obs, _ = env.reset(seed=seed + episode)
             done = False
             while not done:
+                if isinstance(obs, dict):  # a goal task: the contract observation is observation + desired_goal
+                    obs = flat_observation(obs)
                 observations.append(obs.astype(np.float32))
                 action = _torch_actions(module, obs[None, :])[0]
                 obs, _, terminated, truncated, _ = env.step(action)
@@ -247,11 +260,13 @@ def export_policy(
     started = time.monotonic()
     config = TrainConfig.from_dict(checkpoint.config) if checkpoint.config else TrainConfig(task=checkpoint.task,
                                                                                             algo=checkpoint.algo)
-    model = load_checkpoint(checkpoint.directory, checkpoint.algo)
-    n_obs = int(model.observation_space.shape[0])
+    model = load_checkpoint(checkpoint.directory, checkpoint.algo, replay=config.replay)
+    space = model.observation_space
+    goal_split = int(space["observation"].shape[0]) if hasattr(space, "spaces") else None
+    n_obs = int(goal_split + space["desired_goal"].shape[0]) if goal_split is not None else int(space.shape[0])
     mean, var, epsilon, clip_obs = _load_normalization(checkpoint.directory, n_obs)
     action_table = _discrete_action_table(config) if checkpoint.algo == "dqn" else None
-    module = build_actor_module(model, mean, var, epsilon, clip_obs, action_table)
+    module = build_actor_module(model, mean, var, epsilon, clip_obs, action_table, goal_split)
 
     # Rollouts in the training task's env at full curriculum (pushes and randomization on): realistic inputs.
     rollout_config = env_config(config, curriculum_level=1.0)
@@ -264,7 +279,12 @@ def export_policy(
     # The module must be what SB3 itself does: normalize with the saved stats, then predict deterministically.
     with (checkpoint.directory / "vecnormalize.pkl").open("rb") as stream:
         normalizer: VecNormalize = pickle.load(stream)  # noqa: S301 - our own training output
-    sb3_actions, _ = model.predict(normalizer.normalize_obs(obs.copy()), deterministic=True)
+    sb3_inputs: Any = obs.copy()
+    if goal_split is not None:  # achieved_goal is no input of the networks: zeros prove it
+        from humanoid_rl.train.goal import split_observation
+
+        sb3_inputs = {**split_observation(obs, goal_split), "achieved_goal": np.zeros((len(obs), 3), np.float32)}
+    sb3_actions, _ = model.predict(normalizer.normalize_obs(sb3_inputs), deterministic=True)
     if action_table is not None:
         sb3_actions = action_table[sb3_actions]
     module_vs_sb3 = _max_abs_diff(actions, np.asarray(sb3_actions, np.float32))
@@ -387,13 +407,15 @@ def _eval_table(eval_results: list[dict[str, Any]]) -> list[str]:
 
 def model_card(output: Path, result: dict[str, Any], config: Any, eval_results: list[dict[str, Any]] | None,
                command: list[str]) -> str:
+    from humanoid_rl.train.cli import ENV_IDS
+
     t = result["training"]
     parity = result["parity_max_abs_diff"]
     wall = t.get("wall_time_s")
     lines = [
         f"# {output.name}",
         "",
-        f"Policy for `{ {'stand': 'HumanoidRL/Stand-v0', 'walk': 'HumanoidRL/Walk-v0'}[t['task']] }` "
+        f"Policy for `{ENV_IDS[t['task']]}` "
         f"({t['task']}), trained with stable-baselines3 {t['algorithm'].upper()} and exported by "
         "`humanoid-rl export`. Observation normalization is inside the graph: feed the raw contract "
         "observation. The contract, recorded (obs, action) pairs and this training summary are in the ONNX "
