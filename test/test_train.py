@@ -97,6 +97,8 @@ def test_reward_settings_on_the_command_line_reach_the_training_env_and_round_tr
                       (["energy=-1"], "weights are magnitudes >= 0")):
         with pytest.raises(TrainConfigError, match=says):
             TrainConfig(reward=bad)
+    with pytest.raises(TrainConfigError, match="reach task's reward is sparse"):
+        TrainConfig(task="reach", reward=["energy=1"])
 
 
 def test_time_budget_stops_training_with_a_checkpoint_that_resume_continues_from(tmp_path: Path) -> None:

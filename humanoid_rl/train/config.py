@@ -325,6 +325,9 @@ class TrainConfig:
         if not self.gait_period_s > 0:
             problems.append(f"gait_period_s = {self.gait_period_s!r}: use a period in seconds > 0")
         problems += self._toolbox_problems()
+        if self.reward and self.task == "reach":
+            problems.append("reward: the reach task's reward is sparse, with nothing to weigh (its radius is "
+                            "reach_threshold_m)")
         try:
             self.reward_config()
         except ValueError as exc:
