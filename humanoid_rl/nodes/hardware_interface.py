@@ -22,8 +22,10 @@ Output (parameter ``controller``):
 
 What is sent:
 
-* **forwarding**: each fresh ``/joint_commands`` message is forwarded as it arrives. A message stamped more than
-  ``command_timeout`` before the node's clock (or unstamped) is dropped, never forwarded (``stale_dropped``).
+* **forwarding**: each fresh ``/joint_commands`` message is forwarded as it arrives (from a shield in this
+  process straight from its output, :mod:`~humanoid_rl.nodes.local_bus`, its DDS copy then dropped). A message
+  stamped more than ``command_timeout`` before the node's clock (or unstamped) is dropped, never forwarded
+  (``stale_dropped``).
 * **holding** (defence in depth): when no fresh command arrived for ``command_timeout`` (steady clock: a crashed
   or deactivated shield, a network cut), the node stops forwarding and sends ONCE the measured pose (the newest
   ``/joint_states``; ``fallback: damp`` adds passive gains). A fresh command resumes forwarding (a restarted
@@ -71,9 +73,11 @@ from humanoid_rl.core.robot_spec import RobotSpec
 from humanoid_rl.core.shield_modes import ShieldMode
 from humanoid_rl.core.timing import LoopStats
 from humanoid_rl.graph import HARDWARE_INTERFACE, Topics
+from humanoid_rl.nodes import local_bus
 from humanoid_rl.nodes.conversions import JointNameError, JointOrderMap, stamp_to_seconds
 from humanoid_rl.nodes.diagnostics import DiagnosticsPublisher
 from humanoid_rl.nodes.lifecycle import CheckedConfigureNode
+from humanoid_rl.nodes.local_bus import DirectInput
 from humanoid_rl.nodes.params import DeclaredParameters
 from humanoid_rl.nodes.qos import COMMAND_QOS, LATCHED_QOS, SENSOR_QOS
 from humanoid_rl.nodes.runner import main_for
@@ -250,6 +254,8 @@ class HardwareInterfaceNode(CheckedConfigureNode):
         self._configured = False
         self._active = False
         self._entities: list[Any] = []
+        self.command_input = DirectInput()  # shield outputs handed over in-process, and their DDS copies dropped
+        self._unreceive: Any = None
         self._command_pub: Any = None
         self._gains_pub: Any = None
         self._watchdog: Any = None
@@ -381,8 +387,12 @@ class HardwareInterfaceNode(CheckedConfigureNode):
         gains_topic = str(values["gains_topic"]).strip()
         if gains_topic:
             self._gains_pub = self.create_lifecycle_publisher(Float64MultiArray, gains_topic, COMMAND_QOS)
+        # The shield in this process hands its outputs over directly (no DDS hop, no executor wake-up between
+        # its output and ours); every check below runs on them all the same.
+        self.command_input.reset()
+        self._unreceive = local_bus.receive(self, Topics.JOINT_COMMANDS, self._on_command_direct)
         self._entities = [
-            self.create_subscription(JointState, Topics.JOINT_COMMANDS, self._on_command, COMMAND_QOS),
+            self.create_subscription(JointState, Topics.JOINT_COMMANDS, self._on_command_dds, COMMAND_QOS),
             self.create_subscription(String, Topics.SHIELD_MODE, self._on_shield_mode, LATCHED_QOS),
         ]
         self.get_logger().info(
@@ -427,6 +437,9 @@ class HardwareInterfaceNode(CheckedConfigureNode):
 
     def _teardown(self) -> None:
         self._stop_watchdog()
+        if self._unreceive is not None:
+            self._unreceive()
+            self._unreceive = None
         self._active = False
         self.state = OutputState.IDLE
         for entity in self._entities:
@@ -457,6 +470,14 @@ class HardwareInterfaceNode(CheckedConfigureNode):
             # Out of DAMPING/ESTOP (reset): keep the held pose until the shield's ramp arrives.
             self.state = OutputState.HOLDING
             self._send_gains("stiff")
+
+    def _on_command_direct(self, msg: JointState) -> None:
+        self.command_input.arrived(msg)
+        self._on_command(msg)
+
+    def _on_command_dds(self, msg: JointState) -> None:
+        if not self.command_input.is_duplicate(msg):
+            self._on_command(msg)
 
     def _on_command(self, msg: JointState) -> None:
         if not self._active:
@@ -577,6 +598,8 @@ class HardwareInterfaceNode(CheckedConfigureNode):
             "output": self.state.value,
             "shield_mode": self._shield_mode,
             **self.counters,
+            "commands_direct": self.command_input.direct,
+            "commands_dds_duplicates": self.command_input.duplicates,
             "forward_rate_hz": loop.achieved_rate_hz,
             "latency_p50_ms": loop.latency_p50_us / 1e3,
             "latency_p99_ms": loop.latency_p99_us / 1e3,
