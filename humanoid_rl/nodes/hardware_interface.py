@@ -73,7 +73,7 @@ from humanoid_rl.core.timing import LoopStats
 from humanoid_rl.graph import HARDWARE_INTERFACE, Topics
 from humanoid_rl.nodes import local_bus
 from humanoid_rl.nodes.conversions import JointNameError, JointOrderMap, stamp_to_seconds
-from humanoid_rl.nodes.diagnostics import DiagnosticsPublisher
+from humanoid_rl.nodes.diagnostics import DiagnosticsPublisher, DiagnosticsTimer
 from humanoid_rl.nodes.hardware_params import (
     PARAMETERS,
     UNSET_JOINTS,
@@ -169,7 +169,7 @@ class HardwareInterfaceNode(CheckedConfigureNode):
             self.create_subscription(Imu, Topics.IMU, self._on_imu, SENSOR_QOS),
         ]
         self._diagnostics = DiagnosticsPublisher(self)
-        self._diag_timer = self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics, clock=self._steady)
+        self._diag_timer = DiagnosticsTimer(self, self._publish_diagnostics, DIAGNOSTICS_PERIOD_S)
 
     # ------------------------------------------------------------------ sensors
     def _on_joint_state(self, msg: JointState) -> None:
@@ -399,6 +399,7 @@ class HardwareInterfaceNode(CheckedConfigureNode):
             measured = self._joint_state
             if measured is not None and measured[1].header.stamp == msg.header.stamp:
                 self._through.latency(left - measured[0])
+        self._diag_timer.poll()
 
     def _on_watchdog(self) -> None:
         if not self._active or self.state is not OutputState.FORWARDING:

@@ -121,7 +121,7 @@ from humanoid_rl.core.timing import LoopStats, StageTimes
 from humanoid_rl.graph import SAFETY_SHIELD, Topics
 from humanoid_rl.nodes import local_bus
 from humanoid_rl.nodes.conversions import JointNameError, JointOrderMap, stamp_to_seconds
-from humanoid_rl.nodes.diagnostics import DiagnosticsPublisher
+from humanoid_rl.nodes.diagnostics import DiagnosticsPublisher, DiagnosticsTimer
 from humanoid_rl.nodes.lifecycle import CheckedConfigureNode
 from humanoid_rl.nodes.local_bus import DirectInput, MessagePair
 from humanoid_rl.nodes.params import DeclaredParameters
@@ -278,7 +278,7 @@ class SafetyShieldNode(CheckedConfigureNode):
         self._diag_outputs = 0
         self._diag_time = time.monotonic()
         self._diagnostics = DiagnosticsPublisher(self)
-        self._diag_timer = self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics, clock=self._steady_clock)
+        self._diag_timer = DiagnosticsTimer(self, self._publish_diagnostics, DIAGNOSTICS_PERIOD_S)
         # Now, not in a tick while commands flow: the first percentile and diagnostics message cost ~70 ms of
         # lazy imports and type-support loading.
         np.percentile(np.zeros(2), (50, 99))
@@ -756,6 +756,7 @@ class SafetyShieldNode(CheckedConfigureNode):
         self._loop.tick(time.monotonic())
         self._stages.add("publish", time.perf_counter() - start)
         local_bus.deliver(self, Topics.JOINT_COMMANDS, msg)  # the hardware interface, if in this process (its time)
+        self._diag_timer.poll()
 
     def _publish_mode(self, mode: str, reason: str) -> None:
         if mode == self._published_mode or self._mode_pub is None:
