@@ -9,6 +9,7 @@ when it arrives: a command the output budget holds back goes out at the budget's
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -27,8 +28,8 @@ from test_shield_node import DEFAULT, NAMES, active_harness, ros  # noqa: F401 -
 from humanoid_rl.graph import HARDWARE_INTERFACE, SAFETY_SHIELD, Topics
 from humanoid_rl.nodes import local_bus
 from humanoid_rl.nodes.hardware_interface import HardwareInterfaceNode
+from humanoid_rl.nodes.output_budget import BUDGET_RATE, OutputBudget
 from humanoid_rl.nodes.runner import make_executor
-from humanoid_rl.nodes.safety_shield import BUDGET_RATE
 
 OUTSIDE_CONTROLLER = "/outside_process/commands"
 KEEP_ALL = QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE)
@@ -142,3 +143,16 @@ def test_a_command_the_output_budget_holds_back_goes_out_at_its_deadline_not_on_
         print(f"\nheld-back command out {delay * 1e3:.1f} ms after it arrived")
         assert delay < period / BUDGET_RATE + 0.1  # the budget's deadline plus scheduling, not a 1 s tick
         assert answered().stamp == pytest.approx(stamp.sec + stamp.nanosec * 1e-9, abs=1e-9)
+
+
+def test_the_output_budget_names_the_moment_it_allows_the_next_output() -> None:
+    period = 0.02
+    budget = OutputBudget()
+    assert budget.available(0.0, period)
+    budget.take()
+    assert not budget.available(0.001, period)  # half a token, plus what 1 ms refilled
+    wait = budget.wait_s(period)
+    early, due = copy.deepcopy(budget), copy.deepcopy(budget)
+    assert not early.available(0.001 + wait - 1e-3, period)
+    assert due.available(0.001 + wait, period)
+    assert wait == pytest.approx((1.0 - (0.5 + BUDGET_RATE * 0.001 / period)) * period / BUDGET_RATE)

@@ -124,6 +124,7 @@ from humanoid_rl.nodes.conversions import JointNameError, JointOrderMap, stamp_t
 from humanoid_rl.nodes.diagnostics import DiagnosticsPublisher, DiagnosticsTimer
 from humanoid_rl.nodes.lifecycle import CheckedConfigureNode
 from humanoid_rl.nodes.local_bus import DirectInput, MessagePair
+from humanoid_rl.nodes.output_budget import CLOCK_JUMP_TOLERANCE_S, OutputBudget
 from humanoid_rl.nodes.params import DeclaredParameters
 from humanoid_rl.nodes.qos import COMMAND_QOS, LATCHED_QOS, SENSOR_QOS
 from humanoid_rl.nodes.runner import main_for
@@ -191,15 +192,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
 
 DIAGNOSTICS_PERIOD_S = 0.5
 STATS_WINDOW = 250  # samples kept for percentiles: the last ~5 s at 50 Hz
-# Output budget: core steps per control_period on average (10 % above one: a stream at exactly the nominal rate
-# recovers from a late output within ~10 periods instead of staying delayed), bursts up to BUDGET_CAPACITY.
-BUDGET_RATE = 1.1
-BUDGET_CAPACITY = 1.5
-BUDGET_TOLERANCE = 1e-3  # of a period: stamps quantised to ns / ms never hold back an on-time output
 # Timer trigger: while commands come at least this often (in control periods), a tick publishes only when the
 # newest output is this old (a command late by half a period); the worst gap between outputs is then 2.5 periods.
 TICK_GAP_PERIODS = 1.5
-CLOCK_JUMP_TOLERANCE_S = 1e-3
 _CLOCK_JUMP_REASON = "estop: clock jumped back"
 NODE_COUNTERS = (
     "outputs_published",
@@ -213,32 +208,6 @@ NODE_COUNTERS = (
     "contacts_rejected",
     "clock_jumps_back",
 )
-
-
-class OutputBudget:
-    """Token bucket on the shield's clock: :data:`BUDGET_RATE` tokens per ``period``, at most
-    :data:`BUDGET_CAPACITY`; an output takes one."""
-
-    def __init__(self) -> None:
-        self.tokens = BUDGET_CAPACITY
-        self._last: float | None = None
-
-    def reset(self) -> None:
-        self.tokens, self._last = BUDGET_CAPACITY, None
-
-    def available(self, now: float, period: float) -> bool:
-        if self._last is not None and now > self._last:
-            self.tokens = min(BUDGET_CAPACITY, self.tokens + BUDGET_RATE * (now - self._last) / period)
-        if self._last is None or now > self._last or now < self._last - CLOCK_JUMP_TOLERANCE_S:
-            self._last = now
-        return self.tokens >= 1.0 - BUDGET_TOLERANCE
-
-    def wait_s(self, period: float) -> float:
-        """How long after the last :meth:`available` call the next output is allowed."""
-        return max(0.0, 1.0 - BUDGET_TOLERANCE - self.tokens) * period / BUDGET_RATE
-
-    def take(self) -> None:
-        self.tokens = max(0.0, self.tokens - 1.0)
 
 
 class SafetyShieldNode(CheckedConfigureNode):
