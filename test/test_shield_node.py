@@ -40,9 +40,10 @@ from humanoid_rl.core.robot_spec import RobotSpec
 from humanoid_rl.core.shield import RejectReason, ShieldMode, Stage
 from humanoid_rl.graph import Topics
 from humanoid_rl.nodes.conversions import seconds_to_stamp, stamp_to_seconds
+from humanoid_rl.nodes.output_budget import BUDGET_RATE
 from humanoid_rl.nodes.qos import CLOCK_QOS, COMMAND_QOS, LATCHED_QOS, SENSOR_QOS, STATUS_QOS
 from humanoid_rl.nodes.runner import make_executor, spin_until
-from humanoid_rl.nodes.safety_shield import BUDGET_RATE, STATS_WINDOW, SafetyShieldNode
+from humanoid_rl.nodes.safety_shield import STATS_WINDOW, SafetyShieldNode
 from humanoid_rl.nodes.sim_bridge import SimBridgeNode
 from humanoid_rl.paths import config_path
 from humanoid_rl.sim.simulator import HumanoidSim, SimConfig

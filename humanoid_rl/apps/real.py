@@ -712,6 +712,12 @@ def summary_text(report: dict[str, Any], out_dir: Path) -> str:
             f"{hw['holds_sent']} holds sent; measurement → controller latency p50 {hw['latency_p50_ms']:.2f} ms "
             f"p99 {hw['latency_p99_ms']:.2f} ms"
         )
+        if hw.get("state_to_command_p50_ms"):
+            lines.append(
+                f"  shield ACTIVE: measurement stamp → controller p50 {hw['active_latency_p50_ms']:.2f} ms p99 "
+                f"{hw['active_latency_p99_ms']:.2f} ms; measurement in → command out of the hardware interface p50 "
+                f"{hw['state_to_command_p50_ms']:.2f} ms p99 {hw['state_to_command_p99_ms']:.2f} ms"
+            )
     if "ramp_s" in report:
         lines.append(f"start-up ramp: {report['ramp_s']:.2f} s")
     emu = report.get("emulator")
@@ -719,7 +725,9 @@ def summary_text(report: dict[str, Any], out_dir: Path) -> str:
         lines.append(f"emulated robot: {emu['posture']}")
         lines.append(
             f"emulator: {emu['states_published']} sensor cycles at {emu['achieved_rate_hz']:.0f} Hz, "
-            f"dropped {emu['dropped']}, cycle lateness p50 {emu['cycle_lateness_p50_ms']:.2f} ms"
+            f"dropped {emu['dropped']}, cycle lateness p50 {emu['cycle_lateness_p50_ms']:.2f} ms; a command arrives "
+            f"p50 {emu['command_delay_p50_ms']:.2f} ms p99 {emu['command_delay_p99_ms']:.2f} ms after the newest "
+            "sensor stamp"
         )
     video = report.get("video")
     if video:

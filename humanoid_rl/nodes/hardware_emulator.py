@@ -33,7 +33,9 @@ Realism (all parameters):
   often, but its messages stay as fresh as configured (``cycle_lateness`` in ``report()`` says how late the
   cycles ran).
 
-``report()`` gives counts, cycle lateness, the last applied command by joint name and
+``report()`` gives counts, cycle lateness, the command delay as the robot sees it (a command's arrival after the
+stamp of the newest sensor cycle: measurement → controller, whatever is between), the last applied command by
+joint name and
 whether the robot fell (for tests and ``humanoid-rl real --emulate``).
 """
 
@@ -61,7 +63,7 @@ from humanoid_rl.core.robot_spec import RobotSpec
 from humanoid_rl.core.timing import LoopStats
 from humanoid_rl.graph import HARDWARE_EMULATOR, Frames, Topics
 from humanoid_rl.nodes.conversions import JointNameError, JointOrderMap
-from humanoid_rl.nodes.hardware_interface import UNSET_JOINTS, ControllerKind, check_controller_joints
+from humanoid_rl.nodes.hardware_params import UNSET_JOINTS, ControllerKind, check_controller_joints
 from humanoid_rl.nodes.params import DeclaredParameters
 from humanoid_rl.nodes.qos import COMMAND_QOS, SENSOR_QOS
 from humanoid_rl.nodes.runner import main_for
@@ -243,6 +245,8 @@ class HardwareEmulatorNode(Node):
         self.fell = False
         self.base_height_min = math.inf
         self._latency = LoopStats(self.state_rate_hz, window=STATS_WINDOW)
+        self._command_delay = LoopStats(self.state_rate_hz, window=STATS_WINDOW)
+        self._newest_stamp_ns: int | None = None  # of the newest sensor cycle published
         # Called with the emulated time after each cycle's physics, in this node's callback (so it may read the
         # simulator): `humanoid-rl real --emulate --video` films the robot from here.
         self.on_cycle: Callable[[float], None] | None = None
@@ -311,6 +315,8 @@ class HardwareEmulatorNode(Node):
         self._record(controller_order)
 
     def _record(self, controller_order: np.ndarray) -> None:
+        if self._newest_stamp_ns is not None:
+            self._command_delay.latency((self.get_clock().now().nanoseconds - self._newest_stamp_ns) / _NS)
         self.last_command = dict(zip(self.controller_joints, controller_order.tolist(), strict=True))
         if self.first_command_time is None:
             self.first_command_time = time.monotonic()
@@ -360,6 +366,7 @@ class HardwareEmulatorNode(Node):
         stamp_ns = self.get_clock().now().nanoseconds - int(round(delay * _NS))
         stamp = TimeMsg(sec=stamp_ns // _NS, nanosec=stamp_ns % _NS)
         self._publish(sensors, torques, stamp, values)
+        self._newest_stamp_ns = stamp_ns
         done = time.monotonic()
         self._latency.tick(done)
         self._latency.latency(done - (self._anchor + self._cycles * period))  # lateness of this cycle
@@ -415,7 +422,7 @@ class HardwareEmulatorNode(Node):
 
     def report(self) -> dict[str, Any]:
         truth = self.sim.ground_truth()
-        latency = self._latency.summary()
+        latency, delay = self._latency.summary(), self._command_delay.summary()
         tilt, height, nominal = truth.tilt_rad, float(truth.pos[2]), self.spec.nominal_base_height
         return {
             "controller": self.kind.value,
@@ -430,6 +437,8 @@ class HardwareEmulatorNode(Node):
             "dropped_cycles": self.dropped_cycles,
             "cycle_lateness_p50_ms": latency.latency_p50_us / 1e3,
             "cycle_lateness_p99_ms": latency.latency_p99_us / 1e3,
+            "command_delay_p50_ms": delay.latency_p50_us / 1e3,
+            "command_delay_p99_ms": delay.latency_p99_us / 1e3,
             "fell": self.fell,
             "base_height_m": float(truth.pos[2]),
             "base_height_min_m": self.base_height_min,

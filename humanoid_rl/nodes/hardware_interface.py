@@ -22,8 +22,10 @@ Output (parameter ``controller``):
 
 What is sent:
 
-* **forwarding**: each fresh ``/joint_commands`` message is forwarded as it arrives. A message stamped more than
-  ``command_timeout`` before the node's clock (or unstamped) is dropped, never forwarded (``stale_dropped``).
+* **forwarding**: each fresh ``/joint_commands`` message is forwarded as it arrives (from a shield in this
+  process straight from its output, :mod:`~humanoid_rl.nodes.local_bus`, its DDS copy then dropped). A message
+  stamped more than ``command_timeout`` before the node's clock (or unstamped) is dropped, never forwarded
+  (``stale_dropped``).
 * **holding** (defence in depth): when no fresh command arrived for ``command_timeout`` (steady clock: a crashed
   or deactivated shield, a network cut), the node stops forwarding and sends ONCE the measured pose (the newest
   ``/joint_states``; ``fallback: damp`` adds passive gains). A fresh command resumes forwarding (a restarted
@@ -46,15 +48,14 @@ Lifecycle:
 * **activate** starts forwarding (idle until the shield's first command); **deactivate** sends the measured pose
   once (if anything was sent in this activation) and stops; **cleanup** / **shutdown** free everything.
 
-``/diagnostics`` at 2 Hz (steady clock): output state, counters, measurement → forward latency.
+``/diagnostics`` at 2 Hz (steady clock): output state, counters, measurement → forward latency (all forwarded
+commands; and with the shield ACTIVE: from the stamp, and from this node's receipt of that measurement).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections import Counter
-from collections.abc import Mapping, Sequence
 from enum import Enum
 from typing import Any
 
@@ -66,14 +67,24 @@ from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import Float64MultiArray, MultiArrayDimension, String
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from humanoid_rl.core.params import ParamSpec
 from humanoid_rl.core.robot_spec import RobotSpec
 from humanoid_rl.core.shield_modes import ShieldMode
 from humanoid_rl.core.timing import LoopStats
 from humanoid_rl.graph import HARDWARE_INTERFACE, Topics
+from humanoid_rl.nodes import local_bus
 from humanoid_rl.nodes.conversions import JointNameError, JointOrderMap, stamp_to_seconds
-from humanoid_rl.nodes.diagnostics import DiagnosticsPublisher
+from humanoid_rl.nodes.diagnostics import DiagnosticsPublisher, DiagnosticsTimer
+from humanoid_rl.nodes.hardware_params import (
+    PARAMETERS,
+    UNSET_JOINTS,
+    ControllerJointsError,
+    ControllerKind,
+    Fallback,
+    check_controller_joints,
+    consistency,
+)
 from humanoid_rl.nodes.lifecycle import CheckedConfigureNode
+from humanoid_rl.nodes.local_bus import DirectInput
 from humanoid_rl.nodes.params import DeclaredParameters
 from humanoid_rl.nodes.qos import COMMAND_QOS, LATCHED_QOS, SENSOR_QOS
 from humanoid_rl.nodes.runner import main_for
@@ -91,16 +102,6 @@ __all__ = [
 ]
 
 
-class ControllerKind(Enum):
-    FORWARD = "forward_command"  # std_msgs/Float64MultiArray, forward_command_controller
-    TRAJECTORY = "joint_trajectory"  # trajectory_msgs/JointTrajectory, joint_trajectory_controller
-
-
-class Fallback(Enum):
-    HOLD = "hold"  # stale commands: send the measured pose (position-only controllers)
-    DAMP = "damp"  # also send passive gains (kp 0): needs gains_topic
-
-
 class OutputState(Enum):
     IDLE = "idle"  # inactive, or nothing received in this activation: nothing published
     FORWARDING = "forwarding"  # fresh shield commands go to the controller
@@ -108,129 +109,9 @@ class OutputState(Enum):
     PASSIVE = "passive"  # shield DAMPING/ESTOP: the pose measured at entry was sent once (kp 0 with gains)
 
 
-# A string[] parameter cannot be declared empty in rclpy (an empty list has no element type): this is "unset".
-UNSET_JOINTS: list[str] = [""]
 PASSIVE_MODES = frozenset({ShieldMode.DAMPING.value, ShieldMode.ESTOP.value})
 DIAGNOSTICS_PERIOD_S = 0.5
 STATS_WINDOW = 2000
-
-PARAMETERS: tuple[ParamSpec, ...] = (
-    ParamSpec("robot_config", "", "robot YAML (config/robots/<robot>.yaml); '' = the shipped humanoid", read_only=True),
-    ParamSpec(
-        "controller",
-        ControllerKind.FORWARD.value,
-        "which ros2_control controller takes the commands: 'forward_command' (Float64MultiArray on"
-        f" {Topics.FORWARD_COMMAND}) or 'joint_trajectory' (JointTrajectory on {Topics.JOINT_TRAJECTORY})",
-        choices=tuple(k.value for k in ControllerKind),
-        read_only=True,
-    ),
-    ParamSpec(
-        "controller_joints",
-        UNSET_JOINTS,
-        "the controller's joint order: copy the `joints:` list of the controller's ros2_control configuration."
-        " Values are placed by name; it must name every robot joint exactly once (checked at configure)",
-        read_only=True,
-    ),
-    ParamSpec(
-        "command_timeout",
-        0.1,
-        "a /joint_commands message stamped longer ago than this is not forwarded; none fresh for this long"
-        " (steady clock): stop forwarding and hold the measured pose",
-        "s",
-        0.005,
-        10.0,
-    ),
-    ParamSpec(
-        "sensor_timeout",
-        0.5,
-        "configure requires a /joint_states and an IMU message received within this time",
-        "s",
-        0.01,
-        60.0,
-    ),
-    ParamSpec(
-        "watchdog_rate_hz",
-        100.0,
-        "rate of the stale-command check (steady clock); the reaction time is command_timeout + one period",
-        "Hz",
-        1.0,
-        1000.0,
-        read_only=True,
-    ),
-    ParamSpec(
-        "trajectory_time_from_start",
-        0.02,
-        "joint_trajectory: time_from_start of the single point (about one command period)",
-        "s",
-        0.001,
-        1.0,
-    ),
-    ParamSpec(
-        "gains_topic",
-        "",
-        "publish per-joint kp/kd (Float64MultiArray, rows kp and kd in controller_joints order) on this topic"
-        " for drivers that accept gains; '' = position-only controllers (no gains sent)",
-        read_only=True,
-    ),
-    ParamSpec(
-        "damping_kd_scale",
-        1.0,
-        "kd scale sent on gains_topic in DAMPING/ESTOP (kp 0); keep equal to the shield's damping_kd_scale",
-        "",
-        0.0,
-        10.0,
-    ),
-    ParamSpec(
-        "fallback",
-        Fallback.HOLD.value,
-        "on stale commands: 'hold' sends the measured pose; 'damp' also sends passive gains (needs gains_topic)",
-        choices=tuple(f.value for f in Fallback),
-        read_only=True,
-    ),
-    ParamSpec(
-        "autostart",
-        False,
-        "configure and activate at start-up; false (the default) waits for lifecycle transitions",
-        read_only=True,
-    ),
-)
-
-
-def _consistency(values: Mapping[str, Any]) -> list[str]:
-    if values["fallback"] == Fallback.DAMP.value and not str(values["gains_topic"]).strip():
-        return ["fallback 'damp' needs gains_topic: a position-only controller cannot damp (use fallback 'hold')"]
-    return []
-
-
-class ControllerJointsError(ValueError):
-    """controller_joints does not name the robot's joints exactly once each; the message names the culprits."""
-
-
-def check_controller_joints(robot_joints: Sequence[str], controller_joints: Sequence[str], where: str) -> None:
-    """Raise :class:`ControllerJointsError` naming every missing, extra or duplicated controller joint."""
-    names = list(controller_joints)
-    if not names or names == UNSET_JOINTS:
-        raise ControllerJointsError(
-            f"{where}: controller_joints is not set. Fix: copy the `joints:` list of your controller's ros2_control "
-            f"configuration, in its order (the robot's joints are {list(robot_joints)})"
-        )
-    counts = Counter(names)
-    duplicated = [n for n, count in counts.items() if count > 1]
-    missing = [n for n in robot_joints if n not in counts]
-    robot = set(robot_joints)
-    extra = [n for n in counts if n not in robot]
-    if missing or extra or duplicated:
-        problems = []
-        if missing:
-            problems.append(f"missing {missing} (the controller would leave them uncommanded)")
-        if extra:
-            problems.append(f"extra {extra} (not joints of the robot)")
-        if duplicated:
-            problems.append(f"duplicated {duplicated}")
-        raise ControllerJointsError(
-            f"{where}: controller_joints does not match the robot's joints: {'; '.join(problems)}. Fix: list each "
-            "joint of the robot config exactly once, in the order of the controller's `joints:` configuration"
-        )
 
 
 class HardwareInterfaceNode(CheckedConfigureNode):
@@ -238,7 +119,7 @@ class HardwareInterfaceNode(CheckedConfigureNode):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(HARDWARE_INTERFACE.name, **kwargs)
-        self._params = DeclaredParameters(self, PARAMETERS, consistency=_consistency)
+        self._params = DeclaredParameters(self, PARAMETERS, consistency=consistency)
         values = self._params.values
         self._kind = ControllerKind(values["controller"])
         self._fallback = Fallback(values["fallback"])
@@ -250,6 +131,8 @@ class HardwareInterfaceNode(CheckedConfigureNode):
         self._configured = False
         self._active = False
         self._entities: list[Any] = []
+        self.command_input = DirectInput()  # shield outputs handed over in-process, and their DDS copies dropped
+        self._unreceive: Any = None
         self._command_pub: Any = None
         self._gains_pub: Any = None
         self._watchdog: Any = None
@@ -273,6 +156,10 @@ class HardwareInterfaceNode(CheckedConfigureNode):
             0,
         )
         self._loop = LoopStats(50.0, window=STATS_WINDOW)
+        # The policy's path alone (shield ACTIVE; HOLD outputs come on the shield's timer): from the measurement's
+        # stamp, and from this node's receipt of that measurement to the command leaving (issue #16's two figures).
+        self._active_latency = LoopStats(50.0, window=STATS_WINDOW)
+        self._through = LoopStats(50.0, window=STATS_WINDOW)
         # Sensors: watched from construction on, so that configure can judge their freshness at once.
         self._joint_state: tuple[float, JointState] | None = None  # (steady receipt time, message)
         self._joint_state_delay = 0.0
@@ -282,7 +169,7 @@ class HardwareInterfaceNode(CheckedConfigureNode):
             self.create_subscription(Imu, Topics.IMU, self._on_imu, SENSOR_QOS),
         ]
         self._diagnostics = DiagnosticsPublisher(self)
-        self._diag_timer = self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics, clock=self._steady)
+        self._diag_timer = DiagnosticsTimer(self, self._publish_diagnostics, DIAGNOSTICS_PERIOD_S)
 
     # ------------------------------------------------------------------ sensors
     def _on_joint_state(self, msg: JointState) -> None:
@@ -381,8 +268,12 @@ class HardwareInterfaceNode(CheckedConfigureNode):
         gains_topic = str(values["gains_topic"]).strip()
         if gains_topic:
             self._gains_pub = self.create_lifecycle_publisher(Float64MultiArray, gains_topic, COMMAND_QOS)
+        # The shield in this process hands its outputs over directly (no DDS hop, no executor wake-up between
+        # its output and ours); every check below runs on them all the same.
+        self.command_input.reset()
+        self._unreceive = local_bus.receive(self, Topics.JOINT_COMMANDS, self._on_command_direct)
         self._entities = [
-            self.create_subscription(JointState, Topics.JOINT_COMMANDS, self._on_command, COMMAND_QOS),
+            self.create_subscription(JointState, Topics.JOINT_COMMANDS, self._on_command_dds, COMMAND_QOS),
             self.create_subscription(String, Topics.SHIELD_MODE, self._on_shield_mode, LATCHED_QOS),
         ]
         self.get_logger().info(
@@ -427,6 +318,9 @@ class HardwareInterfaceNode(CheckedConfigureNode):
 
     def _teardown(self) -> None:
         self._stop_watchdog()
+        if self._unreceive is not None:
+            self._unreceive()
+            self._unreceive = None
         self._active = False
         self.state = OutputState.IDLE
         for entity in self._entities:
@@ -457,6 +351,14 @@ class HardwareInterfaceNode(CheckedConfigureNode):
             # Out of DAMPING/ESTOP (reset): keep the held pose until the shield's ramp arrives.
             self.state = OutputState.HOLDING
             self._send_gains("stiff")
+
+    def _on_command_direct(self, msg: JointState) -> None:
+        self.command_input.arrived(msg)
+        self._on_command(msg)
+
+    def _on_command_dds(self, msg: JointState) -> None:
+        if not self.command_input.is_duplicate(msg):
+            self._on_command(msg)
 
     def _on_command(self, msg: JointState) -> None:
         if not self._active:
@@ -491,6 +393,13 @@ class HardwareInterfaceNode(CheckedConfigureNode):
         self.counters["forwarded"] += 1
         self._loop.tick(self._last_fresh_receipt)
         self._loop.latency(ros_now - stamp)
+        if self._shield_mode == ShieldMode.ACTIVE.value:
+            left = time.monotonic()
+            self._active_latency.latency(self.get_clock().now().nanoseconds * 1e-9 - stamp)
+            measured = self._joint_state
+            if measured is not None and measured[1].header.stamp == msg.header.stamp:
+                self._through.latency(left - measured[0])
+        self._diag_timer.poll()
 
     def _on_watchdog(self) -> None:
         if not self._active or self.state is not OutputState.FORWARDING:
@@ -577,9 +486,13 @@ class HardwareInterfaceNode(CheckedConfigureNode):
             "output": self.state.value,
             "shield_mode": self._shield_mode,
             **self.counters,
+            "commands_direct": self.command_input.direct,
+            "commands_dds_duplicates": self.command_input.duplicates,
             "forward_rate_hz": loop.achieved_rate_hz,
             "latency_p50_ms": loop.latency_p50_us / 1e3,
             "latency_p99_ms": loop.latency_p99_us / 1e3,
+            **_percentiles_ms("active_latency", self._active_latency),
+            **_percentiles_ms("state_to_command", self._through),
         }
 
     def _publish_diagnostics(self) -> None:
@@ -592,6 +505,11 @@ class HardwareInterfaceNode(CheckedConfigureNode):
         elif self.state is OutputState.PASSIVE:
             level, message = "error", f"shield {self._shield_mode}: holding the measured pose"
         self._diagnostics.publish(values, level=level, message=message)
+
+
+def _percentiles_ms(name: str, stats: LoopStats) -> dict[str, float]:
+    summary = stats.summary()
+    return {f"{name}_p50_ms": summary.latency_p50_us / 1e3, f"{name}_p99_ms": summary.latency_p99_us / 1e3}
 
 
 def main(args: list[str] | None = None) -> int:

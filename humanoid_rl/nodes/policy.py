@@ -48,7 +48,7 @@ from humanoid_rl.core.timing import LoopStats, StageTimes, StateDecimator
 from humanoid_rl.graph import POLICY, Topics
 from humanoid_rl.nodes import local_bus
 from humanoid_rl.nodes.conversions import JointNameError, JointOrderMap
-from humanoid_rl.nodes.diagnostics import DiagnosticsPublisher
+from humanoid_rl.nodes.diagnostics import DiagnosticsPublisher, DiagnosticsTimer
 from humanoid_rl.nodes.goal_input import GoalInput
 from humanoid_rl.nodes.lifecycle import CheckedConfigureNode
 from humanoid_rl.nodes.local_bus import DirectInput, MessagePair
@@ -113,7 +113,7 @@ class PolicyNode(CheckedConfigureNode):
         self._diagnostics = DiagnosticsPublisher(self, self.reset_statistics)
         self._diag_published = 0
         self._diag_skips = 0
-        self._diag_timer = self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
+        self._diag_timer = DiagnosticsTimer(self, self._publish_diagnostics, DIAGNOSTICS_PERIOD_S, self.get_clock())
         self._reset_stats(float(self._params.values["rate_hz"]))
 
     # ------------------------------------------------------------------ parameters
@@ -414,6 +414,7 @@ class PolicyNode(CheckedConfigureNode):
         stages.add("inference", inference_s)
         stages.add("publish", time.perf_counter() - done)  # targets, message, publish, bookkeeping
         local_bus.deliver(self, Topics.POLICY_COMMANDS, msg)  # the shield, if it shares this process (its time)
+        self._diag_timer.poll()
 
     # ------------------------------------------------------------------ diagnostics
     def reset_statistics(self) -> None:

@@ -17,7 +17,8 @@ Data flow
   feed-forward as the core sets them (zeros). ``header.stamp`` is the stamp of the joint state the output was
   built from: for an ACTIVE output from a fresh policy command it is that command's stamp (the policy stamps
   its command with the state it used); otherwise the newest joint state's. Downstream latency is measured from
-  the measurement.
+  the measurement. A hardware interface in this process gets each output directly as well
+  (:mod:`~humanoid_rl.nodes.local_bus`).
 * ``/safety_shield/mode`` (std_msgs/String, LATCHED_QOS), published on every change: ``ACTIVE`` / ``HOLD`` /
   ``DAMPING`` / ``ESTOP``. **This topic is the contract for gains**: in ``DAMPING`` and ``ESTOP`` the bridge or
   hardware interface applies stiffness 0 and damping ``kd × damping_kd_scale`` (a parameter of this node), in
@@ -29,7 +30,10 @@ Output timing
 -------------
 * Every policy command steps the core and publishes at once (lowest latency).
 * ``trigger: timer``: a timer at ``rate_hz`` steps the core (watchdogs, HOLD ramp, DAMPING) and publishes when
-  nothing was published since its previous tick, or when a command is waiting.
+  nothing was published since its previous tick. While commands flow (one received within
+  ``TICK_GAP_PERIODS`` control periods) it only fills gaps in their stream, when the newest output is that old:
+  a tick on its own grid, a hair before a command, would take the output budget that command needs and push it,
+  and every command after it, onto the tick grid (issue #16: half the commands a period late).
 * ``trigger: state`` (the simulator's lock-step mode, where sim time only advances when a command arrives):
   each new joint state steps the core and publishes at once when the shield is not ACTIVE; when ACTIVE the
   output for that state goes out on the policy command for it (or at once, if the command came first), and the
@@ -39,8 +43,8 @@ Output timing
   1.1 times per ``control_period`` on average (a token bucket on the shield's clock holding at most 1.5 steps,
   so a jittery 50 Hz policy is not held back, and 10 % of slack so that a stream at exactly the nominal rate
   recovers from one late output within ~10 periods): a flood of commands cannot multiply the joint speed. A
-  command arriving too early waits for the next tick (or its state) and is superseded by a newer one meanwhile
-  (counted as ignored by the core).
+  command arriving too early waits until the budget allows it (timer trigger: a one-shot deadline, not the next
+  tick; state trigger: its state) and is superseded by a newer one meanwhile (counted as ignored by the core).
 * Nothing is published before the first joint state and IMU sample arrive (there is no measured pose to hold
   yet); the mode topic says HOLD meanwhile.
 
@@ -117,9 +121,10 @@ from humanoid_rl.core.timing import LoopStats, StageTimes
 from humanoid_rl.graph import SAFETY_SHIELD, Topics
 from humanoid_rl.nodes import local_bus
 from humanoid_rl.nodes.conversions import JointNameError, JointOrderMap, stamp_to_seconds
-from humanoid_rl.nodes.diagnostics import DiagnosticsPublisher
+from humanoid_rl.nodes.diagnostics import DiagnosticsPublisher, DiagnosticsTimer
 from humanoid_rl.nodes.lifecycle import CheckedConfigureNode
-from humanoid_rl.nodes.local_bus import DirectInput
+from humanoid_rl.nodes.local_bus import DirectInput, MessagePair
+from humanoid_rl.nodes.output_budget import CLOCK_JUMP_TOLERANCE_S, OutputBudget
 from humanoid_rl.nodes.params import DeclaredParameters
 from humanoid_rl.nodes.qos import COMMAND_QOS, LATCHED_QOS, SENSOR_QOS
 from humanoid_rl.nodes.runner import main_for
@@ -187,12 +192,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
 
 DIAGNOSTICS_PERIOD_S = 0.5
 STATS_WINDOW = 250  # samples kept for percentiles: the last ~5 s at 50 Hz
-# Output budget: core steps per control_period on average (10 % above one: a stream at exactly the nominal rate
-# recovers from a late output within ~10 periods instead of staying delayed), bursts up to BUDGET_CAPACITY.
-BUDGET_RATE = 1.1
-BUDGET_CAPACITY = 1.5
-BUDGET_TOLERANCE = 1e-3  # of a period: stamps quantised to ns / ms never hold back an on-time output
-CLOCK_JUMP_TOLERANCE_S = 1e-3
+# Timer trigger: while commands come at least this often (in control periods), a tick publishes only when the
+# newest output is this old (a command late by half a period); the worst gap between outputs is then 2.5 periods.
+TICK_GAP_PERIODS = 1.5
 _CLOCK_JUMP_REASON = "estop: clock jumped back"
 NODE_COUNTERS = (
     "outputs_published",
@@ -206,28 +208,6 @@ NODE_COUNTERS = (
     "contacts_rejected",
     "clock_jumps_back",
 )
-
-
-class OutputBudget:
-    """Token bucket on the shield's clock: :data:`BUDGET_RATE` tokens per ``period``, at most
-    :data:`BUDGET_CAPACITY`; an output takes one."""
-
-    def __init__(self) -> None:
-        self.tokens = BUDGET_CAPACITY
-        self._last: float | None = None
-
-    def reset(self) -> None:
-        self.tokens, self._last = BUDGET_CAPACITY, None
-
-    def available(self, now: float, period: float) -> bool:
-        if self._last is not None and now > self._last:
-            self.tokens = min(BUDGET_CAPACITY, self.tokens + BUDGET_RATE * (now - self._last) / period)
-        if self._last is None or now > self._last or now < self._last - CLOCK_JUMP_TOLERANCE_S:
-            self._last = now
-        return self.tokens >= 1.0 - BUDGET_TOLERANCE
-
-    def take(self) -> None:
-        self.tokens = max(0.0, self.tokens - 1.0)
 
 
 class SafetyShieldNode(CheckedConfigureNode):
@@ -257,6 +237,7 @@ class SafetyShieldNode(CheckedConfigureNode):
         self._command_pub: Any = None
         self._mode_pub: Any = None
         self._timer: Any = None
+        self._deadline: Any = None  # timer trigger: one-shot, sends a deferred command when the budget allows it
         self._timer_rate_hz = 0.0
         self._budget = OutputBudget()
         self._reset_inputs()
@@ -266,7 +247,7 @@ class SafetyShieldNode(CheckedConfigureNode):
         self._diag_outputs = 0
         self._diag_time = time.monotonic()
         self._diagnostics = DiagnosticsPublisher(self)
-        self._diag_timer = self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics, clock=self._steady_clock)
+        self._diag_timer = DiagnosticsTimer(self, self._publish_diagnostics, DIAGNOSTICS_PERIOD_S)
         # Now, not in a tick while commands flow: the first percentile and diagnostics message cost ~70 ms of
         # lazy imports and type-support loading.
         np.percentile(np.zeros(2), (50, 99))
@@ -354,8 +335,9 @@ class SafetyShieldNode(CheckedConfigureNode):
         self._imu_in_base = self._imu_mounting(kinematics, spec)
         self._upright_in_base = self._upright_frame(spec)
         self._reset_inputs()
-        self._output_msg = JointState()
-        self._output_msg.name = list(spec.joint_names)
+        # Two messages in turn: the hardware interface in this process may hold the one delivered to it (local_bus).
+        self._output_msgs = MessagePair(lambda: JointState(name=list(spec.joint_names)))
+        self._output_msg = self._output_msgs.both[0]
         # The policy in this process hands its commands over directly; their DDS copies are then dropped.
         self.command_input.reset()
         self._unreceive = local_bus.receive(self, Topics.POLICY_COMMANDS, self._on_command_direct)
@@ -447,13 +429,16 @@ class SafetyShieldNode(CheckedConfigureNode):
             clock = self._steady_clock if self._clock_kind is ShieldClock.STEADY else self.get_clock()
             self._timer_rate_hz = float(self._node_params.values["rate_hz"])
             self._timer = self.create_timer(1.0 / self._timer_rate_hz, self._on_tick, clock=clock)
+            self._deadline = self.create_timer(1.0, self._on_deadline, clock=clock)
+            self._deadline.cancel()  # armed by a deferred command
         else:  # answers states the policy leaves unanswered; wall time, since sim time waits for us
             self._timer = self.create_timer(0.01, self._on_unanswered_check, clock=self._steady_clock)
 
     def _stop_timer(self) -> None:
-        if self._timer is not None:
-            self.destroy_timer(self._timer)
-            self._timer = None
+        for timer in (self._timer, self._deadline):
+            if timer is not None:
+                self.destroy_timer(timer)
+        self._timer = self._deadline = None
 
     def _teardown(self) -> None:
         self._stop_timer()
@@ -646,11 +631,22 @@ class SafetyShieldNode(CheckedConfigureNode):
 
     # ------------------------------------------------------------------ output
     def _on_tick(self) -> None:
-        """Timer trigger: publish when no output went out since the previous tick, or a command is waiting."""
+        """Timer trigger: publish when a command is waiting, or no output went out since the previous tick and
+        either no commands flow or their stream has a gap (see the module docstring)."""
         if self._active and self.shield is not None:
-            if self._pending_command is not None or not self._published_since_tick:
-                self._output(self._now())
+            now = self._now()
+            gap = TICK_GAP_PERIODS * self._params.control_period
+            following = now - self._last_command_receipt < gap and now - self._last_step_now < gap
+            if self._pending_command is not None or not (self._published_since_tick or following):
+                self._output(now)
         self._published_since_tick = False
+
+    def _on_deadline(self) -> None:
+        """Timer trigger: the output budget allows the command that had to wait."""
+        if self._deadline is not None:
+            self._deadline.cancel()
+        if self._active and self.shield is not None and self._pending_command is not None:
+            self._output(self._now())
 
     def _on_unanswered_check(self) -> None:
         since = self._unanswered_since
@@ -669,6 +665,9 @@ class SafetyShieldNode(CheckedConfigureNode):
             assert shield is not None
         if not self._budget.available(now, shield.params.control_period) and not force:
             self.counters["outputs_deferred"] += 1
+            if self._deadline is not None and self._pending_command is not None:
+                self._deadline.timer_period_ns = max(1, round(self._budget.wait_s(shield.params.control_period) * 1e9))
+                self._deadline.reset()
             return None
         command = self._pending_command
         self._pending_command = None
@@ -715,7 +714,7 @@ class SafetyShieldNode(CheckedConfigureNode):
 
     def _publish(self, output: ShieldOutput, stamp: TimeMsg | None) -> None:
         start = time.perf_counter()
-        msg = self._output_msg
+        msg = self._output_msg = self._output_msgs.next()
         msg.header.stamp = stamp if stamp is not None else self.get_clock().now().to_msg()
         msg.position = output.positions.tolist()
         msg.velocity = output.velocities.tolist()
@@ -725,6 +724,8 @@ class SafetyShieldNode(CheckedConfigureNode):
         self._published_since_tick = True
         self._loop.tick(time.monotonic())
         self._stages.add("publish", time.perf_counter() - start)
+        local_bus.deliver(self, Topics.JOINT_COMMANDS, msg)  # the hardware interface, if in this process (its time)
+        self._diag_timer.poll()
 
     def _publish_mode(self, mode: str, reason: str) -> None:
         if mode == self._published_mode or self._mode_pub is None:

@@ -62,7 +62,7 @@ from humanoid_rl.core.shield_modes import ShieldMode
 from humanoid_rl.core.timing import LoopStats
 from humanoid_rl.graph import SIM_BRIDGE, Frames, Topics
 from humanoid_rl.nodes.conversions import JointNameError, JointOrderMap
-from humanoid_rl.nodes.diagnostics import DiagnosticsPublisher
+from humanoid_rl.nodes.diagnostics import DiagnosticsPublisher, DiagnosticsTimer
 from humanoid_rl.nodes.params import DeclaredParameters
 from humanoid_rl.nodes.qos import CLOCK_QOS, COMMAND_QOS, LATCHED_QOS, SENSOR_QOS
 from humanoid_rl.nodes.runner import main_for
@@ -274,7 +274,7 @@ class SimBridgeNode(Node):
         )  # an event: reliable
         self.create_service(Trigger, Topics.SIM_RESET, self._on_reset)
         self._diagnostics = DiagnosticsPublisher(self, self.reset_statistics)
-        self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics, clock=self._steady)
+        self._diag_timer = DiagnosticsTimer(self, self._publish_diagnostics, DIAGNOSTICS_PERIOD_S)
         if self.sync:
             # Only the timeout is polled; an answered state advances from the command callback at once.
             poll = min(0.05, max(0.001, self._sync_timeout_s / 4.0))
@@ -465,6 +465,7 @@ class SimBridgeNode(Node):
         self._update_actuation()  # staleness is judged at the start of the period
         self.sim.step(periods * self.steps_per_state)
         self._publish_state()
+        self._diag_timer.poll()
 
     def _advance_lock_step(self) -> None:
         self._awaiting_ns = None

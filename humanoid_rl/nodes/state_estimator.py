@@ -38,7 +38,6 @@ from typing import Any
 import numpy as np
 from geometry_msgs.msg import WrenchStamped
 from nav_msgs.msg import Odometry
-from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import Float64MultiArray, MultiArrayDimension, String
@@ -58,7 +57,7 @@ from humanoid_rl.core.timing import LoopStats, StageTimes
 from humanoid_rl.graph import STATE_ESTIMATOR, Frames, Topics
 from humanoid_rl.nodes import local_bus
 from humanoid_rl.nodes.conversions import JointNameError, JointOrderMap
-from humanoid_rl.nodes.diagnostics import DiagnosticsPublisher
+from humanoid_rl.nodes.diagnostics import DiagnosticsPublisher, DiagnosticsTimer
 from humanoid_rl.nodes.local_bus import MessagePair
 from humanoid_rl.nodes.params import DeclaredParameters
 from humanoid_rl.nodes.qos import LATCHED_QOS, SENSOR_QOS
@@ -188,9 +187,7 @@ class StateEstimatorNode(Node):
         self._diag_updates = 0
         self._diag_dropped = 0
         # Steady clock: diagnostics keep coming when /clock stops (that is when they matter).
-        self.create_timer(
-            DIAGNOSTICS_PERIOD_S, self._publish_diagnostics, clock=Clock(clock_type=ClockType.STEADY_TIME)
-        )
+        self._diag_timer = DiagnosticsTimer(self, self._publish_diagnostics, DIAGNOSTICS_PERIOD_S)
 
     def _apply_runtime_parameters(self, values: dict[str, Any]) -> None:
         self._max_skew_ns = round(float(values["max_sensor_skew"]) * _NS)
@@ -286,6 +283,7 @@ class StateEstimatorNode(Node):
         # is a fresh sample (age 0), not a negative age.
         self._age.latency(max(0.0, self.get_clock().now().nanoseconds / _NS - stamp_ns / _NS))
         self.updates += 1
+        self._diag_timer.poll()
         if self._truth is not None:
             self._truth.add_estimate(stamp_ns, out)
 
