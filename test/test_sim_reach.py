@@ -28,7 +28,8 @@ def test_a_point_holds_all_run_and_a_schedule_changes_goals_at_its_times() -> No
     assert schedule.at(0.5) is None  # before the first goal there is none: the robot holds
     assert schedule.at(1.0) == (0.25, -0.2, 0.05) and schedule.at(7.0) == (0.3, -0.1, 0.1)
     assert schedule.intervals(9.0) == [(1.0, 5.0, (0.25, -0.2, 0.05)), (5.0, 9.0, (0.3, -0.1, 0.1))]
-    assert parse_goal("topic") == GoalSchedule() and parse_goal("topic").external
+    external = parse_goal("topic")
+    assert external == GoalSchedule() and external.external and external.intervals(9.0) == []
 
 
 @pytest.mark.parametrize("text", ["", "1,2", "0:1,2,3;0:1,2,3", "x:1,2,3", "-1:1,2,3", "1,inf,2"])
@@ -79,3 +80,46 @@ def test_sim_refuses_a_goal_that_does_not_fit_the_model_in_one_line(
     assert cli.main(["sim", *options, "--out", str(tmp_path / "run")]) == 2
     assert says in error_line(capsys)
     assert not (tmp_path / "run").exists()
+
+
+def test_with_goal_topic_the_run_takes_a_goal_published_from_outside(tmp_path: Path) -> None:
+    """What `ros2 topic pub --once /policy/goal ...` does: one point, from another process, while the sim runs."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import rclpy
+    from geometry_msgs.msg import PointStamped
+    from rclpy.context import Context
+
+    out = tmp_path / "run"
+    sim = subprocess.Popen(
+        [sys.executable, "-m", "humanoid_rl.cli", "sim", "--model", REACH_MODEL, "--goal", "topic", "--realtime",
+         "--duration", "6", "--push", "", "--no-video", "--no-plots", "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
+    )
+    context = Context()
+    rclpy.init(context=context)
+    try:
+        node = rclpy.create_node("goal_publisher", context=context)
+        publisher = node.create_publisher(PointStamped, "/policy/goal", 10)
+        deadline = time.monotonic() + 60.0
+        while publisher.get_subscription_count() == 0 and time.monotonic() < deadline and sim.poll() is None:
+            time.sleep(0.05)
+        assert publisher.get_subscription_count() > 0, "the policy node never subscribed to /policy/goal"
+        msg = PointStamped()
+        msg.header.frame_id = "pelvis"
+        msg.point.x, msg.point.y, msg.point.z = 0.25, -0.2, 0.05
+        publisher.publish(msg)
+        time.sleep(0.5)  # let the reliable writer deliver before the node goes
+        node.destroy_node()
+    finally:
+        rclpy.try_shutdown(context=context)
+    stdout, stderr = sim.communicate(timeout=120)
+    assert sim.returncode == 0, stderr[-3000:]
+    reach = json.loads((out / "report.json").read_text())["reach"]
+    (goal,) = reach["goals"]
+    assert goal["goal"] == [0.25, -0.2, 0.05] and goal["start_s"] is None
+    assert goal["distance_m"] < 0.05, goal
+    assert "reach: goal (0.25, -0.2, 0.05) m in pelvis from /policy/goal" in stdout

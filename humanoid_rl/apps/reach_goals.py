@@ -50,6 +50,8 @@ class GoalSchedule:
 
     def intervals(self, duration_s: float) -> list[tuple[float, float, Point]]:
         """(start, end, point) of every goal; the last one ends with the run."""
+        if not self.steps:
+            return []  # --goal topic: goals come from outside, whenever they come
         ends = [start for start, _ in self.steps[1:]] + [duration_s]
         return [(start, end, point) for (start, point), end in zip(self.steps, ends, strict=True)]
 
