@@ -123,3 +123,13 @@ def test_with_goal_topic_the_run_takes_a_goal_published_from_outside(tmp_path: P
     assert goal["goal"] == [0.25, -0.2, 0.05] and goal["start_s"] is None
     assert goal["distance_m"] < 0.05, goal
     assert "reach: goal (0.25, -0.2, 0.05) m in pelvis from /policy/goal" in stdout
+
+
+def test_the_launch_entry_point_takes_goals_from_the_topic_for_a_goal_conditioned_model() -> None:
+    from humanoid_rl.apps.reach_goals import launch_goal_arguments
+
+    assert launch_goal_arguments(["--model", REACH_MODEL, "--push", ""]) == ["--goal", "topic"]
+    assert launch_goal_arguments(["--model", "humanoid_stand.onnx"]) == []
+    assert launch_goal_arguments(["--model", ""]) == []
+    assert launch_goal_arguments(["--model", REACH_MODEL, "--goal", "0.2,-0.2,0"]) == []
+    assert launch_goal_arguments(["--model", "/nonexistent.onnx"]) == []  # the run refuses it in its own words

@@ -20,7 +20,8 @@ import numpy as np
 
 from humanoid_rl.cli_args import finite_float
 
-__all__ = ["EXTERNAL", "GoalRun", "GoalSchedule", "check_goal", "goal_summary_text", "parse_goal"]
+__all__ = ["EXTERNAL", "GoalRun", "GoalSchedule", "check_goal", "goal_summary_text", "launch_goal_arguments",
+           "parse_goal"]
 
 SYNTAX = "expected X,Y,Z like '0.25,-0.2,0.05', T:X,Y,Z;... like '0:0.25,-0.2,0.05;5:0.3,-0.1,0.1', or 'topic'"
 EXTERNAL = "topic"  # --goal topic: the run publishes no goal; one comes from outside
@@ -122,6 +123,22 @@ def check_goal(args: argparse.Namespace) -> Any:
         raise CommandError(f"--goal at {late[0]:g} s starts at or after the end of the run (--duration "
                            f"{args.duration:g}). Fix: start it earlier or run longer")
     return contract
+
+
+def launch_goal_arguments(argv: list[str]) -> list[str]:
+    """``["--goal", "topic"]`` for ``sim.launch.py single_process:=true`` with a goal-conditioned model: a launch
+    has no ``--goal`` argument, and its user sends goals over ROS (``ros2 topic pub``), as to the per-node layout."""
+    if "--goal" in argv or any(a.startswith("--goal=") for a in argv) or "--model" not in argv[:-1]:
+        return []
+    try:
+        from humanoid_rl.policy.model_file import read_model_metadata
+        from humanoid_rl.policy.runtime import resolve_model_path
+
+        model = argv[argv.index("--model") + 1]
+        terms = read_model_metadata(resolve_model_path(model)).contract.terms if model else ()
+    except Exception:  # noqa: BLE001 - a bad model is the run's to refuse, in its own words
+        return []
+    return ["--goal", EXTERNAL] if "goal" in {term.name for term in terms} else []
 
 
 def model_radius_m(model: str) -> float:

@@ -423,6 +423,8 @@ def stack_main() -> int:
     argv = sys.argv[1:]
     if "--ros-args" in argv:  # launch_ros appends remapping/parameter arguments meant for rclpy
         argv = argv[: argv.index("--ros-args")]
-    code = main(["sim", *argv])  # the same checks and one-line errors as `humanoid-rl sim`
+    from humanoid_rl.apps.reach_goals import launch_goal_arguments
+
+    code = main(["sim", *argv, *launch_goal_arguments(argv)])  # the same checks and one-line errors as the CLI
     exit_after_stop(0)  # stopped by a signal: the run ended as its duration would, and launch expects 0
     return code
