@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from humanoid_rl.apps.reach_goals import GoalRun, check_goal, goal_summary_text, model_radius_m
 from humanoid_rl.apps.sim_options import Push, add_arguments, check_domain_is_free, check_inputs
 from humanoid_rl.apps.velocity_commands import tracking_summary, write_walking_plot
 from humanoid_rl.graph import POLICY, SAFETY_SHIELD, SIM_BRIDGE, STATE_ESTIMATOR, StackMode, Topics, sim_graph
@@ -71,6 +72,7 @@ def _run(args: argparse.Namespace) -> int:
     from humanoid_rl.process import stop_requested
 
     pushes = check_inputs(args)
+    goal_contract = check_goal(args)  # None: the model takes no goal
     if sys.stdout.isatty():
         keep_status_line_clear(os.environ)
     if args.domain_id is not None:
@@ -108,6 +110,10 @@ def _run(args: argparse.Namespace) -> int:
         shield = stack.node(SAFETY_SHIELD.name)
         mode_log: list[tuple[float, str]] = []  # (sim time, shield mode) at every change, for the plots
         view = open_foxglove_view(args, bridge.sim, out_dir)
+        policy = stack.node(POLICY.name)
+        goals = None if goal_contract is None else GoalRun(
+            bridge, bridge.sim, bridge.spec, goal_contract, args.goal, policy.goal_input.topic, args.duration,
+            model_radius_m(args.model))
 
         def on_tick() -> None:
             nonlocal last_status, last_cmd_s, acting
@@ -127,6 +133,8 @@ def _run(args: argparse.Namespace) -> int:
                 twist = Twist()
                 twist.linear.x, twist.linear.y, twist.angular.z = command
                 cmd_pub.publish(twist)
+            if goals is not None:
+                goals.tick(now_sim)
             if view is not None:
                 targets = shield.last_published
                 view.maybe_capture(now_sim, ViewFrame(
@@ -155,6 +163,8 @@ def _run(args: argparse.Namespace) -> int:
         print(("\r" if on_terminal else "") + status_line(stack))
         report = collect_report(stack, args, wall_time_s=time.monotonic() - wall_start, pushes=pushes)
         report["completed"] = finished
+        if goals is not None:
+            report["reach"] = goals.finish(bridge.sim_time_s, policy.goal_input.goal)
         report["interrupted"] = interrupted
         if not args.cmd_vel.is_zero:
             traces = bridge.traces()
@@ -376,6 +386,8 @@ def summary_text(report: dict[str, Any], out_dir: Path) -> str:
             f"{tracking['vy_error_mps']:.3f} m/s, yaw rate {tracking['yaw_rate_error_radps']:.3f} rad/s; walked "
             f"{tracking['distance_m']:.2f} m ({tracking['displacement_m']:.2f} m from the start)\n"
         )
+    if "reach" in report:
+        extra += goal_summary_text(report["reach"])
     video = report.get("video")
     if video and video["path"]:
         extra += (
@@ -411,6 +423,8 @@ def stack_main() -> int:
     argv = sys.argv[1:]
     if "--ros-args" in argv:  # launch_ros appends remapping/parameter arguments meant for rclpy
         argv = argv[: argv.index("--ros-args")]
-    code = main(["sim", *argv])  # the same checks and one-line errors as `humanoid-rl sim`
+    from humanoid_rl.apps.reach_goals import launch_goal_arguments
+
+    code = main(["sim", *argv, *launch_goal_arguments(argv)])  # the same checks and one-line errors as the CLI
     exit_after_stop(0)  # stopped by a signal: the run ended as its duration would, and launch expects 0
     return code

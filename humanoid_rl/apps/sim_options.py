@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from humanoid_rl.apps.reach_goals import parse_goal
 from humanoid_rl.apps.velocity_commands import parse_cmd_vel
 from humanoid_rl.cli_args import (
     DEFAULT_MODEL,
@@ -158,6 +159,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="velocity command for walking policies on /cmd_vel (body frame): VX,VY,WZ ('0.5,0,0') held all run, or "
         "a schedule T:VX,VY,WZ;... ('0:0.5,0,0;8:0,0,0.5;14:0,0,0'); the report gives commanded vs achieved "
         "velocity and the distance walked (default: none, stand still)",
+    )
+    parser.add_argument(
+        "--goal", type=parse_goal, default=None,
+        help="goal for a goal-conditioned model (models/humanoid_reach.onnx), published on its goal topic in its goal "
+        "frame (pelvis): X,Y,Z metres ('0.25,-0.2,0.05') held all run, a schedule T:X,Y,Z;... "
+        "('0:0.25,-0.2,0.05;5:0.3,-0.1,0.1'), or 'topic' to publish goals yourself (ros2 topic pub); the report "
+        "gives the hand's distance to each goal at the end of its interval. Required with such a model, refused "
+        "with any other",
     )
     video = parser.add_mutually_exclusive_group()
     video.add_argument(

@@ -27,10 +27,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("model", nargs="?", default="",
                         help="exported ONNX policy (empty: evaluate only the PD-only baseline)")
-    parser.add_argument("--task", choices=("stand", "walk"), default="stand", help="environment (default stand)")
+    parser.add_argument("--task", choices=("stand", "walk", "reach"), default="stand",
+                        help="environment (default stand); reach: a goal-conditioned model on seeded goals, beside "
+                        "the PD hold, scored by the hand's final distance")
     parser.add_argument("--episodes", type=positive_int, default=50, help="seeded episodes per policy (default 50)")
-    parser.add_argument("--episode-s", type=positive_float, default=20.0,
-                        help="episode length, seconds (default 20)")
+    parser.add_argument("--episode-s", type=positive_float, default=None,
+                        help="episode length, seconds (default 20; reach: 1, its training episodes)")
     parser.add_argument("--push-force", type=non_negative_float, default=None,
                         help="push force in newtons, horizontal, random direction (default 60 for stand, 40 for "
                         "walk; 0: no pushes)")
@@ -78,8 +80,12 @@ def run(args: argparse.Namespace) -> int:
     from humanoid_rl.policy.runtime import check_model_for_robot
     from humanoid_rl.train.eval_video import check_against_evaluation, film
 
+    if args.task == "reach":
+        check_reach_options(args)
+    if args.episode_s is None:
+        args.episode_s = 1.0 if args.task == "reach" else 20.0
     if args.push_force is None:
-        args.push_force = DEFAULT_PUSH_N[args.task]
+        args.push_force = DEFAULT_PUSH_N.get(args.task, 0.0)
     if args.push_force_max is not None and args.push_force_max < args.push_force:
         raise CommandError(f"--push-force-max {args.push_force_max:g} is below --push-force {args.push_force:g}. "
                            "Fix: give a maximum >= the minimum")
@@ -97,12 +103,14 @@ def run(args: argparse.Namespace) -> int:
     # Checked as the workers will load it (file, metadata, contract, recorded pairs) before any folder or worker.
     checked = check_model_for_robot(model, args.robot_config)
     model = None if checked is None else str(checked)
+    radius_m = check_goal_term(model, args.task)
     setting = EvalSetting(task=args.task, episodes=args.episodes, episode_s=args.episode_s,
                           push_force_n=args.push_force, push_force_max_n=args.push_force_max,
                           push_interval_s=args.push_interval, push_duration_s=args.push_duration,
                           randomize=args.randomize, seed=args.seed, robot_config=args.robot_config,
                           shield=args.shield, backend=args.backend,
-                          sim_params=None if args.sim_params is None else str(args.sim_params))
+                          sim_params=None if args.sim_params is None else str(args.sim_params),
+                          reach_radius_m=radius_m)
     if setting.sim_params is not None:
         from humanoid_rl.sim.sim_params import load_sim_params
 
@@ -125,12 +133,20 @@ def run(args: argparse.Namespace) -> int:
         result["model_sha256"] = hashlib.sha256(Path(model).read_bytes()).hexdigest()
     # The results are written before any filming: a Ctrl-C while filming loses a video, not the evaluation.
     (out / "eval.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
-    plot(result, out / "eval.png")
+    if setting.task == "reach":
+        from humanoid_rl.train.evaluate_reach import plot_reach
+
+        plot_reach(result, out / "eval.png", [w for w in (POLICY, BASELINE) if w in result])
+    else:
+        plot(result, out / "eval.png")
     if args.video:
         result["videos"] = film(model, setting, args.video, out)
         for problem in check_against_evaluation(result["videos"], result):
             print(f"warning: the filmed episode differs from the evaluated one: {problem}", file=sys.stderr)
         (out / "eval.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    if setting.task == "reach":
+        print_reach(result, setting, out)
+        return 0
     push = f"{setting.push_force_n:g}" + (f"-{setting.push_force_max_n:g}" if setting.push_force_max_n else "")
     print(f"{setting.episodes} episodes x {setting.episode_s:g} s, push {push} N for {setting.push_duration_s:g} s "
           f"every {setting.push_interval_s:g} s, randomize {'on' if setting.randomize else 'off'}, seeds "
@@ -147,3 +163,46 @@ def run(args: argparse.Namespace) -> int:
               f"{video['frames']} frames")
     print(f"  results: {out / 'eval.json'}, {out / 'eval.png'}")
     return 0
+
+
+def check_reach_options(args: argparse.Namespace) -> None:
+    """What Reach-v0 has no use for, refused in one line rather than silently ignored."""
+    from humanoid_rl.cli import CommandError
+
+    unused = [name for name, given in (
+        ("--push-force", args.push_force is not None), ("--push-force-max", args.push_force_max is not None),
+        ("--shield", args.shield), ("--backend mujoco", args.backend != "pybullet"), ("--video", bool(args.video)),
+        ("--sim-params", args.sim_params is not None)) if given]
+    if unused:
+        raise CommandError(f"--task reach: {unused[0]} does not apply (the reach task has no pushes, shield, "
+                           "MuJoCo backend, video or fitted parameters). Fix: drop it")
+
+
+def check_goal_term(model: str | None, task: str) -> float:
+    """A goal-conditioned model evaluates on reach only, and reach takes only one; the success radius (the
+    model's training radius, else Reach-v0's)."""
+    from humanoid_rl.apps.reach_goals import DEFAULT_RADIUS_M, model_radius_m
+    from humanoid_rl.cli import CommandError
+    from humanoid_rl.policy.model_file import read_model_metadata
+
+    if model is None:
+        return DEFAULT_RADIUS_M
+    has_goal = "goal" in {term.name for term in read_model_metadata(model).contract.terms}
+    if has_goal and task != "reach":
+        raise CommandError(f"{model} is goal-conditioned (it has a goal term). Fix: --task reach")
+    if task == "reach" and not has_goal:
+        raise CommandError(f"--task reach: {model} has no goal term. Fix: give a goal-conditioned model such as "
+                           "models/humanoid_reach.onnx (`train --task reach --replay her`, then `export`)")
+    return model_radius_m(model)
+
+
+def print_reach(result: dict[str, Any], setting: EvalSetting, out: Path) -> None:
+    from humanoid_rl.train.evaluate_reach import describe_reach
+
+    print(f"{setting.episodes} reach goals x {setting.episode_s:g} s, sensor noise "
+          f"{'on' if setting.randomize else 'off'}, seeds {setting.seed}..{setting.seed + setting.episodes - 1} "
+          f"({result['eval_seconds']} s)")
+    for name in (POLICY, BASELINE):
+        if name in result:
+            print(describe_reach(name, result[name]))
+    print(f"  results: {out / 'eval.json'}, {out / 'eval.png'}")

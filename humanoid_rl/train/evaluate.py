@@ -47,8 +47,14 @@ class EvalSetting:
     # two results side by side are the sim-to-sim gap.
     backend: str = "pybullet"
     sim_params: str | None = None  # fitted simulator parameters (`humanoid-rl sysid`): evaluate on the fitted robot
+    reach_radius_m: float = 0.05  # reach: success within this distance of the goal (the model's training radius)
 
     def env_config(self) -> Any:
+        if self.task == "reach":  # no pushes or randomization; sensor noise as in training, unless told off
+            from humanoid_rl.envs.reach import ReachConfig
+
+            return ReachConfig(robot_config=self.robot_config, episode_length_s=self.episode_s,
+                               success_threshold_m=self.reach_radius_m, sensor_noise=self.randomize)
         from humanoid_rl.envs.humanoid_env import EnvConfig
         from humanoid_rl.envs.pushes import PushConfig
 
@@ -133,9 +139,10 @@ class ShieldInLoop:
 def _make_env(setting: EvalSetting) -> Any:
     import gymnasium
 
-    from humanoid_rl.envs import STAND_ID, WALK_ID
+    from humanoid_rl.envs import REACH_ID, STAND_ID, WALK_ID
 
-    return gymnasium.make(STAND_ID if setting.task == "stand" else WALK_ID, config=setting.env_config())
+    env_id = {"stand": STAND_ID, "walk": WALK_ID, "reach": REACH_ID}[setting.task]
+    return gymnasium.make(env_id, config=setting.env_config())
 
 
 def _make_policy(which: str, model: str | None, contract: Any) -> Any:
@@ -197,11 +204,15 @@ def make_env_and_policies(setting: EvalSetting, model: str | None) -> tuple[Any,
 
 def _worker_init(setting: EvalSetting, model: str | None) -> None:
     env, policies = make_env_and_policies(setting, model)
-    _WORKER.update(env=env, policies=policies)
+    _WORKER.update(env=env, policies=policies, task=setting.task)
 
 
 def _worker_run(job: tuple[str, int]) -> tuple[str, dict[str, Any]]:
     which, seed = job
+    if _WORKER["task"] == "reach":  # a Dict observation and a goal: evaluate_reach.py
+        from humanoid_rl.train.evaluate_reach import run_reach_episode
+
+        return which, run_reach_episode(_WORKER["env"], _WORKER["policies"][which], seed)
     return which, run_episode(_WORKER["env"], _WORKER["policies"][which], seed)
 
 
@@ -237,6 +248,8 @@ Progress = Callable[[int, int, str, dict[str, Any]], None]  # (done, total, whic
 def print_progress(done: int, total: int, which: str, episode: dict[str, Any]) -> None:
     """One line per finished episode on stderr (stdout keeps the results)."""
     outcome = f"fell at {episode['length_s']:.1f} s" if episode["fell"] else f"stayed up {episode['length_s']:.1f} s"
+    if "final_distance_m" in episode:  # reach: how far the hand ended from the goal
+        outcome += f", hand {episode['final_distance_m'] * 100:.1f} cm from the goal"
     print(f"[{done:{len(str(total))}d}/{total}] {which:8s} seed {episode['seed']}: {outcome}, return "
           f"{episode['return']:.1f}", file=sys.stderr, flush=True)
 
@@ -291,7 +304,12 @@ def evaluate(model: str | None, setting: EvalSetting, jobs: int = 1, baseline: b
     out: dict[str, Any] = {"setting": asdict(setting)}
     for w in which:
         episodes = sorted((e for k, e in results if k == w), key=lambda e: e["seed"])
-        out[w] = summarize(episodes)
+        if setting.task == "reach":
+            from humanoid_rl.train.evaluate_reach import summarize_reach
+
+            out[w] = summarize_reach(episodes, setting.reach_radius_m)
+        else:
+            out[w] = summarize(episodes)
     out["eval_seconds"] = round(time.monotonic() - started, 1)
     return out
 
