@@ -25,6 +25,7 @@ __all__ = [
     "float_in",
     "non_negative_float",
     "non_negative_int",
+    "parse_timed_triples",
     "positive_float",
     "positive_int",
     "prepare_run_dir",
@@ -93,6 +94,45 @@ def positive_int(text: str) -> int:
 
 def non_negative_int(text: str) -> int:
     return _whole_number_at_least(text, 0)
+
+
+Triple = tuple[float, float, float]
+
+
+def _triple(text: str, whole: str, option: str, shape: str, syntax: str) -> Triple:
+    parts = text.split(",")
+    if len(parts) != 3:
+        raise argparse.ArgumentTypeError(f"{option} {whole!r}: {text.strip()!r} is not {shape}; {syntax}")
+    try:
+        a, b, c = (finite_float(part.strip()) for part in parts)
+    except argparse.ArgumentTypeError as error:
+        raise argparse.ArgumentTypeError(f"{option} {whole!r}: {error}") from None
+    return a, b, c
+
+
+def parse_timed_triples(text: str, option: str, shape: str, syntax: str, what: str) -> list[tuple[float, Triple]]:
+    """``A,B,C`` (from 0 s on) or a schedule ``T:A,B,C;...`` as [(start_s, (a, b, c))] sorted by start, for
+    ``--cmd-vel`` and ``--goal``; ArgumentTypeError in one line. ``shape`` names the triple (``VX,VY,WZ``),
+    ``what`` its items in the plural (``commands``)."""
+    stripped = text.strip()
+    if ":" not in stripped:
+        return [(0.0, _triple(stripped, text, option, shape, syntax))]
+    steps = []
+    for item in stripped.split(";"):
+        if not item.strip():
+            continue
+        start_text, _, value_text = item.partition(":")
+        try:
+            start = float(start_text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{option} {text!r}: time {start_text.strip()!r}; {syntax}") from None
+        if not (math.isfinite(start) and start >= 0.0):
+            raise argparse.ArgumentTypeError(f"{option} {text!r}: time {start_text.strip()!r} must be >= 0")
+        steps.append((start, _triple(value_text, text, option, shape, syntax)))
+    steps.sort(key=lambda step: step[0])
+    if len({start for start, _ in steps}) != len(steps):
+        raise argparse.ArgumentTypeError(f"{option} {text!r}: two {what} start at the same time")
+    return steps
 
 
 def yaml_error_line(error: Exception) -> str:

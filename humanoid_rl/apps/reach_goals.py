@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from humanoid_rl.cli_args import finite_float
+from humanoid_rl.cli_args import parse_timed_triples
 
 __all__ = ["EXTERNAL", "GoalRun", "GoalSchedule", "check_goal", "goal_summary_text", "launch_goal_arguments",
            "parse_goal"]
@@ -57,17 +57,6 @@ class GoalSchedule:
         return [(start, end, point) for (start, point), end in zip(self.steps, ends, strict=True)]
 
 
-def _point(text: str, whole: str) -> Point:
-    parts = text.split(",")
-    if len(parts) != 3:
-        raise argparse.ArgumentTypeError(f"--goal {whole!r}: {text.strip()!r} is not X,Y,Z; {SYNTAX}")
-    try:
-        x, y, z = (finite_float(part.strip()) for part in parts)
-    except argparse.ArgumentTypeError as error:
-        raise argparse.ArgumentTypeError(f"--goal {whole!r}: {error}") from None
-    return x, y, z
-
-
 def parse_goal(text: str) -> GoalSchedule:
     """``--goal``: argparse ``type=``; a malformed value raises ArgumentTypeError with one line."""
     stripped = text.strip()
@@ -75,24 +64,7 @@ def parse_goal(text: str) -> GoalSchedule:
         return GoalSchedule()
     if not stripped:
         raise argparse.ArgumentTypeError(f"--goal {text!r}: {SYNTAX}")
-    if ":" not in stripped:
-        return GoalSchedule(((0.0, _point(stripped, text)),))
-    steps = []
-    for item in stripped.split(";"):
-        if not item.strip():
-            continue
-        start_text, _, point_text = item.partition(":")
-        try:
-            start = float(start_text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"--goal {text!r}: time {start_text.strip()!r}; {SYNTAX}") from None
-        if not (math.isfinite(start) and start >= 0.0):
-            raise argparse.ArgumentTypeError(f"--goal {text!r}: time {start_text.strip()!r} must be >= 0")
-        steps.append((start, _point(point_text, text)))
-    steps.sort(key=lambda step: step[0])
-    if len({start for start, _ in steps}) != len(steps):
-        raise argparse.ArgumentTypeError(f"--goal {text!r}: two goals start at the same time")
-    return GoalSchedule(tuple(steps))
+    return GoalSchedule(tuple(parse_timed_triples(text, "--goal", "X,Y,Z", SYNTAX, "goals")))
 
 
 def check_goal(args: argparse.Namespace) -> Any:

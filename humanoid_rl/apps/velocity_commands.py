@@ -7,14 +7,12 @@ policy (m/s forward, m/s left, rad/s counter-clockwise), the ``velocity command`
 
 from __future__ import annotations
 
-import argparse
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from humanoid_rl.cli_args import finite_float
+from humanoid_rl.cli_args import parse_timed_triples
 
 SYNTAX = "expected VX,VY,WZ like '0.5,0,0' or T:VX,VY,WZ;... like '0:0.5,0,0;8:0,0,0.5'"
 Command = tuple[float, float, float]
@@ -50,41 +48,11 @@ class VelocitySchedule:
         return "; ".join(f"from {start:g} s: {vx:g}, {vy:g}, {wz:g}" for start, (vx, vy, wz) in self.steps)
 
 
-def _command(text: str, whole: str) -> Command:
-    parts = text.split(",")
-    if len(parts) != 3:
-        raise argparse.ArgumentTypeError(f"--cmd-vel {whole!r}: {text.strip()!r} is not VX,VY,WZ; {SYNTAX}")
-    values = []
-    for part in parts:
-        try:
-            values.append(finite_float(part.strip()))
-        except argparse.ArgumentTypeError as error:
-            raise argparse.ArgumentTypeError(f"--cmd-vel {whole!r}: {error}") from None
-    return values[0], values[1], values[2]
-
-
 def parse_cmd_vel(text: str) -> VelocitySchedule:
     """``--cmd-vel``: argparse ``type=``; a malformed value raises ArgumentTypeError with one line."""
-    stripped = text.strip()
-    if not stripped:
+    if not text.strip():
         return VelocitySchedule()
-    if ":" not in stripped:
-        return VelocitySchedule(((0.0, _command(stripped, text)),))
-    steps = []
-    for item in stripped.split(";"):
-        if not item.strip():
-            continue
-        start_text, _, command_text = item.partition(":")
-        try:
-            start = float(start_text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"--cmd-vel {text!r}: time {start_text.strip()!r}; {SYNTAX}") from None
-        if not (math.isfinite(start) and start >= 0.0):
-            raise argparse.ArgumentTypeError(f"--cmd-vel {text!r}: time {start_text.strip()!r} must be >= 0")
-        steps.append((start, _command(command_text, text)))
-    steps.sort(key=lambda step: step[0])
-    if len({start for start, _ in steps}) != len(steps):
-        raise argparse.ArgumentTypeError(f"--cmd-vel {text!r}: two commands start at the same time")
+    steps = parse_timed_triples(text, "--cmd-vel", "VX,VY,WZ", SYNTAX, "commands")
     if steps[0][0] > 0.0:
         steps.insert(0, (0.0, (0.0, 0.0, 0.0)))  # standing still until the first command
     return VelocitySchedule(tuple(steps))
