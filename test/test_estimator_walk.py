@@ -12,15 +12,15 @@ import numpy as np
 import pytest
 from policy_fixtures import write_mlp_policy
 
+from humanoid_rl.apps.bench_estimator_args import cmd_vel_type
 from humanoid_rl.core.contract import PolicyContract
+from humanoid_rl.core.estimator import BEFORE_SOLE
 from humanoid_rl.core.observation import walk_terms
 from humanoid_rl.core.robot_spec import RobotSpec
 from humanoid_rl.envs.gait import GaitConfig
 from humanoid_rl.sim.estimator_walk import (
-    BEFORE_SOLE,
     EstimatorWalkConfig,
     autocorrelation_time,
-    cmd_vel_type,
     error_statistics,
     estimator_params,
     run_estimator_bench,

@@ -224,7 +224,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rounds", type=int, default=2,
                         help="train: rounds alternating the baseline and the fast path; medians reported (default 2)")
     parser.add_argument("--out", type=Path, default=Path("bench_results"), help="directory for the JSON files")
-    from humanoid_rl.sim.estimator_walk import add_estimator_arguments
+    from humanoid_rl.apps.bench_estimator_args import add_estimator_arguments
 
     add_estimator_arguments(parser)
 

@@ -54,6 +54,9 @@ _REL_ROWS = (slice(0, 3), slice(3, 6))
 _VEL_ROWS = (slice(6, 9), slice(9, 12))
 _HEIGHT_ROWS = (12, 13)
 STANCE_POINTS = ("sole", "foot_frame")
+# EstimatorParams settings of the estimator as it was before the stance point moved to the sole (issue #12), for
+# before/after comparisons (`humanoid-rl bench estimator --estimator-before-sole`).
+BEFORE_SOLE = {"stance_point": "foot_frame", "slip_gate_chi2": 0.0, "foot_velocity_std": 0.1}
 _DT_TOLERANCE_S = 1e-9  # dt within this of the previous one reuses the discretised model
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from humanoid_rl.core.estimator import STANCE_POINTS, EstimatorParams, LeggedStateEstimator
+from humanoid_rl.core.estimator import BEFORE_SOLE, EstimatorParams, LeggedStateEstimator
 from humanoid_rl.core.kinematics import RobotKinematics
 
 __all__ = ["EstimatorWalkConfig", "error_statistics", "run_episode", "run_estimator_bench"]
@@ -191,22 +191,6 @@ def format_results(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def cmd_vel_type(text: str) -> tuple[float, float, float]:
-    """argparse type of ``--cmd-vel VX,VY,WZ`` (one command held for the whole episode)."""
-    parts = text.split(",")
-    try:
-        values = tuple(float(p) for p in parts)
-    except ValueError:
-        values = ()
-    if len(values) != 3 or not all(math.isfinite(v) for v in values):
-        raise argparse.ArgumentTypeError(f"--cmd-vel {text!r}: use VX,VY,WZ, e.g. 0.5,0,0")
-    return values  # type: ignore[return-value]
-
-
-# The estimator as it was before the stance point moved to the sole (PR history: issue #12), for comparisons.
-BEFORE_SOLE = {"stance_point": "foot_frame", "slip_gate_chi2": 0.0, "foot_velocity_std": 0.1}
-
-
 def estimator_params(settings: list[str], start: dict[str, Any] | None = None) -> EstimatorParams:
     """``EstimatorParams`` from ``KEY=VALUE`` strings (``--estimator-param``), each converted to its field's type;
     raises ValueError naming the culprit."""
@@ -241,22 +225,3 @@ def estimator_config_from_args(args: argparse.Namespace) -> EstimatorWalkConfig:
         policy_sees=args.policy_sees,
         params=estimator_params(args.estimator_param, BEFORE_SOLE if args.estimator_before_sole else None),
     )
-
-
-def add_estimator_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("estimator (bench estimator: the state estimator under a walking policy)")
-    group.add_argument("--cmd-vel", type=cmd_vel_type, default=(0.5, 0.0, 0.0),
-                       help="estimator: walking command VX,VY,WZ (default 0.5,0,0); standing runs 0,0,0")
-    group.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
-                       help="estimator: episode seeds (default 0 1 2)")
-    group.add_argument("--episode-s", type=float, default=20.0, help="estimator: seconds per episode (default 20)")
-    group.add_argument("--policy-sees", choices=["estimate", "truth"], default="estimate",
-                       help="estimator: the policy observes the estimate (as in the ROS stack, default) or the exact "
-                       "velocity plus training noise")
-    group.add_argument("--estimator-param", action="append", default=[], metavar="KEY=VALUE",
-                       help="estimator: set an EstimatorParams field, e.g. stance_point=foot_frame or "
-                       f"slip_gate_chi2=0 (repeatable; stance points: {', '.join(STANCE_POINTS)})")
-    group.add_argument("--estimator-before-sole", action="store_true",
-                       help=f"estimator: start from the estimator before the sole stance point ({BEFORE_SOLE}), "
-                       "for before/after figures")
-    group.add_argument("--no-shield", action="store_true", help="estimator: no shield between policy and motors")
