@@ -271,9 +271,12 @@ class HardwareInterfaceNode(CheckedConfigureNode):
         # The shield in this process hands its outputs over directly (no DDS hop, no executor wake-up between
         # its output and ours); every check below runs on them all the same.
         self.command_input.reset()
-        self._unreceive = local_bus.receive(self, Topics.JOINT_COMMANDS, self._on_command_direct)
+        self._unreceive = local_bus.receive(
+            self, Topics.JOINT_COMMANDS, self.command_input.direct_callback(self._on_command))
         self._entities = [
-            self.create_subscription(JointState, Topics.JOINT_COMMANDS, self._on_command_dds, COMMAND_QOS),
+            self.create_subscription(
+                JointState, Topics.JOINT_COMMANDS, self.command_input.dds_callback(self._on_command), COMMAND_QOS
+            ),
             self.create_subscription(String, Topics.SHIELD_MODE, self._on_shield_mode, LATCHED_QOS),
         ]
         self.get_logger().info(
@@ -351,14 +354,6 @@ class HardwareInterfaceNode(CheckedConfigureNode):
             # Out of DAMPING/ESTOP (reset): keep the held pose until the shield's ramp arrives.
             self.state = OutputState.HOLDING
             self._send_gains("stiff")
-
-    def _on_command_direct(self, msg: JointState) -> None:
-        self.command_input.arrived(msg)
-        self._on_command(msg)
-
-    def _on_command_dds(self, msg: JointState) -> None:
-        if not self.command_input.is_duplicate(msg):
-            self._on_command(msg)
 
     def _on_command(self, msg: JointState) -> None:
         if not self._active:

@@ -93,6 +93,24 @@ class DirectInput:
         self.direct += 1
         self._newest_ns = _stamp_ns(message)
 
+    def direct_callback(self, handle: Callable[[Any], None]) -> Callable[[Any], None]:
+        """The callback to ``receive`` with: notes the message, then ``handle``s it."""
+
+        def on_direct(message: Any) -> None:
+            self.arrived(message)
+            handle(message)
+
+        return on_direct
+
+    def dds_callback(self, handle: Callable[[Any], None]) -> Callable[[Any], None]:
+        """The subscription's callback: ``handle``s what did not already come directly."""
+
+        def on_dds(message: Any) -> None:
+            if not self.is_duplicate(message):
+                handle(message)
+
+        return on_dds
+
     def is_duplicate(self, message: Any) -> bool:
         """A message from DDS stamped no later than the newest delivered directly: its copy, or older."""
         if self._newest_ns is not None and _stamp_ns(message) <= self._newest_ns:

@@ -184,12 +184,15 @@ class PolicyNode(CheckedConfigureNode):
         self._command[:] = 0.0
         self._publisher = self.create_lifecycle_publisher(JointState, Topics.POLICY_COMMANDS, COMMAND_QOS)
         state_callback = self._on_joint_state_trigger if self._trigger is TriggerMode.STATE else self._on_joint_state
-        self._odom_callback = self._on_odom_trigger if self._trigger is TriggerMode.STATE else self._on_odom
+        odom_callback = self._on_odom_trigger if self._trigger is TriggerMode.STATE else self._on_odom
         # The estimator in this process hands its output over directly; its DDS copy is then dropped.
-        self._unreceive = [local_bus.receive(self, Topics.ESTIMATOR_ODOM, self._on_odom_direct)]
+        self._unreceive = [local_bus.receive(
+            self, Topics.ESTIMATOR_ODOM, self.odom_input.direct_callback(odom_callback))]
         self._inputs = [
             self.create_subscription(JointState, Topics.JOINT_STATES, state_callback, SENSOR_QOS),
-            self.create_subscription(Odometry, Topics.ESTIMATOR_ODOM, self._on_odom_dds, SENSOR_QOS),
+            self.create_subscription(
+                Odometry, Topics.ESTIMATOR_ODOM, self.odom_input.dds_callback(odom_callback), SENSOR_QOS
+            ),
             self.create_subscription(Twist, Topics.CMD_VEL, self._on_cmd_vel, SENSOR_QOS),
             self.create_subscription(String, Topics.SHIELD_MODE, self._on_shield_mode, LATCHED_QOS),
         ]
@@ -261,14 +264,6 @@ class PolicyNode(CheckedConfigureNode):
 
     def _on_odom(self, msg: Odometry) -> None:
         self._odom_msg = msg
-
-    def _on_odom_direct(self, msg: Odometry) -> None:
-        self.odom_input.arrived(msg)
-        self._odom_callback(msg)
-
-    def _on_odom_dds(self, msg: Odometry) -> None:
-        if not self.odom_input.is_duplicate(msg):
-            self._odom_callback(msg)
 
     def _on_joint_state_trigger(self, msg: JointState) -> None:
         self._joint_msg = msg

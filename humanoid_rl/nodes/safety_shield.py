@@ -340,11 +340,14 @@ class SafetyShieldNode(CheckedConfigureNode):
         self._output_msg = self._output_msgs.both[0]
         # The policy in this process hands its commands over directly; their DDS copies are then dropped.
         self.command_input.reset()
-        self._unreceive = local_bus.receive(self, Topics.POLICY_COMMANDS, self._on_command_direct)
+        self._unreceive = local_bus.receive(
+            self, Topics.POLICY_COMMANDS, self.command_input.direct_callback(self._on_command))
         self._command_pub = self.create_publisher(JointState, Topics.JOINT_COMMANDS, COMMAND_QOS)
         self._mode_pub = self.create_publisher(String, Topics.SHIELD_MODE, LATCHED_QOS)
         self._entities = [
-            self.create_subscription(JointState, Topics.POLICY_COMMANDS, self._on_command_dds, COMMAND_QOS),
+            self.create_subscription(
+                JointState, Topics.POLICY_COMMANDS, self.command_input.dds_callback(self._on_command), COMMAND_QOS
+            ),
             self.create_subscription(JointState, Topics.JOINT_STATES, self._on_joint_state, SENSOR_QOS),
             self.create_subscription(Imu, Topics.IMU, self._on_imu, SENSOR_QOS),
             self.create_subscription(Odometry, Topics.ESTIMATOR_ODOM, self._on_odom, SENSOR_QOS),
@@ -487,14 +490,6 @@ class SafetyShieldNode(CheckedConfigureNode):
         return raw > 0.0 and abs(self._ros_now() - raw) <= self._params.state_timeout
 
     # ------------------------------------------------------------------ inputs
-    def _on_command_direct(self, msg: JointState) -> None:
-        self.command_input.arrived(msg)
-        self._on_command(msg)
-
-    def _on_command_dds(self, msg: JointState) -> None:
-        if not self.command_input.is_duplicate(msg):
-            self._on_command(msg)
-
     def _on_command(self, msg: JointState) -> None:
         if self.shield is None:
             return
