@@ -201,6 +201,9 @@ class HumanoidEnv(gym.Env[np.ndarray, np.ndarray]):
         )
         self._observer = ObservationBuilder(self.contract)  # history and gait clock, restarted at every reset
         spec = self.robot_spec
+        self._hip_yaw_roll = np.array(
+            [i for i, name in enumerate(spec.joint_names) if "hip_yaw" in name or "hip_roll" in name], dtype=int
+        )
         mujoco = self.config.backend == "mujoco"
         if mujoco and render_mode is not None:
             raise ValueError("the MuJoCo backend is for training only and does not render: use backend='pybullet'")
@@ -440,7 +443,7 @@ class HumanoidEnv(gym.Env[np.ndarray, np.ndarray]):
             joint_limit_proximity=self.sim.joint_limit_proximity(joint_pos),
         )
         if self.task is Task.WALK:
-            self._gait_inputs(inputs, clock_s)
+            self._gait_inputs(inputs, clock_s, joint_pos)
         terms = reward_terms(inputs, self.rewards, walking=self.task is Task.WALK)
         reward = float(sum(terms.values()))
 
@@ -479,7 +482,7 @@ class HumanoidEnv(gym.Env[np.ndarray, np.ndarray]):
                 time.sleep(lag)
         return obs, reward, terminated, truncated, info
 
-    def _gait_inputs(self, inputs: RewardInputs, clock_s: float) -> None:
+    def _gait_inputs(self, inputs: RewardInputs, clock_s: float, joint_pos: np.ndarray) -> None:
         """Fill the walk terms' inputs: the schedule at the gait clock, foot lift and slip, touchdowns."""
         gait = self.config.gait
         period = self.contract.gait_period_s or gait.period_s  # an imported contract may bring its own clock
@@ -491,6 +494,7 @@ class HumanoidEnv(gym.Env[np.ndarray, np.ndarray]):
         inputs.foot_vel_xy = foot_vel[:, :2]
         inputs.touchdown, inputs.flight_time_s = self._air_time.update(self._feet_in_contact, self.policy_dt)
         inputs.half_period_s, inputs.min_air_time_s = period / 2.0, gait.min_air_time_s
+        inputs.hip_offset_rad = joint_pos[self._hip_yaw_roll] - self.robot_spec.default_pose[self._hip_yaw_roll]
 
     def _summary(self, fell: bool, final_xy: np.ndarray) -> dict[str, Any]:
         """Per-episode statistics for training and evaluation logs (not named "episode": Monitor owns that key)."""

@@ -33,7 +33,8 @@ __all__ = ["STAND_TERMS", "WALK_TERMS", "RewardConfig", "RewardInputs", "reward_
 _COMMON_TERMS = ("survival", "upright", "base_height", "balance", "action_rate", "energy", "joint_limits")
 STAND_TERMS = _COMMON_TERMS[:4] + ("stay_in_place",) + _COMMON_TERMS[4:]
 WALK_TERMS = _COMMON_TERMS[:4] + (
-    "velocity_tracking", "yaw_tracking", "contact_schedule", "feet_air_time", "foot_clearance", "foot_slip"
+    "velocity_tracking", "yaw_tracking", "tracking_error", "contact_schedule", "feet_air_time", "foot_clearance",
+    "foot_slip", "hip_posture",
 ) + _COMMON_TERMS[4:]
 
 
@@ -48,10 +49,16 @@ class RewardConfig:
     stay_in_place: float = 0.5  # stand: * (exp(-|v_xy|^2/s_v^2) + exp(-|drift_xy|^2/s_p^2)) / 2
     velocity_tracking: float = 2.0  # walk: * exp(-|v_xy - cmd_xy|^2 / s_v^2), heading frame
     yaw_tracking: float = 1.0  # walk: * exp(-(wz - cmd_wz)^2 / s_w^2)
+    # walk: penalty * (|v_xy - cmd_xy| + |wz - cmd_wz|). humanoid-gym's track_vel_hard has this linear part:
+    # the exp kernels flatten far from the command, this slope does not (0 keeps the original recipe).
+    tracking_error: float = 0.0
     contact_schedule: float = 1.0  # walk: * mean over feet of (1 if contact == scheduled stance else -0.3)
     feet_air_time: float = 1.0  # walk, moving: * sum at touchdown of (min(flight, T/2) - min_air_time_s)
     foot_clearance: float = 0.5  # walk: * mean over feet of exp(-((h - h_ref) / clearance_scale_m)^2)
     foot_slip: float = 0.2  # walk: penalty * sum over feet in contact of |v_xy of the foot|, m/s
+    # walk: penalty * sum over hip yaw and roll joints of max(|q - q_default| - hip_posture_free_rad, 0), rad.
+    # humanoid-gym's default_joint_pos: a gait that steers or splays with the hips veers (0 keeps the recipe).
+    hip_posture: float = 0.0
     action_rate: float = 0.01  # penalty * |a_t - a_{t-1}|^2 (smoothness)
     energy: float = 2.0e-4  # penalty * sum |tau * qd|, watts
     joint_limits: float = 1.0  # penalty * sum(clip((proximity - soft) / (1 - soft), 0, 1)^2)
@@ -63,6 +70,7 @@ class RewardConfig:
     yaw_rate_scale: float = 0.5  # rad/s
     drift_scale_m: float = 0.5
     clearance_scale_m: float = 0.03
+    hip_posture_free_rad: float = 0.1  # hip yaw/roll offset that costs nothing
     soft_joint_limit: float = 0.9  # fraction of the half range from the middle at which the penalty starts
 
     @classmethod
@@ -105,14 +113,16 @@ class RewardConfig:
             if not (math.isfinite(value) and value > 0.0):
                 raise ValueError(f"RewardConfig.{name} = {value!r}: a shape parameter must be positive and finite")
         weights = ("survival", "upright", "base_height", "balance", "stay_in_place", "velocity_tracking",
-                   "yaw_tracking", "contact_schedule", "feet_air_time", "foot_clearance", "foot_slip",
-                   "action_rate", "energy", "joint_limits")
+                   "yaw_tracking", "tracking_error", "contact_schedule", "feet_air_time", "foot_clearance",
+                   "foot_slip", "hip_posture", "action_rate", "energy", "joint_limits")
         for name in weights:
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0.0):
                 raise ValueError(
                     f"RewardConfig.{name} = {value!r}: weights are magnitudes >= 0 (penalties are subtracted)"
                 )
+        if not (math.isfinite(self.hip_posture_free_rad) and self.hip_posture_free_rad >= 0.0):
+            raise ValueError(f"RewardConfig.hip_posture_free_rad = {self.hip_posture_free_rad!r}: use an angle >= 0")
         if not 0.0 <= self.soft_joint_limit < 1.0:
             raise ValueError(f"RewardConfig.soft_joint_limit = {self.soft_joint_limit!r}: use a fraction in [0, 1)")
 
@@ -145,6 +155,7 @@ class RewardInputs:
     flight_time_s: np.ndarray = field(default_factory=lambda: np.zeros(2))  # (2,) of the feet touching down
     half_period_s: float = 0.35  # half the gait period: the longest flight the air-time term pays for
     min_air_time_s: float = 0.2
+    hip_offset_rad: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (k,) hip yaw/roll q - q_default
 
 
 def stability_factor(inputs: RewardInputs, config: RewardConfig) -> float:
@@ -195,11 +206,14 @@ def _walk_terms(inputs: RewardInputs, config: RewardConfig) -> dict[str, float]:
         air = float(np.sum(np.where(inputs.touchdown, flight, 0.0)))
     height_error = (inputs.foot_height_m - inputs.swing_height_ref_m) / config.clearance_scale_m
     slip = float(np.sum(np.where(contact, np.linalg.norm(inputs.foot_vel_xy, axis=1), 0.0)))
+    hip_excess = np.maximum(np.abs(inputs.hip_offset_rad) - config.hip_posture_free_rad, 0.0)
     return {
         "velocity_tracking": config.velocity_tracking * math.exp(-velocity_error_sq / config.velocity_scale**2),
         "yaw_tracking": config.yaw_tracking * math.exp(-yaw_error_sq / config.yaw_rate_scale**2),
+        "tracking_error": -config.tracking_error * (math.sqrt(velocity_error_sq) + math.sqrt(yaw_error_sq)),
         "contact_schedule": config.contact_schedule * float(matches.mean()),
         "feet_air_time": config.feet_air_time * air,
         "foot_clearance": config.foot_clearance * float(np.exp(-(height_error**2)).mean()),
         "foot_slip": -config.foot_slip * slip,
+        "hip_posture": -config.hip_posture * float(hip_excess.sum()),
     }
