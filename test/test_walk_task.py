@@ -164,6 +164,42 @@ def test_each_walk_term_pays_or_costs_what_its_formula_says() -> None:
     assert dragging["foot_clearance"] == pytest.approx(w.foot_clearance * 0.5 * (1.0 + math.exp(-4.0)))
 
 
+def test_the_optional_tracking_slope_and_hip_posture_terms_cost_in_proportion_and_are_off_by_default() -> None:
+    default = reward_terms(walk_inputs(lin_vel_heading=np.array([0.2, 0.0]), yaw_rate=-0.5,
+                                       hip_offset_rad=np.array([0.5, 0.0, -0.3, 0.1])), RewardConfig.for_walk(),
+                           walking=True)
+    assert default["tracking_error"] == 0.0 and default["hip_posture"] == 0.0  # old recipes train as before
+
+    w = RewardConfig.for_walk().with_settings(["tracking_error=2", "hip_posture=3", "hip_posture_free_rad=0.15"])
+    perfect = reward_terms(walk_inputs(hip_offset_rad=np.array([0.15, -0.1, 0.0, 0.05])), w, walking=True)
+    assert perfect["tracking_error"] == 0.0 and perfect["hip_posture"] == 0.0  # within the free band
+    # 0.3 m/s short of the command and veering at 0.4 rad/s: the slope is the sum of both errors.
+    veering = reward_terms(walk_inputs(lin_vel_heading=np.array([0.2, 0.0]), yaw_rate=-0.4), w, walking=True)
+    assert veering["tracking_error"] == pytest.approx(-2.0 * (0.3 + 0.4))
+    # Hips at +-0.5 rad (the limits the policy rode) cost (0.35 + 0.35) * weight; the 0.1 joint costs nothing.
+    splayed = reward_terms(walk_inputs(hip_offset_rad=np.array([0.5, -0.5, 0.1, 0.0])), w, walking=True)
+    assert splayed["hip_posture"] == pytest.approx(-3.0 * 0.7)
+    with pytest.raises(ValueError, match="hip_posture_free_rad"):
+        RewardConfig(hip_posture_free_rad=-0.1)
+
+
+def test_the_walk_env_measures_hip_posture_from_the_hip_yaw_and_roll_joints_only() -> None:
+    rewards = RewardConfig.for_walk().with_settings(["hip_posture=1", "hip_posture_free_rad=0"])
+    env = HumanoidEnv("walk", EnvConfig(push=PushConfig.off(), randomize=False, initial_joint_noise_rad=0.0,
+                                        commands=CommandConfig.fixed(0.0), rewards=rewards))
+    try:
+        names = env.robot_spec.joint_names
+        hips = [i for i, name in enumerate(names) if "hip_yaw" in name or "hip_roll" in name]
+        assert len(hips) == 4
+        env.reset(seed=0)
+        standing = env.step(np.zeros(N, np.float32))[4]["reward_terms"]["hip_posture"]
+        offsets = env.sim.joint_state()[0][hips] - env.robot_spec.default_pose[hips]
+        assert standing == pytest.approx(-float(np.abs(offsets).sum()), abs=1e-9)
+        assert standing > -0.05  # the PD holds the hips near their defaults
+    finally:
+        env.close()
+
+
 def test_a_walk_env_standing_still_on_both_feet_earns_the_full_schedule_and_clearance() -> None:
     config = EnvConfig(push=PushConfig.off(), randomize=False, commands=CommandConfig.fixed(0.0))
     env = HumanoidEnv("walk", config)
