@@ -26,6 +26,7 @@ __all__ = [
     "non_negative_float",
     "non_negative_int",
     "parse_timed_triples",
+    "velocity_command",
     "positive_float",
     "positive_int",
     "prepare_run_dir",
@@ -133,6 +134,14 @@ def parse_timed_triples(text: str, option: str, shape: str, syntax: str, what: s
     if len({start for start, _ in steps}) != len(steps):
         raise argparse.ArgumentTypeError(f"{option} {text!r}: two {what} start at the same time")
     return steps
+
+
+def velocity_command(text: str) -> Triple:
+    """argparse type of a held ``--cmd-vel VX,VY,WZ`` (one command, no schedule)."""
+    if ":" in text:
+        raise argparse.ArgumentTypeError(f"--cmd-vel {text!r}: use one command VX,VY,WZ, e.g. 0.5,0,0")
+    ((_, command),) = parse_timed_triples(text, "--cmd-vel", "VX,VY,WZ", "use VX,VY,WZ, e.g. 0.5,0,0", "commands")
+    return command
 
 
 def yaml_error_line(error: Exception) -> str:

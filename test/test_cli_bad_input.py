@@ -256,6 +256,9 @@ def test_real_refuses_a_bad_option_value_before_bringing_anything_up(
         (["--push-force", "-60"], "argument --push-force"),
         (["--push-force", "60", "--push-force-max", "30"], "--push-force-max 30 is below --push-force 60"),
         (["--robot-config", "/nonexistent/robot.yaml"], "/nonexistent/robot.yaml"),
+        (["--cmd-vel", "0.5,0,0"], "--cmd-vel applies to --task walk"),
+        (["--task", "walk", "--cmd-vel", "0.5,0"], "argument --cmd-vel"),
+        (["--task", "walk", "--cmd-vel", "0:0.5,0,0;5:0,0,0"], "use one command VX,VY,WZ"),
     ],
 )
 def test_eval_refuses_bad_options_in_one_line(

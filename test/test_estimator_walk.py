@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from policy_fixtures import write_mlp_policy
 
-from humanoid_rl.apps.bench_estimator_args import cmd_vel_type
+from humanoid_rl.cli_args import velocity_command
 from humanoid_rl.core.contract import PolicyContract
 from humanoid_rl.core.estimator import BEFORE_SOLE
 from humanoid_rl.core.observation import walk_terms
@@ -51,10 +51,10 @@ def test_error_statistics_split_bias_from_spread() -> None:
 
 
 def test_cmd_vel_is_three_finite_numbers() -> None:
-    assert cmd_vel_type("0.5,0,-0.2") == (0.5, 0.0, -0.2)
+    assert velocity_command("0.5,0,-0.2") == (0.5, 0.0, -0.2)
     for bad in ("0.5,0", "a,b,c", "nan,0,0"):
         with pytest.raises(argparse.ArgumentTypeError):
-            cmd_vel_type(bad)
+            velocity_command(bad)
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@ a policy whose contract carries the clock."""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -255,6 +256,26 @@ def test_eval_of_the_walk_task_reports_velocity_tracking_errors_per_episode_and_
     assert baseline["mean_vx_error_mps"] == pytest.approx(
         np.mean([e["mean_vx_error_mps"] for e in baseline["per_episode"]])
     )
+
+
+def test_eval_with_a_held_command_says_how_far_and_which_way_the_robot_misses_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from humanoid_rl.cli import main
+
+    # The PD hold told to walk at 0.4 m/s while turning left: it stands, so it achieves ~0 of each, with sign.
+    assert main(["eval", "--task", "walk", "--cmd-vel", "0.4,0,0.3", "--episodes", "2", "--episode-s", "1.5",
+                 "--push-force", "0", "--no-randomize", "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "eval.json").read_text())
+    baseline = result["baseline"]
+    assert result["setting"]["command"] == [0.4, 0.0, 0.3]
+    assert all(e["command"] == [0.4, 0.0, 0.3] for e in baseline["per_episode"])
+    assert baseline["mean_vx_error_mps"] == pytest.approx(0.4, abs=0.03)
+    assert baseline["mean_yaw_rate_error_rps"] == pytest.approx(0.3, abs=0.05)
+    vx, vy, wz = baseline["mean_achieved_velocity"]
+    assert abs(vx) < 0.03 and abs(wz) < 0.05
+    out = capsys.readouterr().out
+    assert "command held at vx 0.4 m/s, vy 0 m/s, yaw rate 0.3 rad/s" in out and "mean achieved vx" in out
 
 
 def test_the_walk_task_rewards_tracking_more_than_posture_with_a_wider_kernel_than_standing() -> None:

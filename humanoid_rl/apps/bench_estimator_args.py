@@ -5,23 +5,15 @@ from __future__ import annotations
 
 import argparse
 
-from humanoid_rl.cli_args import parse_timed_triples
+from humanoid_rl.cli_args import velocity_command
 from humanoid_rl.core.estimator import BEFORE_SOLE, STANCE_POINTS
 
-__all__ = ["add_estimator_arguments", "cmd_vel_type"]
-
-
-def cmd_vel_type(text: str) -> tuple[float, float, float]:
-    """argparse type of ``--cmd-vel VX,VY,WZ`` (one command held for the whole episode)."""
-    if ":" in text:
-        raise argparse.ArgumentTypeError(f"--cmd-vel {text!r}: use one command VX,VY,WZ, e.g. 0.5,0,0")
-    ((_, command),) = parse_timed_triples(text, "--cmd-vel", "VX,VY,WZ", "use VX,VY,WZ, e.g. 0.5,0,0", "commands")
-    return command
+__all__ = ["add_estimator_arguments"]
 
 
 def add_estimator_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("estimator (bench estimator: the state estimator under a walking policy)")
-    group.add_argument("--cmd-vel", type=cmd_vel_type, default=(0.5, 0.0, 0.0),
+    group.add_argument("--cmd-vel", type=velocity_command, default=(0.5, 0.0, 0.0),
                        help="estimator: walking command VX,VY,WZ (default 0.5,0,0); standing runs 0,0,0")
     group.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
                        help="estimator: episode seeds (default 0 1 2)")

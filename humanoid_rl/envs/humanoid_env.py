@@ -339,6 +339,7 @@ class HumanoidEnv(gym.Env[np.ndarray, np.ndarray]):
         self._energy_j = 0.0
         self._speed_error_sum = 0.0
         self._tracking_error_sums = np.zeros(3)  # |vx error|, |vy error|, |yaw-rate error|
+        self._achieved_sums = np.zeros(3)  # vx, vy (heading frame), yaw rate: with a held command, which way it errs
         self._judged_steps = 0  # steps the policy controlled (a shield in the loop holds the robot at first)
         # One stride = one gait period (the contract's clock; the stand task uses the default period as its window).
         period = self.contract.gait_period_s or self.config.gait.period_s
@@ -461,6 +462,7 @@ class HumanoidEnv(gym.Env[np.ndarray, np.ndarray]):
         if in_control:
             self._speed_error_sum += float(np.linalg.norm(lin_vel_heading - self.command[:2]))
             self._tracking_error_sums += np.abs(achieved - self.command)
+            self._achieved_sums += achieved
             self._judged_steps += 1
         self._stride_tracking.update(achieved, self.command, judged=in_control)
 
@@ -516,6 +518,7 @@ class HumanoidEnv(gym.Env[np.ndarray, np.ndarray]):
             "mean_vx_error_mps": float(self._tracking_error_sums[0]) / max(1, self._judged_steps),
             "mean_vy_error_mps": float(self._tracking_error_sums[1]) / max(1, self._judged_steps),
             "mean_yaw_rate_error_rps": float(self._tracking_error_sums[2]) / max(1, self._judged_steps),
+            "mean_achieved_velocity": (self._achieved_sums / max(1, self._judged_steps)).tolist(),
             # The walk acceptance's figures: per stride (StrideTracking), so a gait's sway is not counted as error.
             **dict(zip(("stride_vx_error_mps", "stride_vy_error_mps", "stride_yaw_rate_error_rps"),
                        self._stride_tracking.mean_errors().tolist(), strict=True)),

@@ -22,6 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         non_negative_int,
         positive_float,
         positive_int,
+        velocity_command,
     )
     from humanoid_rl.train.eval_video import parse_video_seeds
 
@@ -30,6 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", choices=("stand", "walk", "reach"), default="stand",
                         help="environment (default stand); reach: a goal-conditioned model on seeded goals, beside "
                         "the PD hold, scored by the hand's final distance")
+    parser.add_argument("--cmd-vel", type=velocity_command, default=None, metavar="VX,VY,WZ",
+                        help="walk: hold this command (m/s, m/s, rad/s, heading frame) in every episode, e.g. "
+                        "0.5,0,0 (default: each episode's drawn from the training ranges); the summary then says "
+                        "the mean velocity achieved, so too slow or veering shows with its sign")
     parser.add_argument("--episodes", type=positive_int, default=50, help="seeded episodes per policy (default 50)")
     parser.add_argument("--episode-s", type=positive_float, default=None,
                         help="episode length, seconds (default 20; reach: 1, its training episodes)")
@@ -67,9 +72,11 @@ def _describe(name: str, r: dict[str, Any], walking: bool) -> str:
             f"{r['mean_length_s']:5.1f} s  return {r['mean_return']:8.1f}  min joint-limit distance "
             f"{r['min_joint_limit_distance_rad']:.3f} rad  mean max tilt {r['mean_max_tilt_rad']:.2f} rad")
     if walking:
+        vx, vy, wz = r["mean_achieved_velocity"]
         text += (f"\n  {'':8s} tracking error per stride vx {r['stride_vx_error_mps']:.3f} m/s, vy "
                  f"{r['stride_vy_error_mps']:.3f} m/s, yaw rate {r['stride_yaw_rate_error_rps']:.3f} rad/s; per step "
-                 f"vx {r['mean_vx_error_mps']:.3f} m/s, yaw rate {r['mean_yaw_rate_error_rps']:.3f} rad/s")
+                 f"vx {r['mean_vx_error_mps']:.3f} m/s, yaw rate {r['mean_yaw_rate_error_rps']:.3f} rad/s"
+                 f"\n  {'':8s} mean achieved vx {vx:+.3f} m/s, vy {vy:+.3f} m/s, yaw rate {wz:+.3f} rad/s")
     return text
 
 
@@ -82,6 +89,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.task == "reach":
         check_reach_options(args)
+    if args.cmd_vel is not None and args.task != "walk":
+        raise CommandError(f"--cmd-vel applies to --task walk (the {args.task} task takes no velocity command). "
+                           "Fix: drop --cmd-vel, or add --task walk")
     if args.episode_s is None:
         args.episode_s = 1.0 if args.task == "reach" else 20.0
     if args.push_force is None:
@@ -110,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
                           randomize=args.randomize, seed=args.seed, robot_config=args.robot_config,
                           shield=args.shield, backend=args.backend,
                           sim_params=None if args.sim_params is None else str(args.sim_params),
-                          reach_radius_m=radius_m)
+                          reach_radius_m=radius_m, command=args.cmd_vel)
     if setting.sim_params is not None:
         from humanoid_rl.sim.sim_params import load_sim_params
 
@@ -150,7 +160,9 @@ def run(args: argparse.Namespace) -> int:
     push = f"{setting.push_force_n:g}" + (f"-{setting.push_force_max_n:g}" if setting.push_force_max_n else "")
     print(f"{setting.episodes} episodes x {setting.episode_s:g} s, push {push} N for {setting.push_duration_s:g} s "
           f"every {setting.push_interval_s:g} s, randomize {'on' if setting.randomize else 'off'}, seeds "
-          f"{setting.seed}..{setting.seed + setting.episodes - 1}, {setting.backend} ({result['eval_seconds']} s)")
+          f"{setting.seed}..{setting.seed + setting.episodes - 1}, {setting.backend} ({result['eval_seconds']} s)"
+          + ("" if setting.command is None else ", command held at vx {:g} m/s, vy {:g} m/s, yaw rate {:g} rad/s"
+             .format(*setting.command)))
     for name in (POLICY, BASELINE):
         if name in result:
             print(_describe(name, result[name], walking=setting.task == "walk"))

@@ -48,6 +48,8 @@ class EvalSetting:
     backend: str = "pybullet"
     sim_params: str | None = None  # fitted simulator parameters (`humanoid-rl sysid`): evaluate on the fitted robot
     reach_radius_m: float = 0.05  # reach: success within this distance of the goal (the model's training radius)
+    # walk: hold this (vx, vy, yaw rate) in every episode; None draws each episode's from the training ranges.
+    command: tuple[float, float, float] | None = None
 
     def env_config(self) -> Any:
         if self.task == "reach":  # no pushes or randomization; sensor noise as in training, unless told off
@@ -55,11 +57,14 @@ class EvalSetting:
 
             return ReachConfig(robot_config=self.robot_config, episode_length_s=self.episode_s,
                                success_threshold_m=self.reach_radius_m, sensor_noise=self.randomize)
+        from humanoid_rl.envs.commands import CommandConfig
         from humanoid_rl.envs.humanoid_env import EnvConfig
         from humanoid_rl.envs.pushes import PushConfig
 
         high = self.push_force_n if self.push_force_max_n is None else self.push_force_max_n
+        held = {} if self.command is None else {"commands": CommandConfig.fixed(*self.command)}
         return EnvConfig(
+            **held,
             robot_config=self.robot_config,
             backend=self.backend,
             sim_params=self.sim_params,
@@ -237,6 +242,8 @@ def summarize(episodes: list[dict[str, Any]]) -> dict[str, Any]:
         # ... per stride (one gait period's mean velocity against its command): the walk acceptance's figures.
         **{key: float(np.nanmean([e[key] for e in episodes]))
            for key in ("stride_vx_error_mps", "stride_vy_error_mps", "stride_yaw_rate_error_rps")},
+        # Signed (vx, vy, yaw rate) while the policy controls: with a held command, too slow or veering which way.
+        "mean_achieved_velocity": np.mean([e["mean_achieved_velocity"] for e in episodes], axis=0).tolist(),
         **({"shield": _shield_totals(episodes)} if "shield" in episodes[0] else {}),
         "per_episode": episodes,
     }
