@@ -13,13 +13,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pytest
 
-from humanoid_rl.core.estimator import (
-    ContactDetector,
-    EstimatorInputError,
-    EstimatorOutput,
-    EstimatorParams,
-    LeggedStateEstimator,
-)
+from humanoid_rl.core.contact_detector import ContactDetector
+from humanoid_rl.core.estimator import EstimatorOutput, LeggedStateEstimator
+from humanoid_rl.core.estimator_params import EstimatorInputError, EstimatorParams
 from humanoid_rl.core.kinematics import RobotKinematics
 from humanoid_rl.core.robot_spec import RobotSpec
 from humanoid_rl.core.rotations import quat_from_axis_angle, quat_multiply, quat_to_matrix
@@ -191,6 +187,14 @@ def swaying(spec: RobotSpec, kinematics: RobotKinematics) -> SensorStream:
 def velocity_rmse(outputs: list[EstimatorOutput], stream: SensorStream, start: int = 0) -> float:
     est = np.array([o.linear_velocity_world for o in outputs[start:]])
     return float(np.sqrt(np.mean(np.sum((est - stream.true_velocity[start:]) ** 2, axis=1))))
+
+
+def test_the_names_that_moved_out_of_the_estimator_module_are_still_importable_from_it():
+    from humanoid_rl.core import contact_detector, estimator, estimator_params
+
+    assert estimator.ContactDetector is contact_detector.ContactDetector
+    for name in estimator_params.__all__:
+        assert getattr(estimator, name) is getattr(estimator_params, name), name
 
 
 # --------------------------------------------------------------------------- standing

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from test_estimator import DT, SensorStream, run, weight
 
-from humanoid_rl.core.estimator import EstimatorParams, LeggedStateEstimator
+from humanoid_rl.core.estimator import LeggedStateEstimator
+from humanoid_rl.core.estimator_params import EstimatorParams
 from humanoid_rl.core.kinematics import RobotKinematics
 from humanoid_rl.core.robot_spec import RobotSpec
 from humanoid_rl.core.rotations import quat_from_axis_angle, quat_to_matrix

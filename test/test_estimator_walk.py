@@ -14,7 +14,7 @@ from policy_fixtures import write_mlp_policy
 
 from humanoid_rl.cli_args import velocity_command
 from humanoid_rl.core.contract import PolicyContract
-from humanoid_rl.core.estimator import BEFORE_SOLE
+from humanoid_rl.core.estimator_params import BEFORE_SOLE
 from humanoid_rl.core.observation import walk_terms
 from humanoid_rl.core.robot_spec import RobotSpec
 from humanoid_rl.envs.gait import GaitConfig

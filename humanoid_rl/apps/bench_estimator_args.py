@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from humanoid_rl.cli_args import velocity_command
-from humanoid_rl.core.estimator import BEFORE_SOLE, STANCE_POINTS
+from humanoid_rl.core.estimator_params import BEFORE_SOLE, STANCE_POINTS
 
 __all__ = ["add_estimator_arguments"]
 

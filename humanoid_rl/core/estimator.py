@@ -26,13 +26,34 @@ noise and which rows are switched off), so an update is a handful of small matri
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from humanoid_rl.core.contact_detector import ContactDetector
+from humanoid_rl.core.estimator_params import BEFORE_SOLE, STANCE_POINTS, EstimatorInputError, EstimatorParams
+from humanoid_rl.core.orientation_filter import (
+    Quat,
+    Vec3,
+    normalised,
+    orientation_filter_step,
+    rotation_matrix_into,
+)
 from humanoid_rl.core.soles import rpy_matrix
+
+# BEFORE_SOLE, STANCE_POINTS, ContactDetector, EstimatorInputError and EstimatorParams live in their own modules
+# (estimator_params, contact_detector) and are re-exported here for the importers that know them from this one.
+__all__ = [
+    "BEFORE_SOLE",
+    "STANCE_POINTS",
+    "ContactDetector",
+    "EstimatorInputError",
+    "EstimatorOutput",
+    "EstimatorParams",
+    "LeggedStateEstimator",
+]
 
 if TYPE_CHECKING:
     from humanoid_rl.core.kinematics import RobotKinematics
@@ -53,199 +74,7 @@ MEASUREMENT_SIZE = 14
 _REL_ROWS = (slice(0, 3), slice(3, 6))
 _VEL_ROWS = (slice(6, 9), slice(9, 12))
 _HEIGHT_ROWS = (12, 13)
-STANCE_POINTS = ("sole", "foot_frame")
-# EstimatorParams settings of the estimator as it was before the stance point moved to the sole (issue #12), for
-# before/after comparisons (`humanoid-rl bench estimator --estimator-before-sole`).
-BEFORE_SOLE = {"stance_point": "foot_frame", "slip_gate_chi2": 0.0, "foot_velocity_std": 0.1}
 _DT_TOLERANCE_S = 1e-9  # dt within this of the previous one reuses the discretised model
-
-
-class EstimatorInputError(ValueError):
-    """An input to ``LeggedStateEstimator.update`` is malformed: wrong shape, NaN, inf, a reading beyond
-    ``EstimatorParams.max_abs_reading``, a quaternion far from unit length.
-
-    The estimator state is left exactly as it was; the caller should drop the sample (and count it).
-    """
-
-
-@dataclass(frozen=True)
-class EstimatorParams:
-    """Tunables of ``LeggedStateEstimator``. Noise densities are continuous-time (variance grows as σ²·dt),
-    so the tuning does not depend on the update rate; measurement standard deviations are per sample.
-
-    Defaults were tuned on the PyBullet humanoid (humanoid_rl.sim.estimator_eval) with its default sensor
-    noise.
-    """
-
-    # --- process noise (continuous-time densities, σ² · dt per step) ---
-    accel_noise_density: float = 0.25
-    """m/s²·√s: white noise on the world acceleration (accelerometer noise, bias, vibration, lever arm).
-    In the simulation 0.1 scores best (its accelerometer is clean); 0.25 leaves room for a real robot's
-    impacts and vibration at a cost of about 1 mm/s RMSE there."""
-    position_noise_density: float = 0.002
-    """m/√s: small extra freedom on the base position beyond v·dt."""
-    stance_foot_noise_density: float = 0.002
-    """m/√s: how much a foot in contact may slip."""
-    swing_foot_noise_density: float = 5.0
-    """m/√s: a swinging foot is free; this makes its state follow the kinematic measurement."""
-
-    # --- measurement noise (per sample standard deviations) ---
-    stance_foot_position_std: float = 0.005
-    """m: kinematic foot position relative to the base, foot in contact (encoder noise x leg length)."""
-    swing_foot_position_std: float = 0.02
-    """m: same for a swinging foot (only carries the foot state along; hardly moves the base)."""
-    foot_height_std: float = 0.005
-    """m: stance foot height above the ground plane (flat ground assumption)."""
-    foot_velocity_std: float = 0.05
-    """m/s: base velocity from a stance leg, -R(J q̇ + ω × r) (joint velocity noise x leg length). 0.1 until the
-    stance point sat on the sole; 0.05 with the slip gate: walking RMSE vx 0.065 -> 0.042 m/s (the walk policy's
-    50 Hz sensor stream replayed), standing under pushes 6.1 -> 7.8 mm/s (estimator_eval, 500 Hz)."""
-    use_foot_height_measurement: bool = True
-    """False on uneven ground: then height drifts only as slowly as the feet slip."""
-    use_foot_velocity_measurement: bool = True
-    slip_gate_chi2: float = 16.0
-    """Squared normalised distance (3 DoF) beyond which a stance leg's velocity is taken for a slipping or
-    just-landed foot and down-weighted (0: off): the two legs' disagreement with both feet down, else the leg's
-    distance from the prediction. 16 is the 99.9 % point of χ²(3): a still foot passes it; the walk policy's feet,
-    which slide under load now and then (per-leg error 99th percentile 0.4-0.7 m/s), do not."""
-
-    # --- stance point ---
-    stance_point: str = "sole"
-    """What stays put on the ground while a foot is in contact. "sole": the lowest part of the sole rectangle
-    (``RobotSpec.soles``): its centre while flat, the edge or corner it stands on while tilted, chosen anew at
-    every update from the kinematics and the orientation. "foot_frame": the foot link origin, right only for a
-    foot that stays flat."""
-    stance_point_softness_m: float = 0.002
-    """m: sole corners within about this of the lowest one share the stance point (a soft minimum), so a flat
-    foot's point sits mid-sole and does not jump between corners on encoder or orientation noise. Smaller follows
-    a tilting foot sooner (walking vy RMSE 35 / 30 / 28 mm/s at 3 / 2 / 1.5 mm) but lifts a standing robot's
-    height error (1.1 / 1.6 / 2.1 mm: its feet are never quite flat)."""
-
-    # --- geometry ---
-    ground_height: float = 0.0
-    """m: world z of the (flat) ground."""
-    foot_frame_height: float | None = None
-    """m: height of the foot link frame above the ground when the sole is flat on it. None derives it from the
-    robot spec: nominal_base_height + the base-frame z of the feet in the default pose."""
-    gravity: float = 9.81
-    """m/s²: magnitude; world gravity is (0, 0, -gravity)."""
-
-    # --- contact detection (per-foot normal force, hysteresis) ---
-    contact_on_weight_fraction: float = 0.15
-    """A foot enters contact when its normal force exceeds this fraction of the robot's weight ..."""
-    contact_off_weight_fraction: float = 0.05
-    """... and leaves contact when it falls below this fraction."""
-
-    # --- orientation and gyro bias ---
-    gyro_bias_time_constant_s: float = 1.0
-    """s: time constant of the gyro bias estimate (0 switches it off). The bias is what makes the gyro
-    disagree with the IMU quaternion over time; uncorrected it biases the leg-velocity measurement by
-    bias x leg length (5 mm/s for 0.005 rad/s on a 0.75 m leg) and the base position drifts with it."""
-    max_gyro_bias: float = 0.1
-    """rad/s: the bias estimate is clamped to this."""
-    orientation_time_constant_s: float = 0.0
-    """s: 0 outputs the IMU quaternion as is (an IMU's on-board AHRS already fuses gyro and accelerometer at
-    a higher rate, and a second filter would add lag). > 0 outputs the gyro integrated and pulled towards the
-    IMU quaternion with this time constant: for an IMU whose quaternion is noisy sample to sample."""
-
-    # --- input checks, timing and initialisation ---
-    max_abs_reading: float = 1e4
-    """Any reading (rad, rad/s, m/s², N) beyond ± this is a sensor fault and the sample is refused: far above
-    anything physical for a humanoid (1e4 N, 1000 g), far below what would overflow the filter."""
-    max_dt_s: float = 0.05
-    """s: a gap longer than this (lost samples) is integrated as max_dt_s only, and counted."""
-    max_flight_s: float = 0.5
-    """s: no foot in contact for longer than this (a fall, the robot lifted or lying on its side) and the estimate
-    has lost its footing: nothing anchors it, and the IMU integrated alone runs away (a fallen robot's height read
-    -3.8 m). The output is then flagged invalid, the base holds its last position with zero velocity and a
-    variance that keeps growing, until a foot is in contact again."""
-    initial_position_std: float = 0.01
-    initial_velocity_std: float = 0.1
-    initial_foot_std: float = 0.01
-
-    def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, (bool, str)) or value is None:
-                continue
-            if not math.isfinite(value):
-                raise ValueError(f"EstimatorParams.{f.name} = {value!r}: must be a finite number")
-            if f.name not in ("ground_height", "foot_frame_height") and value < 0.0:
-                raise ValueError(f"EstimatorParams.{f.name} = {value!r}: must be >= 0")
-        positive = (
-            "stance_foot_position_std",
-            "swing_foot_position_std",
-            "foot_height_std",
-            "foot_velocity_std",
-            "gravity",
-            "max_dt_s",
-            "max_flight_s",
-            "initial_position_std",
-            "initial_velocity_std",
-            "initial_foot_std",
-            "max_abs_reading",
-        )
-        for name in positive:
-            if getattr(self, name) <= 0.0:
-                raise ValueError(f"EstimatorParams.{name} = {getattr(self, name)!r}: must be > 0")
-        if self.stance_point not in STANCE_POINTS:
-            raise ValueError(f"EstimatorParams.stance_point = {self.stance_point!r}: use one of {STANCE_POINTS}")
-        if self.stance_point == "sole" and self.stance_point_softness_m <= 0.0:
-            raise ValueError("EstimatorParams.stance_point_softness_m must be > 0 with stance_point 'sole'")
-        if self.contact_off_weight_fraction >= self.contact_on_weight_fraction:
-            raise ValueError(
-                f"EstimatorParams.contact_off_weight_fraction ({self.contact_off_weight_fraction}) "
-                "must be below "
-                f"contact_on_weight_fraction ({self.contact_on_weight_fraction}) for the hysteresis to work"
-            )
-
-
-class ContactDetector:
-    """Per-foot contact from normal force with hysteresis: on above ``on_threshold_n``, off below
-    ``off_threshold_n``, otherwise unchanged (so a force hovering around one threshold does not chatter)."""
-
-    def __init__(self, on_threshold_n: float, off_threshold_n: float, n_feet: int = 2) -> None:
-        if not (math.isfinite(on_threshold_n) and math.isfinite(off_threshold_n)):
-            raise ValueError(f"contact thresholds must be finite, got on={on_threshold_n}, off={off_threshold_n}")
-        if off_threshold_n >= on_threshold_n:
-            raise ValueError(
-                f"contact off threshold ({off_threshold_n} N) must be below the on threshold ({on_threshold_n} N)"
-            )
-        self.on_threshold_n = float(on_threshold_n)
-        self.off_threshold_n = float(off_threshold_n)
-        self.n_feet = n_feet
-        self._contacts = np.zeros(n_feet, dtype=bool)
-        self._initialised = False
-
-    @property
-    def contacts(self) -> NDArray[np.bool_]:
-        return self._contacts.copy()
-
-    def reset(self) -> None:
-        self._contacts = np.zeros(self.n_feet, dtype=bool)
-        self._initialised = False
-
-    def evaluate(self, normal_forces: ArrayLike) -> NDArray[np.bool_]:
-        """The contacts these forces would give, without committing them (see ``commit``)."""
-        forces = np.asarray(normal_forces, dtype=np.float64)
-        if forces.shape != (self.n_feet,):
-            raise EstimatorInputError(
-                f"foot_forces has shape {forces.shape}, expected ({self.n_feet},) (one normal force per foot)"
-            )
-        if not self._initialised:
-            # No history yet: decide by the midpoint between the thresholds.
-            return forces > 0.5 * (self.on_threshold_n + self.off_threshold_n)
-        return (self._contacts | (forces > self.on_threshold_n)) & (forces >= self.off_threshold_n)
-
-    def commit(self, contacts: NDArray[np.bool_]) -> None:
-        self._contacts = contacts
-        self._initialised = True
-
-    def update(self, normal_forces: ArrayLike) -> NDArray[np.bool_]:
-        """Evaluate and commit; returns the new contact flags (left, right)."""
-        contacts = self.evaluate(normal_forces)
-        self.commit(contacts)
-        return contacts.copy()
 
 
 @dataclass
@@ -265,80 +94,6 @@ class EstimatorOutput:
     gyro_bias: FloatArray  # (3,) rad/s, the estimate subtracted from the gyro
     valid: bool = True  # False while no foot has been in contact for longer than max_flight_s
     no_contact_s: float = 0.0  # how long no foot has been in contact
-
-
-Quat = tuple[float, float, float, float]
-Vec3 = tuple[float, float, float]
-
-
-def _quat_mul(a: Quat, b: Quat) -> Quat:
-    # Plain floats: this runs a few times per update, where numpy's per-call cost would dominate
-    # (humanoid_rl.core.rotations.quat_multiply is the array version).
-    ax, ay, az, aw = a
-    bx, by, bz, bw = b
-    return (
-        aw * bx + ax * bw + ay * bz - az * by,
-        aw * by - ax * bz + ay * bw + az * bx,
-        aw * bz + ax * by - ay * bx + az * bw,
-        aw * bw - ax * bx - ay * by - az * bz,
-    )
-
-
-def _rotation_matrix_into(quat: Quat, out: FloatArray) -> None:
-    """Body-to-world rotation matrix of a unit quaternion, written in place (the per-update path; allocating
-    through humanoid_rl.core.rotations.quat_to_matrix costs a few µs more)."""
-    x, y, z, w = quat
-    xx, yy, zz = x * x, y * y, z * z
-    xy, xz, yz = x * y, x * z, y * z
-    wx, wy, wz = w * x, w * y, w * z
-    out[0, 0], out[0, 1], out[0, 2] = 1.0 - 2.0 * (yy + zz), 2.0 * (xy - wz), 2.0 * (xz + wy)
-    out[1, 0], out[1, 1], out[1, 2] = 2.0 * (xy + wz), 1.0 - 2.0 * (xx + zz), 2.0 * (yz - wx)
-    out[2, 0], out[2, 1], out[2, 2] = 2.0 * (xz - wy), 2.0 * (yz + wx), 1.0 - 2.0 * (xx + yy)
-
-
-def _quat_exp(vx: float, vy: float, vz: float) -> Quat:
-    """Unit quaternion of the rotation vector (vx, vy, vz)."""
-    angle = math.sqrt(vx * vx + vy * vy + vz * vz)
-    if angle < 1e-9:
-        return (0.5 * vx, 0.5 * vy, 0.5 * vz, 1.0)
-    s = math.sin(0.5 * angle) / angle
-    return (vx * s, vy * s, vz * s, math.cos(0.5 * angle))
-
-
-def _normalised(q: Quat) -> Quat:
-    n = 1.0 / math.sqrt(q[0] * q[0] + q[1] * q[1] + q[2] * q[2] + q[3] * q[3])
-    return (q[0] * n, q[1] * n, q[2] * n, q[3] * n)
-
-
-def _orientation_filter_step(
-    reference: Quat,
-    bias: Vec3,
-    measured: Quat,
-    gyro: Vec3,
-    dt: float,
-    correction_gain: float,
-    bias_gain: float,
-    max_bias: float,
-) -> tuple[Quat, Vec3]:
-    """One step of a Mahony-style PI complementary filter: integrate the bias-corrected gyro from
-    ``reference``, then pull the result towards the ``measured`` quaternion (proportional, ``correction_gain``
-    1/s) and the bias against the remaining error (integral, ``bias_gain`` 1/s²). All body frame."""
-    wx, wy, wz = gyro[0] - bias[0], gyro[1] - bias[1], gyro[2] - bias[2]
-    predicted = _quat_mul(reference, _quat_exp(wx * dt, wy * dt, wz * dt))
-    # Error rotation predicted -> measured in the body frame (small angle: twice the vector part).
-    px, py, pz, pw = predicted
-    ex, ey, ez, ew = _quat_mul((-px, -py, -pz, pw), measured)
-    sign = 2.0 if ew >= 0.0 else -2.0
-    ex, ey, ez = sign * ex, sign * ey, sign * ez
-    half_gain = 0.5 * min(1.0, correction_gain * dt)
-    corrected = _normalised(_quat_mul(predicted, (half_gain * ex, half_gain * ey, half_gain * ez, 1.0)))
-    k = bias_gain * dt
-    new_bias = (
-        min(max_bias, max(-max_bias, bias[0] - k * ex)),
-        min(max_bias, max(-max_bias, bias[1] - k * ey)),
-        min(max_bias, max(-max_bias, bias[2] - k * ez)),
-    )
-    return corrected, new_bias
 
 
 class LeggedStateEstimator:
@@ -535,7 +290,7 @@ class LeggedStateEstimator:
         contacts = self.contact_detector.evaluate(forces)
 
         if not self._initialised:
-            _rotation_matrix_into(tuple(quat.tolist()), self._rot)
+            rotation_matrix_into(tuple(quat.tolist()), self._rot)
             feet_in_base, _, points_in_foot = self._stance_points(q, self._rot)
             self._initialise(feet_in_base, contacts)
             self._stance_points_in_foot = points_in_foot
@@ -557,7 +312,7 @@ class LeggedStateEstimator:
         reference, bias = self._reference_quat, self._gyro_bias
         orientation: Quat = tuple(quat.tolist())  # the IMU's, or the filtered one below
         if self._run_orientation_filter:
-            reference, bias = _orientation_filter_step(
+            reference, bias = orientation_filter_step(
                 reference, bias, orientation, tuple(gyro.tolist()), dt,
                 self._correction_gain, self._bias_gain, self.params.max_gyro_bias,
             )  # fmt: skip
@@ -565,7 +320,7 @@ class LeggedStateEstimator:
             if self.params.orientation_time_constant_s > 0.0:
                 quat, orientation = np.array(reference), reference
         rot = self._rot_work
-        _rotation_matrix_into(orientation, rot)
+        rotation_matrix_into(orientation, rot)
         feet_in_base, jacobians, points_in_foot = self._stance_points(q, rot)
         # The feet's states track sole points; where the point moved on the sole (the foot rolled onto another
         # edge), move the state with it, so that the state stays the position of the point now on the ground.
@@ -739,7 +494,7 @@ class LeggedStateEstimator:
         """Where each foot's state sits relative to the base, in the base frame (2, 3), for joint positions (policy
         order) and a base orientation: the stance points (``EstimatorParams.stance_point``)."""
         rot = np.empty((3, 3))
-        _rotation_matrix_into(tuple(_normalised(tuple(np.asarray(base_quat_xyzw, dtype=np.float64).tolist()))), rot)
+        rotation_matrix_into(tuple(normalised(tuple(np.asarray(base_quat_xyzw, dtype=np.float64).tolist()))), rot)
         return self._stance_points(np.asarray(joint_pos, dtype=np.float64), rot)[0]
 
     def _stance_points(self, joint_pos: FloatArray, rot: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:

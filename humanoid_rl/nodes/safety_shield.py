@@ -76,9 +76,10 @@ button is held) at least that often: without one the shield is disengaged (HOLD)
 * **cleanup** frees everything.
 
 Parameters: the shield's thresholds (:data:`~humanoid_rl.core.shield.SHIELD_PARAMETERS`) and this node's own
-(:data:`PARAMETERS`). ``ros2 param set /safety_shield <name> <value>`` takes effect on the next command; a value
-out of range, inconsistent with the others (e.g. ``tilt_warn`` ≥ ``tilt_trip``) or incompatible with the
-robot's joint ranges is refused with the reason and the old value stays; read-only ones are refused.
+(:data:`~humanoid_rl.nodes.safety_shield_params.PARAMETERS`). ``ros2 param set /safety_shield <name> <value>``
+takes effect on the next command; a value out of range, inconsistent with the others (e.g. ``tilt_warn`` ≥
+``tilt_trip``) or incompatible with the robot's joint ranges is refused with the reason and the old value stays;
+read-only ones are refused.
 """
 
 from __future__ import annotations
@@ -87,7 +88,6 @@ import math
 import time
 from collections import deque
 from collections.abc import Mapping
-from enum import Enum
 from typing import Any
 
 import numpy as np
@@ -102,7 +102,6 @@ from std_msgs.msg import Empty, Float64MultiArray, String
 from std_srvs.srv import SetBool, Trigger
 
 from humanoid_rl.core.kinematics import RobotKinematics
-from humanoid_rl.core.params import ParamSpec
 from humanoid_rl.core.robot_spec import RobotSpec
 from humanoid_rl.core.rotations import quat_conjugate, quat_multiply, quat_rotate, yaw
 from humanoid_rl.core.shield import (
@@ -128,67 +127,10 @@ from humanoid_rl.nodes.output_budget import CLOCK_JUMP_TOLERANCE_S, OutputBudget
 from humanoid_rl.nodes.params import DeclaredParameters
 from humanoid_rl.nodes.qos import COMMAND_QOS, LATCHED_QOS, SENSOR_QOS
 from humanoid_rl.nodes.runner import main_for
+from humanoid_rl.nodes.safety_shield_params import PARAMETERS, ShieldClock, ShieldTrigger
 
+__all__ = ["PARAMETERS", "STATS_WINDOW", "SafetyShieldNode", "ShieldClock", "ShieldTrigger", "main"]
 
-class ShieldClock(Enum):
-    SIM = "sim"  # the node's ROS clock (sim time under use_sim_time)
-    STEADY = "steady"  # time.monotonic(): hardware
-
-
-class ShieldTrigger(Enum):
-    TIMER = "timer"  # commands publish at once; a timer at rate_hz runs the watchdogs and ramps
-    STATE = "state"  # each joint state steps the shield: the simulator's lock-step mode
-
-
-PARAMETERS: tuple[ParamSpec, ...] = (
-    ParamSpec("robot_config", "", "robot YAML (config/robots/<robot>.yaml); '' = the shipped humanoid", read_only=True),
-    ParamSpec(
-        "clock",
-        ShieldClock.SIM.value,
-        "time base of the watchdogs: 'sim' = the ROS clock (sim time under use_sim_time), 'steady' = a"
-        " monotonic clock that keeps running when /clock stops (hardware)",
-        choices=tuple(c.value for c in ShieldClock),
-        read_only=True,
-    ),
-    ParamSpec(
-        "trigger",
-        ShieldTrigger.TIMER.value,
-        "'timer': a timer at rate_hz runs the watchdogs and ramps between commands; 'state': each joint state"
-        " steps the shield (the simulator's lock-step mode)",
-        choices=tuple(t.value for t in ShieldTrigger),
-        read_only=True,
-    ),
-    ParamSpec(
-        "rate_hz",
-        50.0,
-        "timer trigger: rate of the watchdog / ramp timer, which publishes when no command did since its last"
-        " tick (outputs stay about one per control_period on average, at most 1.1)",
-        "Hz",
-        1.0,
-        2000.0,
-    ),
-    ParamSpec(
-        "require_engage",
-        False,
-        "HOLD until /safety_shield/engage is called with true (hardware: the user's explicit go)",
-        read_only=True,
-    ),
-    ParamSpec(
-        "autostart",
-        True,
-        "configure and activate at start-up (simulation); false waits for lifecycle transitions (hardware)",
-        read_only=True,
-    ),
-    ParamSpec(
-        "deadman_timeout",
-        0.0,
-        f"hardware: > 0 requires a std_msgs/Empty heartbeat on {Topics.DEADMAN} (e.g. a joystick button held)"
-        " at least this often; without it the shield is disengaged (HOLD) until heartbeats come again. 0 = off",
-        "s",
-        0.0,
-        10.0,
-    ),
-)
 
 DIAGNOSTICS_PERIOD_S = 0.5
 STATS_WINDOW = 250  # samples kept for percentiles: the last ~5 s at 50 Hz

@@ -42,12 +42,8 @@ from rclpy.node import Node
 from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import Float64MultiArray, MultiArrayDimension, String
 
-from humanoid_rl.core.estimator import (
-    EstimatorInputError,
-    EstimatorOutput,
-    EstimatorParams,
-    LeggedStateEstimator,
-)
+from humanoid_rl.core.estimator import EstimatorOutput, LeggedStateEstimator
+from humanoid_rl.core.estimator_params import EstimatorInputError, EstimatorParams
 from humanoid_rl.core.kinematics import RobotKinematics
 from humanoid_rl.core.params import ParamSpec
 from humanoid_rl.core.posture import has_fallen

@@ -21,7 +21,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from humanoid_rl.core.estimator import EstimatorParams, LeggedStateEstimator
+from humanoid_rl.core.estimator import LeggedStateEstimator
+from humanoid_rl.core.estimator_params import EstimatorParams
 from humanoid_rl.core.kinematics import RobotKinematics
 from humanoid_rl.core.robot_spec import RobotSpec
 from humanoid_rl.sim.simulator import HumanoidSim, SimConfig

@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from humanoid_rl.core.estimator import BEFORE_SOLE, EstimatorParams, LeggedStateEstimator
+from humanoid_rl.core.estimator import LeggedStateEstimator
+from humanoid_rl.core.estimator_params import BEFORE_SOLE, EstimatorParams
 from humanoid_rl.core.kinematics import RobotKinematics
 
 __all__ = ["EstimatorWalkConfig", "error_statistics", "run_episode", "run_estimator_bench"]
