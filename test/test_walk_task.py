@@ -58,6 +58,64 @@ def test_the_schedule_stands_left_then_right_with_double_support_and_both_feet_w
     assert gait_targets(0.25, GAIT, moving=True, period_s=1.0).stance.tolist() == [True, False]
 
 
+def test_the_reference_gait_flexes_only_the_swing_leg_and_lifts_its_sole_level_on_the_shipped_robot() -> None:
+    from humanoid_rl.core.kinematics import RobotKinematics
+    from humanoid_rl.core.robot_spec import RobotSpec
+    from humanoid_rl.envs.gait import LegReference
+
+    spec = RobotSpec.load(None)
+    reference = LegReference(spec.joint_names, spec.lower, spec.upper)
+    quarter = GAIT.period_s / 4.0
+    right_swings = gait_targets(quarter, GAIT, moving=True)  # sin = 1: left stands, right at mid-swing
+    assert right_swings.swing.tolist() == [0.0, 1.0]
+    offsets = reference.offsets(right_swings.swing, 0.17)
+    names = dict(zip(spec.joint_names, offsets, strict=True))
+    # The shipped knee bends positive (limits 0..2.3), so the hip flexes negative and the ankle compensates.
+    assert names["right_knee_joint"] == pytest.approx(0.34)
+    assert names["right_hip_pitch_joint"] == pytest.approx(-0.17)
+    assert names["right_ankle_pitch_joint"] == pytest.approx(-0.17)
+    assert np.count_nonzero(offsets) == 3  # the stance leg and every other joint stay at the default
+    assert not reference.offsets(gait_targets(0.0, GAIT, moving=True).swing, 0.17).any()  # double support
+    assert not reference.offsets(gait_targets(quarter, GAIT, moving=False).swing, 0.17).any()  # standing still
+
+    kinematics = RobotKinematics(spec)
+    before = kinematics.foot_positions_in_base(spec.default_pose)
+    after = kinematics.foot_positions_in_base(spec.default_pose + offsets)
+    assert after[1, 2] - before[1, 2] > 0.02  # the swing sole lifts (signs right for this robot)
+    assert np.allclose(after[0], before[0])  # the stance foot does not move
+
+
+def test_the_reference_gait_term_pays_its_weight_on_the_reference_and_less_off_it() -> None:
+    w = RewardConfig.for_walk().with_settings(["reference_gait=1.5"])
+    on = reward_terms(walk_inputs(reference_error_rad=np.zeros(12)), w, walking=True)
+    assert on["reference_gait"] == pytest.approx(1.5)
+    error = np.zeros(12)
+    error[3] = 0.3
+    off = reward_terms(walk_inputs(reference_error_rad=error), w, walking=True)
+    assert off["reference_gait"] == pytest.approx(1.5 * (math.exp(-0.6) - 0.2 * 0.3))
+    far = reward_terms(walk_inputs(reference_error_rad=np.full(12, 1.0)), w, walking=True)
+    assert far["reference_gait"] < 0.0  # the linear part keeps a slope where the exp has flattened
+    assert reward_terms(walk_inputs(reference_error_rad=error), RewardConfig.for_walk(),
+                        walking=True)["reference_gait"] == 0.0
+
+
+def test_the_walk_env_rewards_the_reference_gait_for_standing_at_the_default_pose_when_told_to_stand() -> None:
+    rewards = RewardConfig.for_walk().with_settings(["reference_gait=1"])
+    env = HumanoidEnv("walk", EnvConfig(push=PushConfig.off(), randomize=False, commands=CommandConfig.fixed(0.0),
+                                        rewards=rewards))
+    try:
+        env.reset(seed=0)
+        terms = [env.step(np.zeros(N, np.float32))[4]["reward_terms"]["reference_gait"] for _ in range(10)]
+        legs = [i for i, name in enumerate(env.robot_spec.joint_names) if "hip" in name or "knee" in name
+                or "ankle" in name]
+        sag = float(np.linalg.norm((env.sim.joint_state()[0] - env.robot_spec.default_pose)[legs]))
+    finally:
+        env.close()
+    # The PD holds the default pose (the reference while standing) within its gravity sag.
+    assert sag < 0.1
+    assert terms[-1] == pytest.approx(math.exp(-2.0 * sag) - 0.2 * sag, abs=1e-9)
+
+
 def test_a_command_below_the_still_thresholds_means_standing() -> None:
     assert not is_moving(np.zeros(3))
     assert not is_moving(np.array([0.03, 0.03, 0.04]))

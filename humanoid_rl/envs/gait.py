@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["FeetAirTime", "GaitConfig", "GaitTargets", "gait_targets", "is_moving"]
+__all__ = ["FeetAirTime", "GaitConfig", "GaitTargets", "LegReference", "gait_targets", "is_moving"]
 
 # Below these the command means "stand still": both feet stay down, no air-time reward.
 STILL_SPEED_MPS = 0.05
@@ -47,6 +47,7 @@ class GaitConfig:
 class GaitTargets:
     stance: np.ndarray  # (2,) bool: left, right foot should be on the ground
     swing_height_m: np.ndarray  # (2,) the sole height each foot should have now (0 for a stance foot)
+    swing: np.ndarray  # (2,) how far into its swing each foot is: |sin| (0 standing, 1 at mid-swing)
 
 
 def is_moving(command: np.ndarray) -> bool:
@@ -58,13 +59,44 @@ def gait_targets(time_s: float, config: GaitConfig, moving: bool, period_s: floa
     """Stance per foot and the swing foot's height reference (a half sine over its swing) at clock ``time_s``;
     ``period_s`` overrides the config's (a contract that brings its own clock)."""
     if not moving:
-        return GaitTargets(np.array([True, True]), np.zeros(2))
+        return GaitTargets(np.array([True, True]), np.zeros(2), np.zeros(2))
     s = math.sin(2.0 * math.pi * time_s / (period_s or config.period_s))
     double = abs(s) < config.double_support
     stance = np.array([s >= 0.0 or double, s < 0.0 or double])
-    lift = config.swing_height_m * abs(s)
-    height = np.where(stance, 0.0, lift)
-    return GaitTargets(stance, height)
+    swing = np.where(stance, 0.0, abs(s))
+    return GaitTargets(stance, config.swing_height_m * swing, swing)
+
+
+class LegReference:
+    """humanoid-gym's periodic reference trajectory (``compute_ref_state``): a swinging leg flexes its hip by
+    ``a``, its knee by ``2a`` and its ankle by ``a`` the other way, ``a = amplitude * swing``, so the sole
+    lifts and stays parallel to the ground; stance legs keep the default pose. Offsets are from the default
+    pose. The flexion signs come from the robot: a knee bends only one way (the side of its larger limit), and
+    with parallel pitch axes the hip flexes and the ankle compensates against it."""
+
+    def __init__(self, joint_names: tuple[str, ...], lower: np.ndarray, upper: np.ndarray) -> None:
+        self.n_joints = len(joint_names)
+        self.pitch_chains: list[np.ndarray] = []  # per leg (left, right): indices of hip pitch, knee, ankle pitch
+        self.signs: list[np.ndarray] = []
+        self.leg_joints = np.array([i for i, name in enumerate(joint_names)
+                                    if any(part in name for part in ("hip", "knee", "ankle"))], dtype=int)
+        for side in ("left", "right"):
+            chain = [next((i for i, name in enumerate(joint_names) if side in name and part in name), None)
+                     for part in ("hip_pitch", "knee", "ankle_pitch")]
+            if None in chain:
+                raise ValueError(f"the reference gait needs {side} hip_pitch, knee and ankle_pitch joints; this "
+                                 f"robot's joints are {list(joint_names)}")
+            knee = chain[1]
+            bend = 1.0 if abs(upper[knee]) >= abs(lower[knee]) else -1.0
+            self.pitch_chains.append(np.array(chain, dtype=int))
+            self.signs.append(np.array([-bend, 2.0 * bend, -bend]))
+
+    def offsets(self, swing: np.ndarray, amplitude_rad: float) -> np.ndarray:
+        """(n_joints,) reference offsets from the default pose for each leg's swing fraction (left, right)."""
+        out = np.zeros(self.n_joints)
+        for leg in range(2):
+            out[self.pitch_chains[leg]] = amplitude_rad * float(swing[leg]) * self.signs[leg]
+        return out
 
 
 class FeetAirTime:

@@ -32,7 +32,7 @@ from humanoid_rl.core.robot_spec import RobotSpec
 from humanoid_rl.core.rotations import yaw as heading
 from humanoid_rl.core.shield_modes import ShieldMode
 from humanoid_rl.envs.commands import CommandConfig, StrideTracking, draw_command
-from humanoid_rl.envs.gait import FeetAirTime, GaitConfig, gait_targets, is_moving
+from humanoid_rl.envs.gait import FeetAirTime, GaitConfig, LegReference, gait_targets, is_moving
 from humanoid_rl.envs.pushes import PushConfig, PushSchedule
 from humanoid_rl.envs.rewards import STAND_TERMS, WALK_TERMS, RewardConfig, RewardInputs, reward_terms
 from humanoid_rl.sim import DomainRandomization, HumanoidSim, SensorNoise, SensorReadings, SimConfig
@@ -204,6 +204,10 @@ class HumanoidEnv(gym.Env[np.ndarray, np.ndarray]):
         self._hip_yaw_roll = np.array(
             [i for i, name in enumerate(spec.joint_names) if "hip_yaw" in name or "hip_roll" in name], dtype=int
         )
+        # Only a robot with named hip/knee/ankle pitch joints has one; the term must then be off.
+        self._leg_reference = None
+        if walking and self.rewards.reference_gait > 0.0:
+            self._leg_reference = LegReference(spec.joint_names, spec.lower, spec.upper)
         mujoco = self.config.backend == "mujoco"
         if mujoco and render_mode is not None:
             raise ValueError("the MuJoCo backend is for training only and does not render: use backend='pybullet'")
@@ -497,6 +501,10 @@ class HumanoidEnv(gym.Env[np.ndarray, np.ndarray]):
         inputs.touchdown, inputs.flight_time_s = self._air_time.update(self._feet_in_contact, self.policy_dt)
         inputs.half_period_s, inputs.min_air_time_s = period / 2.0, gait.min_air_time_s
         inputs.hip_offset_rad = joint_pos[self._hip_yaw_roll] - self.robot_spec.default_pose[self._hip_yaw_roll]
+        if self._leg_reference is not None:
+            reference = self._leg_reference.offsets(targets.swing, self.rewards.reference_gait_amplitude_rad)
+            legs = self._leg_reference.leg_joints
+            inputs.reference_error_rad = (joint_pos - self.robot_spec.default_pose - reference)[legs]
 
     def _summary(self, fell: bool, final_xy: np.ndarray) -> dict[str, Any]:
         """Per-episode statistics for training and evaluation logs (not named "episode": Monitor owns that key)."""

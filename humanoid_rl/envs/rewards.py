@@ -34,7 +34,7 @@ _COMMON_TERMS = ("survival", "upright", "base_height", "balance", "action_rate",
 STAND_TERMS = _COMMON_TERMS[:4] + ("stay_in_place",) + _COMMON_TERMS[4:]
 WALK_TERMS = _COMMON_TERMS[:4] + (
     "velocity_tracking", "yaw_tracking", "tracking_error", "contact_schedule", "feet_air_time", "foot_clearance",
-    "foot_slip", "hip_posture",
+    "foot_slip", "hip_posture", "reference_gait",
 ) + _COMMON_TERMS[4:]
 
 
@@ -59,6 +59,10 @@ class RewardConfig:
     # walk: penalty * sum over hip yaw and roll joints of max(|q - q_default| - hip_posture_free_rad, 0), rad.
     # humanoid-gym's default_joint_pos: a gait that steers or splays with the hips veers (0 keeps the recipe).
     hip_posture: float = 0.0
+    # walk: * (exp(-2 |e|) - 0.2 min(|e|, 0.5)), e = leg joints minus humanoid-gym's periodic reference trajectory
+    # (gait.LegReference: the swing leg flexes hip, knee and ankle by reference_gait_amplitude_rad * swing).
+    # A prior for stepping with bent knees and lifted feet (0 keeps the recipe).
+    reference_gait: float = 0.0
     action_rate: float = 0.01  # penalty * |a_t - a_{t-1}|^2 (smoothness)
     energy: float = 2.0e-4  # penalty * sum |tau * qd|, watts
     joint_limits: float = 1.0  # penalty * sum(clip((proximity - soft) / (1 - soft), 0, 1)^2)
@@ -71,6 +75,7 @@ class RewardConfig:
     drift_scale_m: float = 0.5
     clearance_scale_m: float = 0.03
     hip_posture_free_rad: float = 0.1  # hip yaw/roll offset that costs nothing
+    reference_gait_amplitude_rad: float = 0.17  # humanoid-gym's target_joint_pos_scale
     soft_joint_limit: float = 0.9  # fraction of the half range from the middle at which the penalty starts
 
     @classmethod
@@ -114,15 +119,17 @@ class RewardConfig:
                 raise ValueError(f"RewardConfig.{name} = {value!r}: a shape parameter must be positive and finite")
         weights = ("survival", "upright", "base_height", "balance", "stay_in_place", "velocity_tracking",
                    "yaw_tracking", "tracking_error", "contact_schedule", "feet_air_time", "foot_clearance",
-                   "foot_slip", "hip_posture", "action_rate", "energy", "joint_limits")
+                   "foot_slip", "hip_posture", "reference_gait", "action_rate", "energy", "joint_limits")
         for name in weights:
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0.0):
                 raise ValueError(
                     f"RewardConfig.{name} = {value!r}: weights are magnitudes >= 0 (penalties are subtracted)"
                 )
-        if not (math.isfinite(self.hip_posture_free_rad) and self.hip_posture_free_rad >= 0.0):
-            raise ValueError(f"RewardConfig.hip_posture_free_rad = {self.hip_posture_free_rad!r}: use an angle >= 0")
+        for name in ("hip_posture_free_rad", "reference_gait_amplitude_rad"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0.0):
+                raise ValueError(f"RewardConfig.{name} = {value!r}: use an angle >= 0")
         if not 0.0 <= self.soft_joint_limit < 1.0:
             raise ValueError(f"RewardConfig.soft_joint_limit = {self.soft_joint_limit!r}: use a fraction in [0, 1)")
 
@@ -156,6 +163,7 @@ class RewardInputs:
     half_period_s: float = 0.35  # half the gait period: the longest flight the air-time term pays for
     min_air_time_s: float = 0.2
     hip_offset_rad: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (k,) hip yaw/roll q - q_default
+    reference_error_rad: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (m,) leg q - default - reference
 
 
 def stability_factor(inputs: RewardInputs, config: RewardConfig) -> float:
@@ -207,6 +215,7 @@ def _walk_terms(inputs: RewardInputs, config: RewardConfig) -> dict[str, float]:
     height_error = (inputs.foot_height_m - inputs.swing_height_ref_m) / config.clearance_scale_m
     slip = float(np.sum(np.where(contact, np.linalg.norm(inputs.foot_vel_xy, axis=1), 0.0)))
     hip_excess = np.maximum(np.abs(inputs.hip_offset_rad) - config.hip_posture_free_rad, 0.0)
+    reference_error = float(np.linalg.norm(inputs.reference_error_rad))
     return {
         "velocity_tracking": config.velocity_tracking * math.exp(-velocity_error_sq / config.velocity_scale**2),
         "yaw_tracking": config.yaw_tracking * math.exp(-yaw_error_sq / config.yaw_rate_scale**2),
@@ -216,4 +225,6 @@ def _walk_terms(inputs: RewardInputs, config: RewardConfig) -> dict[str, float]:
         "foot_clearance": config.foot_clearance * float(np.exp(-(height_error**2)).mean()),
         "foot_slip": -config.foot_slip * slip,
         "hip_posture": -config.hip_posture * float(hip_excess.sum()),
+        "reference_gait": config.reference_gait * (math.exp(-2.0 * reference_error)
+                                                   - 0.2 * min(reference_error, 0.5)),
     }
