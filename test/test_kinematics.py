@@ -140,6 +140,19 @@ def test_foot_frames_in_base_agree_with_the_positions_and_their_angular_jacobian
                 np.testing.assert_allclose(jacobians[side, 3:, j], omega, atol=1e-6)
 
 
+def test_foot_motion_in_base_is_the_foot_frames_and_their_jacobians_times_the_joint_velocities(
+    spec: RobotSpec, kinematics: RobotKinematics
+) -> None:
+    rng = np.random.default_rng(7)
+    for _, _, q in random_states(spec, seed=6):
+        qd = rng.normal(0.0, 2.0, spec.n_joints)
+        positions, rotations, jacobians = kinematics.foot_frames_in_base(q)
+        moving_positions, moving_rotations, velocities = kinematics.foot_motion_in_base(q, qd)
+        np.testing.assert_allclose(moving_positions, positions, atol=1e-12)
+        np.testing.assert_allclose(moving_rotations, rotations, atol=1e-12)
+        np.testing.assert_allclose(velocities, jacobians @ qd, atol=1e-12)
+
+
 def test_sole_corners_span_the_sole_below_the_foot_frame(spec: RobotSpec, kinematics: RobotKinematics) -> None:
     corners = kinematics.sole_corners_in_foot
     assert corners.shape == (2, 4, 3)

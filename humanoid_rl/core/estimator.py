@@ -75,6 +75,7 @@ _REL_ROWS = (slice(0, 3), slice(3, 6))
 _VEL_ROWS = (slice(6, 9), slice(9, 12))
 _HEIGHT_ROWS = (12, 13)
 _DT_TOLERANCE_S = 1e-9  # dt within this of the previous one reuses the discretised model
+_ZERO3: Vec3 = (0.0, 0.0, 0.0)
 
 
 @dataclass
@@ -135,6 +136,10 @@ class LeggedStateEstimator:
             base_level = rpy_matrix(spec.base_orientation_rpy)  # base axes -> upright
             depths = [(base_level @ rot @ self._sole_corners[i].T)[2].mean() for i, rot in enumerate(default_rotations)]
             self.stance_point_height = self.foot_frame_height + float(np.mean(depths))
+        # The corners as float tuples for the per-update stance point (2 feet x 4 corners: too small for numpy).
+        self._sole_corner_tuples: tuple[tuple[Vec3, ...], ...] | None = None
+        if self._sole_corners is not None:
+            self._sole_corner_tuples = tuple(tuple(map(tuple, foot)) for foot in self._sole_corners.tolist())
 
         # Constant measurement matrix: relative foot positions, stance foot heights, base velocity (twice).
         h = np.zeros((MEASUREMENT_SIZE, STATE_SIZE))
@@ -198,12 +203,11 @@ class LeggedStateEstimator:
         self._z[_HEIGHT_ROWS[0]] = self._z[_HEIGHT_ROWS[1]] = p.ground_height + self.stance_point_height
         self._z_vectors = self._z[:12].reshape(4, 3)  # view: rows R r_l, R r_r, v_l, v_r
         self._leg_vectors = np.zeros((4, 3))  # r_l, r_r, J_l q̇ + ω × r_l, J_r q̇ + ω × r_r in the base frame
-        self._omega_skew_t = np.zeros((3, 3))
         self._rot = np.eye(3)
         self._rot_work = np.eye(3)
-        self._stance_points_in_foot = np.zeros((2, 3))  # committed: the sole points the foot states track
-        self._foot_rotations_t = np.tile(np.eye(3), (2, 1, 1))  # latest foot -> base rotations, transposed
-        self._foot_shift = np.zeros((2, 3))
+        self._stance_points_in_foot: list[Vec3] = [_ZERO3, _ZERO3]  # committed: the sole points the foot states track
+        self._foot_rotations: list[list[list[float]]] = [np.eye(3).tolist()] * 2  # latest foot -> base rotations
+        self._foot_shift = np.zeros(6)  # world displacement of each foot's stance point on its sole, left then right
 
         # Orientation filter gains (see EstimatorParams): with the output taken from the IMU quaternion, the
         # filter only serves the bias estimate and runs critically damped with bias_time_constant / 2.
@@ -291,8 +295,8 @@ class LeggedStateEstimator:
 
         if not self._initialised:
             rotation_matrix_into(tuple(quat.tolist()), self._rot)
-            feet_in_base, _, points_in_foot = self._stance_points(q, self._rot)
-            self._initialise(feet_in_base, contacts)
+            feet_in_base, _, points_in_foot = self._stance_points(q, qd, self._rot)
+            self._initialise(np.array(feet_in_base), contacts)
             self._stance_points_in_foot = points_in_foot
             self.contact_detector.commit(contacts)
             self._quat = quat
@@ -321,15 +325,23 @@ class LeggedStateEstimator:
                 quat, orientation = np.array(reference), reference
         rot = self._rot_work
         rotation_matrix_into(orientation, rot)
-        feet_in_base, jacobians, points_in_foot = self._stance_points(q, rot)
+        feet_in_base, point_velocities, points_in_foot = self._stance_points(q, qd, rot)
         # The feet's states track sole points; where the point moved on the sole (the foot rolled onto another
         # edge), move the state with it, so that the state stays the position of the point now on the ground.
-        moved = points_in_foot - self._stance_points_in_foot
+        # Plain floats: R_world (R_foot moved) for two 3-vectors.
+        (a00, a01, a02), (a10, a11, a12), (a20, a21, a22) = rot.tolist()
+        shift = []
         for side in range(2):
-            self._foot_shift[side] = rot @ (moved[side] @ self._foot_rotations_t[side])
+            (r00, r01, r02), (r10, r11, r12), (r20, r21, r22) = self._foot_rotations[side]
+            nx, ny, nz = points_in_foot[side]
+            ox, oy, oz = self._stance_points_in_foot[side]
+            mx, my, mz = nx - ox, ny - oy, nz - oz
+            bx, by, bz = r00 * mx + r01 * my + r02 * mz, r10 * mx + r11 * my + r12 * mz, r20 * mx + r21 * my + r22 * mz
+            shift += (a00 * bx + a01 * by + a02 * bz, a10 * bx + a11 * by + a12 * bz, a20 * bx + a21 * by + a22 * bz)
+        self._foot_shift[:] = shift
 
         try:
-            x, cov = self._filter_step(dt, rot, gyro, accel, qd, feet_in_base, jacobians, contacts)
+            x, cov = self._filter_step(dt, rot, gyro, accel, feet_in_base, point_velocities, contacts)
         except np.linalg.LinAlgError:  # singular innovation covariance: only reachable with absurd inputs
             x, cov = self._x_work, self._cov_work
             x[0] = math.nan
@@ -409,9 +421,8 @@ class LeggedStateEstimator:
         rot: FloatArray,
         gyro: FloatArray,
         accel: FloatArray,
-        joint_vel: FloatArray,
-        feet_in_base: FloatArray,
-        jacobians: FloatArray,
+        feet_in_base: list[list[float]],
+        point_velocities: list[Vec3],
         contacts: NDArray[np.bool_],
     ) -> tuple[FloatArray, FloatArray]:
         """One predict + update into the work buffers; the committed state is not touched."""
@@ -425,22 +436,20 @@ class LeggedStateEstimator:
         acc_world += self._gravity_world
         x = self._x_work
         np.matmul(self._f_and_b, x_and_acc, out=x)
-        x[6:] += self._foot_shift.reshape(6)
+        x[6:] += self._foot_shift
         cov = self._cov_work
         np.matmul(self._f @ self._cov, self._f_t, out=cov)
         cov += q_discrete
 
         # ---- measurement z = [R r_l, R r_r, -v_l, -v_r, h_ground, h_ground], where a stance leg gives the base
         # velocity -v = R (J q̇ + ω × r) (its foot is fixed in the world).
-        legs = self._leg_vectors
-        legs[0:2] = feet_in_base
+        # Plain floats for the two cross products; one array for the rotation into the world.
         wx, wy, wz = gyro.tolist()
-        skew_t = self._omega_skew_t  # (ω×)ᵀ, so that r @ skew_t = ω × r
-        skew_t[1, 0], skew_t[2, 0], skew_t[0, 1] = -wz, wy, wz
-        skew_t[2, 1], skew_t[0, 2], skew_t[1, 2] = -wx, -wy, wx
-        np.matmul(jacobians, joint_vel, out=legs[2:4])
-        legs[2:4] += feet_in_base @ skew_t
-        np.matmul(legs, rot.T, out=self._z_vectors)
+        legs = [feet_in_base[0], feet_in_base[1]]
+        for (rx, ry, rz), (vx, vy, vz) in zip(feet_in_base, point_velocities, strict=True):
+            legs.append((vx + (wy * rz - wz * ry), vy + (wz * rx - wx * rz), vz + (wx * ry - wy * rx)))
+        self._leg_vectors[:] = legs
+        np.matmul(self._leg_vectors, rot.T, out=self._z_vectors)
 
         # Rows of unused measurements are zero in H: their gain is exactly zero whatever their innovation.
         h = self._h[pattern]
@@ -495,34 +504,56 @@ class LeggedStateEstimator:
         order) and a base orientation: the stance points (``EstimatorParams.stance_point``)."""
         rot = np.empty((3, 3))
         rotation_matrix_into(tuple(normalised(tuple(np.asarray(base_quat_xyzw, dtype=np.float64).tolist()))), rot)
-        return self._stance_points(np.asarray(joint_pos, dtype=np.float64), rot)[0]
+        return np.array(self._stance_points(np.asarray(joint_pos, dtype=np.float64), np.zeros(self.n_joints), rot)[0])
 
-    def _stance_points(self, joint_pos: FloatArray, rot: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
-        """Per foot, in the base frame: the stance point (2, 3), its velocity Jacobian (2, 3, n) as a point fixed
-        on the foot, and the point in the foot frame (2, 3). Also leaves the foot rotations (transposed) in
-        ``_foot_rotations_t`` for the state shift."""
-        feet, rotations, spatial = self.kinematics.foot_frames_in_base(joint_pos)
-        feet = np.asarray(feet, dtype=np.float64)
-        self._foot_rotations_t = np.transpose(rotations, (0, 2, 1))  # rows: foot axes in base coordinates
-        linear = np.array(spatial[:, :3], dtype=np.float64)
-        corners_all = self._sole_corners
+    def _stance_points(
+        self, joint_pos: FloatArray, joint_vel: FloatArray, rot: FloatArray
+    ) -> tuple[list[list[float]], list[Vec3], list[Vec3]]:
+        """Per foot, in the base frame: the stance point and its velocity as a point fixed on the foot (from the
+        joint velocities, base still); and the point in the foot frame. Also leaves the foot rotations (foot ->
+        base) in ``_foot_rotations`` for the state shift.
+
+        Plain floats: 2 feet x 4 corners is far too small for numpy, whose per-call cost dominated here."""
+        feet, rotations, velocities = self.kinematics.foot_motion_in_base(joint_pos, joint_vel)
+        feet_list = feet.tolist()
+        rotation_lists = rotations.tolist()
+        self._foot_rotations = rotation_lists
+        velocity_lists = velocities.tolist()
+        corners_all = self._sole_corner_tuples
         if corners_all is None:
-            return feet, linear, np.zeros((2, 3))
-        # Both feet at once (a loop over the feet costs more in numpy call overhead than the arithmetic).
-        levers = corners_all @ rotations.transpose(0, 2, 1)  # (2, 4, 3): corners from the foot origin, base axes
-        heights = levers @ rot[2]  # (2, 4): their world heights relative to the foot origin
-        weights = np.exp((heights.min(axis=1, keepdims=True) - heights) / self.params.stance_point_softness_m)
-        weights /= weights.sum(axis=1, keepdims=True)
-        points_in_foot = np.einsum("sk,skj->sj", weights, corners_all)
-        lever = np.einsum("sk,skj->sj", weights, levers)
-        feet += lever
-        # A point fixed on the foot moves at v_foot + ω_foot × lever = (J_v - [lever]× J_ω) q̇.
-        lx, ly, lz = lever[:, 0:1], lever[:, 1:2], lever[:, 2:3]
-        wx, wy, wz = spatial[:, 3], spatial[:, 4], spatial[:, 5]  # (2, n) rows of J_ω
-        linear[:, 0] -= ly * wz - lz * wy
-        linear[:, 1] -= lz * wx - lx * wz
-        linear[:, 2] -= lx * wy - ly * wx
-        return feet, linear, points_in_foot
+            return feet_list, [(v[0], v[1], v[2]) for v in velocity_lists], [_ZERO3, _ZERO3]
+        up_x, up_y, up_z = rot[2].tolist()  # the world vertical in base axes
+        softness = self.params.stance_point_softness_m
+        point_velocities: list[Vec3] = []
+        points_in_foot: list[Vec3] = []
+        for side in range(2):
+            (r00, r01, r02), (r10, r11, r12), (r20, r21, r22) = rotation_lists[side]
+            # The world vertical in foot axes: a corner c sits u . c above the foot origin.
+            ux = r00 * up_x + r10 * up_y + r20 * up_z
+            uy = r01 * up_x + r11 * up_y + r21 * up_z
+            uz = r02 * up_x + r12 * up_y + r22 * up_z
+            corners = corners_all[side]
+            heights = [ux * cx + uy * cy + uz * cz for cx, cy, cz in corners]
+            lowest = min(heights)
+            weights = [math.exp((lowest - h) / softness) for h in heights]
+            total = sum(weights)
+            px = py = pz = 0.0
+            for weight, (cx, cy, cz) in zip(weights, corners, strict=True):
+                weight /= total
+                px += weight * cx
+                py += weight * cy
+                pz += weight * cz
+            points_in_foot.append((px, py, pz))
+            # The lever from the foot origin to the point, in base axes.
+            lx, ly, lz = r00 * px + r01 * py + r02 * pz, r10 * px + r11 * py + r12 * pz, r20 * px + r21 * py + r22 * pz
+            foot = feet_list[side]
+            foot[0] += lx
+            foot[1] += ly
+            foot[2] += lz
+            # A point fixed on the foot moves at v_foot + ω_foot × lever.
+            vx, vy, vz, wx, wy, wz = velocity_lists[side]
+            point_velocities.append((vx + (wy * lz - wz * ly), vy + (wz * lx - wx * lz), vz + (wx * ly - wy * lx)))
+        return feet_list, point_velocities, points_in_foot
 
     # ------------------------------------------------------------------ helpers
     def _make_output(self) -> EstimatorOutput:
