@@ -476,27 +476,37 @@ class LeggedStateEstimator:
 
         Distances use the variances only: the 3 x 3 blocks are near diagonal (diagonal R, a near-isotropic
         velocity covariance), and three 3 x 3 solves per update would cost more than the rest of the gate."""
-        variances = s.diagonal()
-        distances = [0.0, 0.0]
-        for side in range(2):
-            if contacts[side]:
-                rows = _VEL_ROWS[side]
-                distances[side] = float(np.sum(innovation[rows] ** 2 / variances[rows]))
-        if contacts[0] and contacts[1]:
-            left, right = _VEL_ROWS
-            difference = innovation[left] - innovation[right]
-            spread = variances[left] + variances[right] - 2.0 * s[left, right].diagonal()
-            disagreement = float(np.sum(difference**2 / spread))
+        # Plain floats over the 6 velocity rows: numpy's per-call cost dominated these 3-element sums.
+        left_on, right_on = bool(contacts[0]), bool(contacts[1])
+        if not (left_on or right_on):
+            return
+        first = _VEL_ROWS[0].start
+        variances = s.diagonal()[first : first + 6].tolist()
+        innovations = innovation[first : first + 6].tolist()
+        squares = [e * e / var for e, var in zip(innovations, variances, strict=True)]
+        distances = (
+            squares[0] + squares[1] + squares[2] if left_on else 0.0,
+            squares[3] + squares[4] + squares[5] if right_on else 0.0,
+        )
+        if left_on and right_on:
+            covariances = s[first : first + 3, first + 3 : first + 6].diagonal().tolist()
+            disagreement = 0.0
+            for axis in range(3):
+                difference = innovations[axis] - innovations[axis + 3]
+                spread = variances[axis] + variances[axis + 3] - 2.0 * covariances[axis]
+                disagreement += difference * difference / spread
             if disagreement <= gate:
                 return
             outlier, excess = (0 if distances[0] > distances[1] else 1), disagreement
         else:
-            outlier = 0 if contacts[0] else 1
+            outlier = 0 if left_on else 1
             excess = distances[outlier]
             if excess <= gate:
                 return
-        rows = _VEL_ROWS[outlier]
-        s[rows, rows] += np.eye(3) * (s[rows, rows].diagonal().mean() * (excess / gate - 1.0))
+        own = variances[3 * outlier : 3 * outlier + 3]
+        added = (own[0] + own[1] + own[2]) / 3.0 * (excess / gate - 1.0)
+        for row in range(first + 3 * outlier, first + 3 * outlier + 3):
+            s[row, row] += added
         self.slip_gated_updates += 1
 
     def stance_points_in_base(self, joint_pos: ArrayLike, base_quat_xyzw: ArrayLike) -> FloatArray:
