@@ -96,7 +96,6 @@ class RobotKinematics:
         self._foot_jacobians = np.empty((2, 3, self.n_joints))
         self._foot_rotations = np.empty((2, 3, 3))
         self._foot_spatial_jacobians = np.empty((2, 6, self.n_joints))
-        self._foot_velocities = np.empty((2, 6))
 
     # ------------------------------------------------------------------------------------------ loading
 
@@ -231,9 +230,17 @@ class RobotKinematics:
         self._v_base[self._v_index] = joint_vel
         model, data = self.model, self.data
         pin.forwardKinematics(model, data, q, self._v_base)  # positional: keywords cost ~1 µs in Boost.Python
-        for side, frame_id in enumerate(self._foot_frame_ids):
-            placement = pin.updateFramePlacement(model, data, frame_id)
-            self._feet[side] = placement.translation
-            self._foot_rotations[side] = placement.rotation
-            self._foot_velocities[side] = pin.getFrameVelocity(model, data, frame_id, pin.LOCAL_WORLD_ALIGNED).vector
-        return self._feet.copy(), self._foot_rotations.copy(), self._foot_velocities.copy()
+        left, right = self._foot_frame_ids
+        # One array per quantity from both feet: cheaper than per-foot stores into buffers and copies.
+        left_placement = pin.updateFramePlacement(model, data, left)
+        right_placement = pin.updateFramePlacement(model, data, right)
+        return (
+            np.array((left_placement.translation, right_placement.translation)),
+            np.array((left_placement.rotation, right_placement.rotation)),
+            np.array(
+                (
+                    pin.getFrameVelocity(model, data, left, pin.LOCAL_WORLD_ALIGNED).vector,
+                    pin.getFrameVelocity(model, data, right, pin.LOCAL_WORLD_ALIGNED).vector,
+                )
+            ),
+        )
