@@ -19,8 +19,10 @@ The stance point matters: a foot that rolls onto an edge of its sole (heel, toe,
 and its link frame (at the ankle) moves while it carries the robot. Anchoring the ankle made a walking robot's
 velocity wrong by the ankle's speed (0.1-0.2 m/s) and its height by the lift of a tilted ankle.
 
-Everything is numpy; matrices are preallocated and the measurement matrix is constant (contacts only change
-noise and which rows are switched off), so an update is a handful of small matrix products.
+Matrices are numpy, preallocated, and the measurement matrix is constant (contacts only change noise and which
+rows are switched off), so an update is a handful of small matrix products. 3-vectors (stance points, leg
+velocities, the world acceleration) are plain floats: numpy's per-call cost is most of what such small
+arithmetic costs, and it dominated the update.
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ LEFT_FOOT = slice(6, 9)
 RIGHT_FOOT = slice(9, 12)
 FOOT_SLICES = (LEFT_FOOT, RIGHT_FOOT)
 # Rows of the stacked measurement: foot-relative positions (2 x 3), base velocity from each stance leg
-# (2 x 3), stance-foot heights (2). The first 12 rows are filled with one (4, 3) @ Rᵀ product.
+# (2 x 3), stance-foot heights (2).
 MEASUREMENT_SIZE = 14
 _REL_ROWS = (slice(0, 3), slice(3, 6))
 _VEL_ROWS = (slice(6, 9), slice(9, 12))
@@ -199,10 +201,9 @@ class LeggedStateEstimator:
         self._x_work = self._x_and_acc_work[:STATE_SIZE]
         self._cov = np.zeros((STATE_SIZE, STATE_SIZE))
         self._cov_work = np.zeros((STATE_SIZE, STATE_SIZE))
+        self._cov_spare = np.zeros((STATE_SIZE, STATE_SIZE))
         self._z = np.zeros(MEASUREMENT_SIZE)
         self._z[_HEIGHT_ROWS[0]] = self._z[_HEIGHT_ROWS[1]] = p.ground_height + self.stance_point_height
-        self._z_vectors = self._z[:12].reshape(4, 3)  # view: rows R r_l, R r_r, v_l, v_r
-        self._leg_vectors = np.zeros((4, 3))  # r_l, r_r, J_l q̇ + ω × r_l, J_r q̇ + ω × r_r in the base frame
         self._rot = np.eye(3)
         self._rot_work = np.eye(3)
         self._stance_points_in_foot: list[Vec3] = [_ZERO3, _ZERO3]  # committed: the sole points the foot states track
@@ -430,10 +431,12 @@ class LeggedStateEstimator:
         q_discrete = self._discretise(dt, pattern)
 
         # ---- predict: x = F x + B a with a = R f + g; P = F P Fᵀ + Q.
+        # Plain floats for the 3-vectors (numpy's per-call cost is most of a 3 x 3 product); arrays from 12 up.
+        rows = rot.tolist()
+        fx, fy, fz = accel.tolist()
+        grav = self._gravity_world.tolist()
         x_and_acc = self._x_and_acc  # committed state; its acceleration slot is scratch
-        acc_world = x_and_acc[STATE_SIZE:]
-        np.matmul(rot, accel, out=acc_world)
-        acc_world += self._gravity_world
+        x_and_acc[STATE_SIZE:] = [r0 * fx + r1 * fy + r2 * fz + g for (r0, r1, r2), g in zip(rows, grav, strict=True)]
         x = self._x_work
         np.matmul(self._f_and_b, x_and_acc, out=x)
         x[6:] += self._foot_shift
@@ -443,13 +446,11 @@ class LeggedStateEstimator:
 
         # ---- measurement z = [R r_l, R r_r, -v_l, -v_r, h_ground, h_ground], where a stance leg gives the base
         # velocity -v = R (J q̇ + ω × r) (its foot is fixed in the world).
-        # Plain floats for the two cross products; one array for the rotation into the world.
         wx, wy, wz = gyro.tolist()
         legs = [feet_in_base[0], feet_in_base[1]]
         for (rx, ry, rz), (vx, vy, vz) in zip(feet_in_base, point_velocities, strict=True):
             legs.append((vx + (wy * rz - wz * ry), vy + (wz * rx - wx * rz), vz + (wx * ry - wy * rx)))
-        self._leg_vectors[:] = legs
-        np.matmul(self._leg_vectors, rot.T, out=self._z_vectors)
+        self._z[:12] = [r0 * lx + r1 * ly + r2 * lz for lx, ly, lz in legs for r0, r1, r2 in rows]
 
         # Rows of unused measurements are zero in H: their gain is exactly zero whatever their innovation.
         h = self._h[pattern]
@@ -463,8 +464,10 @@ class LeggedStateEstimator:
         gain_t = np.linalg.solve(s, pht.T)  # (14, 12) = Kᵀ since S is symmetric
         x += innovation @ gain_t
         cov -= pht @ gain_t
-        cov += cov.T  # keep P symmetric against rounding
-        cov *= 0.5
+        # Keep P symmetric against rounding: (P + Pᵀ) / 2, through a spare buffer (in place, numpy would copy the
+        # overlapping transpose first).
+        symmetric = np.add(cov, cov.T, out=self._cov_spare)
+        np.multiply(symmetric, 0.5, out=cov)
         return x, cov
 
     def _gate_legs(self, s: FloatArray, innovation: FloatArray, contacts: NDArray[np.bool_], gate: float) -> None:
