@@ -23,6 +23,7 @@ from humanoid_rl.sim.estimator_walk import (
     autocorrelation_time,
     error_statistics,
     estimator_params,
+    format_results,
     run_estimator_bench,
 )
 
@@ -76,6 +77,8 @@ def test_a_short_bench_reports_finite_per_axis_statistics_for_walking_and_standi
             assert set(r[axis]) == {"bias", "rmse", "std", "autocorrelation_s"}
             assert all(math.isfinite(v) for v in r[axis].values())
         assert len(r["episodes"]) == 1
+        assert 0.0 < r["update_us"]["p50"] <= r["update_us"]["p99"]  # the estimator's cost per update
+    assert "update µs p50" in format_results(results)
     assert results["setting"]["estimator_rate_hz"] == 50.0
 
 

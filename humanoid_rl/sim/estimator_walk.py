@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
@@ -98,10 +99,13 @@ def run_episode(
             env.target_filter.reset()
         estimator = LeggedStateEstimator(env.robot_spec, RobotKinematics(env.robot_spec), config.params)
         rows: list[np.ndarray] = []
+        update_s: list[float] = []  # the cost of each update (issue #16): real readings, real contact patterns
 
         def estimate(readings: SensorReadings) -> tuple[np.ndarray, float]:
+            start = time.perf_counter()
             out = estimator.update(readings.time_s, readings.imu_quat, readings.imu_gyro, readings.imu_accel,
                                    readings.joint_pos, readings.joint_vel, readings.foot_forces)
+            update_s.append(time.perf_counter() - start)
             truth = env.sim.ground_truth()
             rows.append(np.concatenate([[readings.time_s], truth.lin_vel_body, out.linear_velocity_body,
                                         [truth.ang_vel_body[2], out.angular_velocity_body[2], truth.pos[2], out.height],
@@ -141,6 +145,7 @@ def run_episode(
         "fell": bool(info.get("fell", False)),
         "distance_m": float(np.linalg.norm(data[-1, 11:13] - data[0, 11:13])),
         "path_m": float(np.linalg.norm(np.diff(data[:, 11:13], axis=0), axis=1).sum()),
+        "update_s": np.array(update_s),
     }
 
 
@@ -158,6 +163,8 @@ def _summarise(episodes: list[dict[str, Any]], dt: float) -> dict[str, Any]:
     out["yaw_rate"] = error_statistics(yaw, dt)
     out["height"] = error_statistics(height, dt)
     out["velocity_rmse_norm"] = float(np.sqrt(np.mean(speed**2)))
+    update_us = 1e6 * np.concatenate([ep["update_s"] for ep in episodes])
+    out["update_us"] = {"p50": float(np.median(update_us)), "p99": float(np.percentile(update_us, 99))}
     out["true_speed_rms"] = float(np.sqrt(np.mean(np.concatenate([np.sum(ep["true_velocity_body"][:, :2] ** 2, axis=1)
                                                                    for ep in episodes]))))
     out["episodes"] = [{"distance_m": ep["distance_m"], "path_m": ep["path_m"], "fell": ep["fell"],
@@ -188,7 +195,8 @@ def format_results(results: dict[str, Any]) -> str:
         falls = sum(ep["fell"] for ep in r["episodes"])
         lines.append(f"{case}: body velocity RMSE m/s {per_axis}; yaw rate {r['yaw_rate']['rmse']:.3f} rad/s; height "
                      f"{100 * r['height']['rmse']:.2f} cm; true speed rms {r['true_speed_rms']:.2f} m/s; distance m "
-                     f"{distances}; falls {falls}")
+                     f"{distances}; falls {falls}; update µs p50 {r['update_us']['p50']:.0f} p99 "
+                     f"{r['update_us']['p99']:.0f}")
     return "\n".join(lines)
 
 
