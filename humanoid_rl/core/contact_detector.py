@@ -47,7 +47,11 @@ class ContactDetector:
         if not self._initialised:
             # No history yet: decide by the midpoint between the thresholds.
             return forces > 0.5 * (self.on_threshold_n + self.off_threshold_n)
-        return (self._contacts | (forces > self.on_threshold_n)) & (forces >= self.off_threshold_n)
+        # Plain floats: three element-wise operations on 2-element arrays cost more than the comparisons.
+        on, off = self.on_threshold_n, self.off_threshold_n
+        pairs = zip(self._contacts.tolist(), forces.tolist(), strict=True)
+        contacts = [(was or force > on) and force >= off for was, force in pairs]
+        return np.array(contacts, dtype=bool)
 
     def commit(self, contacts: NDArray[np.bool_]) -> None:
         self._contacts = contacts

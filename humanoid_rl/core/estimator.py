@@ -321,7 +321,7 @@ class LeggedStateEstimator:
                 reference, bias, orientation, tuple(gyro.tolist()), dt,
                 self._correction_gain, self._bias_gain, self.params.max_gyro_bias,
             )  # fmt: skip
-            gyro = gyro - np.array(bias)
+            gyro = np.subtract(gyro, bias)
             if self.params.orientation_time_constant_s > 0.0:
                 quat, orientation = np.array(reference), reference
         rot = self._rot_work
@@ -659,7 +659,8 @@ class LeggedStateEstimator:
                         f"fault: {arr}; sample dropped, state unchanged"
                     )
         quat = arrays[0]
-        norm = math.sqrt(float(quat @ quat))
+        qx, qy, qz, qw = quat.tolist()
+        norm = math.sqrt(qx * qx + qy * qy + qz * qz + qw * qw)
         if not 0.5 < norm < 1.5:
             self.samples_rejected += 1
             raise EstimatorInputError(f"imu_quat {quat} has norm {norm:.3g}; expected a unit quaternion (xyzw)")
