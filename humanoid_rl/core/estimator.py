@@ -548,14 +548,15 @@ class LeggedStateEstimator:
             corners = corners_all[side]
             heights = [ux * cx + uy * cy + uz * cz for cx, cy, cz in corners]
             lowest = min(heights)
-            weights = [math.exp((lowest - h) / softness) for h in heights]
-            total = sum(weights)
-            px = py = pz = 0.0
-            for weight, (cx, cy, cz) in zip(weights, corners, strict=True):
-                weight /= total
+            # The corners weighted by a softmin of their heights, normalised once at the end.
+            total = px = py = pz = 0.0
+            for h, (cx, cy, cz) in zip(heights, corners, strict=True):
+                weight = math.exp((lowest - h) / softness)
+                total += weight
                 px += weight * cx
                 py += weight * cy
                 pz += weight * cz
+            px, py, pz = px / total, py / total, pz / total
             points_in_foot.append((px, py, pz))
             # The lever from the foot origin to the point, in base axes.
             lx, ly, lz = r00 * px + r01 * py + r02 * pz, r10 * px + r11 * py + r12 * pz, r20 * px + r21 * py + r22 * pz
