@@ -353,6 +353,13 @@ def train(
             masks = transfer_from_checkpoint(model, env, Path(config.init_from), config, source_info)
     model.tensorboard_log = str(run_dir / "tb")
     state.start_steps = int(model.num_timesteps)
+    if config.mirror_loss > 0:  # not saved with the model: installed again on every start and resume
+        from humanoid_rl.core.contract_io import contract_from_dict
+        from humanoid_rl.core.robot_spec import RobotSpec
+        from humanoid_rl.train.symmetry import MirrorMap, install_mirror_loss
+
+        mirror = MirrorMap(contract_from_dict(state.contract), RobotSpec.load(config.robot_config or None))
+        install_mirror_loss(model, mirror, config.mirror_loss, env.obs_rms, env.epsilon, config.clip_obs)
 
     def set_level(level: float) -> None:
         env.env_method("set_curriculum", level)

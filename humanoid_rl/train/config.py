@@ -254,6 +254,11 @@ class TrainConfig:
         "soft_joint_limit=0.8; the names are RewardConfig's fields in envs/rewards.py)"
     )
 
+    mirror_loss: float = _setting(
+        0.0, "PPO: weight of the left-right mirror loss |pi(mirror(s)) - mirror(pi(s))|^2 (train/symmetry.py; "
+        "needs ent_coef > 0); 0: off"
+    )
+
     # ---- constrained RL and safe exploration (train/safety.py, train/ppo_lagrangian.py)
     shield_in_loop: bool = _setting(
         False, "run the deployed safety shield (config/sim.yaml thresholds) between the policy and the motors in "
@@ -338,6 +343,11 @@ class TrainConfig:
         if len(limits) != len(DEFAULT_COST_LIMITS) or not all(math.isfinite(c) and c >= 0 for c in limits):
             problems.append(f"cost_limits = {self.cost_limits!r}: give four limits >= 0 (shield_intervention, "
                             "joint_limit, effort, tilt)")
+        if self.mirror_loss < 0:
+            problems.append(f"mirror_loss = {self.mirror_loss!r}: use a weight >= 0 (0: off)")
+        elif self.mirror_loss > 0 and (self.algo not in ("ppo", "ppo-lag") or self.ent_coef <= 0):
+            problems.append(f"mirror_loss with algo = {self.algo!r} and ent_coef = {self.ent_coef!r}: the mirror loss "
+                            "extends PPO and rides on its entropy term; use --algo ppo with --ent-coef > 0")
         if self.multiplier_lr < 0:
             problems.append(f"multiplier_lr = {self.multiplier_lr!r}: use a step >= 0")
         if problems:
