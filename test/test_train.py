@@ -123,13 +123,16 @@ def test_time_budget_stops_training_with_a_checkpoint_that_resume_continues_from
     assert resumed["wall_time_s"] > metrics["wall_time_s"]  # wall time accumulates over invocations
 
 
-def test_init_from_fine_tunes_a_checkpoint_at_the_new_rate_and_counts_its_steps_and_time(tmp_path: Path) -> None:
+def test_init_from_fine_tunes_a_checkpoint_with_the_new_settings_and_counts_its_steps_and_time(
+    tmp_path: Path,
+) -> None:
     from humanoid_rl.train.cli import load_checkpoint
 
     source_metrics = train(tiny_config(tmp_path, run_name="source"))
     source = tmp_path / "source" / "final"
-    config = tiny_config(tmp_path, run_name="tuned", init_from=str(source), learning_rate=1e-5,
-                         total_timesteps=source_metrics["steps"] + 128, curriculum_start=1.0)
+    config = tiny_config(tmp_path, run_name="tuned", init_from=str(source), learning_rate=1e-5, ent_coef=0.02,
+                         n_epochs=3, clip_range=0.1, total_timesteps=source_metrics["steps"] + 128,
+                         curriculum_start=1.0)
     tuned = train(config)
     # The new run continued the source's network: its steps and wall time include the source's.
     assert tuned["steps"] == source_metrics["steps"] + 128
@@ -139,8 +142,10 @@ def test_init_from_fine_tunes_a_checkpoint_at_the_new_rate_and_counts_its_steps_
     model = load_checkpoint(tmp_path / "tuned" / "final", "ppo")
     assert model.learning_rate == 1e-5 and model.lr_schedule(1.0) == pytest.approx(1e-5)
     assert model.policy.optimizer.param_groups[0]["lr"] == pytest.approx(1e-5)  # trained at the new rate
+    # ... and with the rest of this run's settings, not silently the checkpoint's (ent_coef was once kept at 0).
+    assert (model.ent_coef, model.n_epochs, model.clip_range(1.0)) == (0.02, 3, pytest.approx(0.1))
     source_model = load_checkpoint(source, "ppo")
-    assert source_model.learning_rate != 1e-5
+    assert source_model.learning_rate != 1e-5 and source_model.ent_coef == 0.0
 
 
 def test_init_from_refuses_a_directory_without_a_checkpoint_or_of_another_algorithm(tmp_path: Path) -> None:

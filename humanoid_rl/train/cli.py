@@ -20,7 +20,8 @@ from typing import Any
 
 from humanoid_rl.train.config import Algorithm, TrainConfig, add_config_arguments, config_from_args
 
-__all__ = ["ENV_IDS", "add_arguments", "build_model", "env_config", "load_checkpoint", "make_vec_env", "run", "train"]
+__all__ = ["ENV_IDS", "add_arguments", "build_model", "env_config", "hyperparameters", "load_checkpoint",
+           "make_vec_env", "run", "train"]
 
 ENV_IDS = {"stand": "HumanoidRL/Stand-v0", "walk": "HumanoidRL/Walk-v0", "reach": "HumanoidRL/Reach-v0"}
 
@@ -112,6 +113,24 @@ def make_vec_env(config: TrainConfig, n_envs: int, env_cfg: Any) -> Any:
     return VecCheckNan(VecMonitor(venv), raise_exception=True)
 
 
+def hyperparameters(config: TrainConfig, n_envs: int) -> dict[str, Any]:
+    """The learner's settings from ``config`` (one place): what a fresh model is built with, and what a loaded
+    checkpoint is set to when a run resumes or fine-tunes (else it would silently keep the checkpoint's own)."""
+    algo = config.algorithm
+    settings: dict[str, Any] = {"learning_rate": config.learning_rate, "gamma": config.gamma}
+    if algo.on_policy:
+        settings.update(n_steps=config.n_steps, gae_lambda=config.gae_lambda, ent_coef=config.ent_coef,
+                        vf_coef=config.vf_coef, max_grad_norm=config.max_grad_norm)
+        if algo in (Algorithm.PPO, Algorithm.PPO_LAG):
+            settings.update(batch_size=min(config.batch_size, config.n_steps * n_envs), n_epochs=config.n_epochs,
+                            clip_range=config.clip_range, target_kl=config.target_kl or None)
+        return settings
+    settings.update(batch_size=config.batch_size, gradient_steps=config.gradient_steps)
+    if algo is not Algorithm.CROSSQ:  # no target networks: nothing to soft-update
+        settings["tau"] = config.tau
+    return settings
+
+
 def build_model(config: TrainConfig, env: Any, tensorboard_dir: Path | None) -> Any:
     """A fresh SB3 model of ``config.algo`` with the configured hyper-parameters."""
     from stable_baselines3 import A2C, PPO
@@ -120,39 +139,28 @@ def build_model(config: TrainConfig, env: Any, tensorboard_dir: Path | None) -> 
 
     algo = config.algorithm
     arch = [int(n) for n in config.net_arch]
+    settings = hyperparameters(config, env.num_envs)
     common: dict[str, Any] = {
-        "learning_rate": config.learning_rate,
-        "gamma": config.gamma,
         "seed": config.seed,
         "device": "cpu",
         "verbose": 0,
         "tensorboard_log": str(tensorboard_dir) if tensorboard_dir else None,
     }
     if algo.on_policy:
-        on_policy: dict[str, Any] = {
-            "n_steps": config.n_steps,
-            "gae_lambda": config.gae_lambda,
-            "ent_coef": config.ent_coef,
-            "vf_coef": config.vf_coef,
-            "max_grad_norm": config.max_grad_norm,
-            "policy_kwargs": {"net_arch": {"pi": arch, "vf": arch}, "log_std_init": config.log_std_init},
-        }
+        policy_kwargs = {"net_arch": {"pi": arch, "vf": arch}, "log_std_init": config.log_std_init}
         if algo in (Algorithm.PPO, Algorithm.PPO_LAG):
-            batch = min(config.batch_size, config.n_steps * env.num_envs)
             cls, lagrangian = PPO, {}
             if algo is Algorithm.PPO_LAG:
                 cls, lagrangian = algorithm_class(algo.value), {
                     "cost_limits": config.cost_limits, "cost_net_arch": arch, "multiplier_lr": config.multiplier_lr}
-            return cls("MlpPolicy", env, batch_size=batch, n_epochs=config.n_epochs, clip_range=config.clip_range,
-                       target_kl=config.target_kl or None, **lagrangian, **on_policy, **common)
-        return (A2C if algo is Algorithm.A2C else algorithm_class(algo.value))("MlpPolicy", env, **on_policy, **common)
+            return cls("MlpPolicy", env, policy_kwargs=policy_kwargs, **lagrangian, **settings, **common)
+        return (A2C if algo is Algorithm.A2C else algorithm_class(algo.value))(
+            "MlpPolicy", env, policy_kwargs=policy_kwargs, **settings, **common)
     off_policy: dict[str, Any] = {
+        **settings,
         "buffer_size": config.buffer_size,
         "learning_starts": config.learning_starts,
-        "batch_size": config.batch_size,
-        "tau": config.tau,
         "train_freq": config.train_freq,
-        "gradient_steps": config.gradient_steps,
     }
     if algo is Algorithm.DQN:
         return build_dqn(config, env, off_policy, common)
@@ -165,21 +173,19 @@ def build_model(config: TrainConfig, env: Any, tensorboard_dir: Path | None) -> 
         policy_kwargs.update(goal_policy_kwargs)
         extras.update(goal_extras)
     if algo in (Algorithm.SAC, Algorithm.TQC, Algorithm.CROSSQ):
-        if algo is Algorithm.CROSSQ:  # no target networks: nothing to soft-update
-            off_policy.pop("tau")
         policy_kwargs["log_std_init"] = config.log_std_init
     return cls(policy, env, policy_kwargs=policy_kwargs, **off_policy, **extras, **common)
 
 
-def load_checkpoint(directory: Path, algo: str, env: Any | None = None, learning_rate: float | None = None,
+def load_checkpoint(directory: Path, algo: str, env: Any | None = None, settings: dict[str, Any] | None = None,
                     replay: str = "uniform") -> Any:
-    """The SB3 model saved in ``directory``; ``learning_rate`` replaces the saved one (a run continued or
-    fine-tuned trains at its config's rate, not silently at the checkpoint's)."""
+    """The SB3 model saved in ``directory``; ``settings`` (``hyperparameters(config)``) replace the saved ones, so a
+    run continued or fine-tuned trains as its config says, not silently as the checkpoint did."""
     from humanoid_rl.train.algorithms import algorithm_class
     from humanoid_rl.train.callbacks import MODEL_FILE
     from humanoid_rl.train.goal import load_kwargs
 
-    custom = {**({} if learning_rate is None else {"learning_rate": learning_rate}), **load_kwargs(replay, env)}
+    custom = {**(settings or {}), **load_kwargs(replay, env)}
     return algorithm_class(algo, replay).load(directory / MODEL_FILE, env=env, device="cpu", custom_objects=custom)
 
 
@@ -336,7 +342,7 @@ def train(
         checkpoint = run_dir / latest["checkpoint"] if resume is not None else Path(config.init_from)
         env = VecNormalize.load(str(checkpoint / VECNORMALIZE_FILE), env)
         env.training = True
-        model = load_checkpoint(checkpoint, config.algo, env, learning_rate=config.learning_rate,
+        model = load_checkpoint(checkpoint, config.algo, env, settings=hyperparameters(config, env.num_envs),
                                 replay=config.replay)
         verb = "resuming" if resume is not None else "fine-tuning into"
         replayed = resume is not None and load_replay_buffer(model, checkpoint)
