@@ -34,6 +34,9 @@ def test_mirroring_the_joints_mirrors_the_feet_through_the_sagittal_plane() -> N
     # Roll and yaw joints flip, pitch joints keep their sign (read from the axes, not the names).
     assert sign[names.index("left_hip_roll_joint")] == -1.0 and sign[names.index("left_hip_yaw_joint")] == -1.0
     assert sign[names.index("left_hip_pitch_joint")] == 1.0 and sign[names.index("torso_yaw_joint")] == -1.0
+    # The shipped robot is symmetric: default pose and limits are their own mirrors.
+    np.testing.assert_array_equal(sign * SPEC.default_pose[partner], SPEC.default_pose)
+    np.testing.assert_array_equal(np.where(sign > 0, SPEC.lower[partner], -SPEC.upper[partner]), SPEC.lower)
     kinematics = RobotKinematics(SPEC)
     rng = np.random.default_rng(0)
     for _ in range(5):
