@@ -312,6 +312,8 @@ def test_train_refuses_a_zero_count_in_one_line(
         (["--episode-s", "0"], "episode_length_s = 0.0: use a positive duration"),
         (["--push-interval-s", "0"], "interval_s = 0.0"),
         (["--physics-rate-hz", "333"], "physics_rate_hz = 333.0: use a rate in Hz that the policy rate divides"),
+        (["--mirror-loss", "1"], "the mirror loss extends PPO and rides on its entropy term"),
+        (["--mirror-loss", "-1", "--ent-coef", "0.01"], "mirror_loss = -1.0: use a weight >= 0"),
     ],
 )
 def test_train_refuses_settings_its_workers_would_fail_on_before_the_run_folder(

@@ -242,7 +242,14 @@ def check_before_start(config: TrainConfig, resume: Path | None) -> list[str]:
     RobotSpec.load(config.robot_config or None)
     try:  # the settings every worker's environment is built from, tried once here (episode, pushes, rates)
         env_config(config, episode_s=config.eval_episode_s)
-        _make_env(task_env_id(config), env_config(config)).close()
+        env = _make_env(task_env_id(config), env_config(config))
+        try:
+            if config.mirror_loss > 0:  # a one-sided term (reach's goal) or an asymmetric robot has no mirror
+                from humanoid_rl.train.symmetry import MirrorMap
+
+                MirrorMap(env.unwrapped.contract, RobotSpec.load(config.robot_config or None))
+        finally:
+            env.close()
     except ValueError as exc:
         raise CommandError(f"invalid training configuration: {exc}") from None
     if resume is not None and not (resume / LATEST_FILE).is_file():
