@@ -124,7 +124,7 @@ def test_time_budget_stops_training_with_a_checkpoint_that_resume_continues_from
 
 
 def test_init_from_fine_tunes_a_checkpoint_with_the_new_settings_and_counts_its_steps_and_time(
-    tmp_path: Path,
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from humanoid_rl.train.cli import load_checkpoint
 
@@ -134,6 +134,8 @@ def test_init_from_fine_tunes_a_checkpoint_with_the_new_settings_and_counts_its_
                          n_epochs=3, clip_range=0.1, total_timesteps=source_metrics["steps"] + 128,
                          curriculum_start=1.0)
     tuned = train(config)
+    assert "this run's settings replace the checkpoint's: learning_rate 0.00015 -> 1e-05, ent_coef 0 -> 0.02" in (
+        capsys.readouterr().out)
     # The new run continued the source's network: its steps and wall time include the source's.
     assert tuned["steps"] == source_metrics["steps"] + 128
     assert tuned["wall_time_s"] > source_metrics["wall_time_s"]

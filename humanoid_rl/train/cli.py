@@ -177,6 +177,28 @@ def build_model(config: TrainConfig, env: Any, tensorboard_dir: Path | None) -> 
     return cls(policy, env, policy_kwargs=policy_kwargs, **off_policy, **extras, **common)
 
 
+def _changed_settings(checkpoint: Path, settings: dict[str, Any]) -> str:
+    """``name old -> new`` for each of ``settings`` that differs from what the checkpoint was saved with ('' if
+    none), so that a fine-tune under other settings says so."""
+    from stable_baselines3.common.save_util import load_from_zip_file
+
+    from humanoid_rl.train.callbacks import MODEL_FILE
+
+    try:
+        saved, _, _ = load_from_zip_file(checkpoint / MODEL_FILE, device="cpu", print_system_info=False)
+    except Exception:  # noqa: BLE001 - only for the message: the load itself reports a broken file
+        return ""
+    changes = []
+    for name, value in settings.items():
+        old = saved.get(name)
+        old = old(1.0) if callable(old) else old  # schedules (clip range): their value now
+        if isinstance(old, int | float) and isinstance(value, int | float) and float(old) != float(value):
+            changes.append(f"{name} {old:g} -> {value:g}")
+        elif (old is None) != (value is None):
+            changes.append(f"{name} {old} -> {value}")
+    return ", ".join(changes)
+
+
 def load_checkpoint(directory: Path, algo: str, env: Any | None = None, settings: dict[str, Any] | None = None,
                     replay: str = "uniform") -> Any:
     """The SB3 model saved in ``directory``; ``settings`` (``hyperparameters(config)``) replace the saved ones, so a
@@ -349,9 +371,12 @@ def train(
         checkpoint = run_dir / latest["checkpoint"] if resume is not None else Path(config.init_from)
         env = VecNormalize.load(str(checkpoint / VECNORMALIZE_FILE), env)
         env.training = True
-        model = load_checkpoint(checkpoint, config.algo, env, settings=hyperparameters(config, env.num_envs),
-                                replay=config.replay)
+        settings = hyperparameters(config, env.num_envs)
+        changed = _changed_settings(checkpoint, settings)
+        model = load_checkpoint(checkpoint, config.algo, env, settings=settings, replay=config.replay)
         verb = "resuming" if resume is not None else "fine-tuning into"
+        if changed:
+            print(f"this run's settings replace the checkpoint's: {changed}", flush=True)
         replayed = resume is not None and load_replay_buffer(model, checkpoint)
         print(f"{verb} {run_dir} from {checkpoint} at {model.num_timesteps} steps, level {state.curriculum_level}"
               + (f", replay buffer of {model.replay_buffer.size() * env.num_envs} transitions" if replayed else ""),
