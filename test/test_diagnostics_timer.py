@@ -52,6 +52,13 @@ def _run(control: Side, reader: Side, seconds: float, spin_control: bool) -> tup
         DiagnosticArray, Topics.DIAGNOSTICS, lambda m: received.extend(s.name for s in m.status), STATUS_QOS
     )
     diagnostics = DiagnosticsPublisher(control.node)
+    # Discovery between the two contexts first (hundreds of ms on a loaded machine): the window counts receipts.
+    deadline = time.monotonic() + 10.0
+    while not received and time.monotonic() < deadline:
+        diagnostics.publish({"ok": 1})
+        reader.executor.spin_once(timeout_sec=0.05)
+    assert received, "the reader never matched the diagnostics publisher"
+    received.clear()
     timer = DiagnosticsTimer(control.node, lambda: diagnostics.publish({"ok": 1}), PERIOD_S)
     end = time.monotonic() + seconds
     while time.monotonic() < end:
