@@ -207,7 +207,6 @@ class LeggedStateEstimator:
         self._rot = np.eye(3)
         self._rot_work = np.eye(3)
         self._stance_points_in_foot: list[Vec3] = [_ZERO3, _ZERO3]  # committed: the sole points the foot states track
-        self._foot_rotations: list[list[list[float]]] = [np.eye(3).tolist()] * 2  # latest foot -> base rotations
         self._foot_shift = np.zeros(6)  # world displacement of each foot's stance point on its sole, left then right
 
         # Orientation filter gains (see EstimatorParams): with the output taken from the IMU quaternion, the
@@ -296,7 +295,7 @@ class LeggedStateEstimator:
 
         if not self._initialised:
             rotation_matrix_into(tuple(quat.tolist()), self._rot)
-            feet_in_base, _, points_in_foot = self._stance_points(q, qd, self._rot)
+            feet_in_base, _, points_in_foot, _ = self._stance_points(q, qd, self._rot)
             self._initialise(np.array(feet_in_base), contacts)
             self._stance_points_in_foot = points_in_foot
             self.contact_detector.commit(contacts)
@@ -326,14 +325,14 @@ class LeggedStateEstimator:
                 quat, orientation = np.array(reference), reference
         rot = self._rot_work
         rotation_matrix_into(orientation, rot)
-        feet_in_base, point_velocities, points_in_foot = self._stance_points(q, qd, rot)
+        feet_in_base, point_velocities, points_in_foot, foot_rotations = self._stance_points(q, qd, rot)
         # The feet's states track sole points; where the point moved on the sole (the foot rolled onto another
         # edge), move the state with it, so that the state stays the position of the point now on the ground.
         # Plain floats: R_world (R_foot moved) for two 3-vectors.
         (a00, a01, a02), (a10, a11, a12), (a20, a21, a22) = rot.tolist()
         shift = []
         for side in range(2):
-            (r00, r01, r02), (r10, r11, r12), (r20, r21, r22) = self._foot_rotations[side]
+            (r00, r01, r02), (r10, r11, r12), (r20, r21, r22) = foot_rotations[side]
             nx, ny, nz = points_in_foot[side]
             ox, oy, oz = self._stance_points_in_foot[side]
             mx, my, mz = nx - ox, ny - oy, nz - oz
@@ -521,20 +520,19 @@ class LeggedStateEstimator:
 
     def _stance_points(
         self, joint_pos: FloatArray, joint_vel: FloatArray, rot: FloatArray
-    ) -> tuple[list[list[float]], list[Vec3], list[Vec3]]:
+    ) -> tuple[list[list[float]], list[Vec3], list[Vec3], list[list[list[float]]]]:
         """Per foot, in the base frame: the stance point and its velocity as a point fixed on the foot (from the
-        joint velocities, base still); and the point in the foot frame. Also leaves the foot rotations (foot ->
-        base) in ``_foot_rotations`` for the state shift.
+        joint velocities, base still); the point in the foot frame; and the foot rotation (foot -> base), which the
+        state shift needs.
 
         Plain floats: 2 feet x 4 corners is far too small for numpy, whose per-call cost dominated here."""
         feet, rotations, velocities = self.kinematics.foot_motion_in_base(joint_pos, joint_vel)
         feet_list = feet.tolist()
         rotation_lists = rotations.tolist()
-        self._foot_rotations = rotation_lists
         velocity_lists = velocities.tolist()
         corners_all = self._sole_corner_tuples
         if corners_all is None:
-            return feet_list, [(v[0], v[1], v[2]) for v in velocity_lists], [_ZERO3, _ZERO3]
+            return feet_list, [(v[0], v[1], v[2]) for v in velocity_lists], [_ZERO3, _ZERO3], rotation_lists
         up_x, up_y, up_z = rot[2].tolist()  # the world vertical in base axes
         softness = self.params.stance_point_softness_m
         point_velocities: list[Vec3] = []
@@ -567,7 +565,7 @@ class LeggedStateEstimator:
             # A point fixed on the foot moves at v_foot + ω_foot × lever.
             vx, vy, vz, wx, wy, wz = velocity_lists[side]
             point_velocities.append((vx + (wy * lz - wz * ly), vy + (wz * lx - wx * lz), vz + (wx * ly - wy * lx)))
-        return feet_list, point_velocities, points_in_foot
+        return feet_list, point_velocities, points_in_foot, rotation_lists
 
     # ------------------------------------------------------------------ helpers
     def _make_output(self) -> EstimatorOutput:
