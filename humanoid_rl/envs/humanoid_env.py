@@ -500,7 +500,9 @@ class HumanoidEnv(gym.Env[np.ndarray, np.ndarray]):
         inputs.foot_vel_xy = foot_vel[:, :2]
         inputs.touchdown, inputs.flight_time_s = self._air_time.update(self._feet_in_contact, self.policy_dt)
         inputs.half_period_s, inputs.min_air_time_s = period / 2.0, gait.min_air_time_s
-        inputs.hip_offset_rad = joint_pos[self._hip_yaw_roll] - self.robot_spec.default_pose[self._hip_yaw_roll]
+        if self.rewards.hip_posture > 0.0:  # as the reference below: no per-step work for a term that is off
+            hips = self._hip_yaw_roll
+            inputs.hip_offset_rad = joint_pos[hips] - self.robot_spec.default_pose[hips]
         if self._leg_reference is not None:
             reference = self._leg_reference.offsets(targets.swing, self.rewards.reference_gait_amplitude_rad)
             legs = self._leg_reference.leg_joints
