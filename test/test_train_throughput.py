@@ -18,7 +18,7 @@ from humanoid_rl.envs.humanoid_env import EnvConfig, HumanoidEnv
 from humanoid_rl.envs.pushes import PushConfig
 from humanoid_rl.train.cli import env_config, make_vec_env
 from humanoid_rl.train.config import FAST_PHYSICS_RATE_HZ, TrainConfig, TrainConfigError
-from humanoid_rl.train.throughput import BASELINE, FAST, CpuClock, run_train_bench
+from humanoid_rl.train.throughput import BASELINE, FAST, MUJOCO_BATCHED, CpuClock, run_train_bench
 
 REPO = Path(__file__).resolve().parents[1]
 HOLD_S = 5.0
@@ -120,25 +120,27 @@ def test_bench_train_measures_the_baseline_and_the_fast_path_in_one_run(tmp_path
     base = tiny_config(tmp_path, n_steps=64, batch_size=64)
     lines: list[str] = []
     results = run_train_bench(("stand",), env_seconds=0.5, train_seconds=0.5, n_envs=2, base=base, log=lines.append,
-                              rounds=1)
+                              rounds=1, paths=(BASELINE, FAST, MUJOCO_BATCHED))
     stand = results["tasks"]["stand"]
     assert stand[BASELINE]["physics_rate_hz"] == 1000.0
     assert stand[FAST]["physics_rate_hz"] == FAST_PHYSICS_RATE_HZ
-    for path in (BASELINE, FAST):
+    for path, n_envs in ((BASELINE, 2), (FAST, 2), (MUJOCO_BATCHED, 16)):
         (case,) = stand[path]["rounds"]
-        for envs in ("envs_1", "envs_2"):
+        assert case["envs_n"]["n_envs"] == n_envs
+        for envs in ("envs_1", "envs_n"):
             assert case[envs]["policy_steps_per_s"] > 0
             assert case[envs]["physics_steps_per_s"] == pytest.approx(
                 case[envs]["policy_steps_per_s"] * case["physics_rate_hz"] / 50.0
             )
         assert case["physics_to_bare_ratio"] > 0  # (below 1 on a quiet machine; load makes any one figure noisy)
-        assert case["envs_2"]["policy_steps_per_cpu_s"] > 0
+        assert case["envs_n"]["policy_steps_per_cpu_s"] > 0
         assert 0 < case["physics_to_bare_cpu_ratio"] < 1
         assert case["train"]["steps_per_cpu_s"] > 0
+        # 16 envs learn from rollouts of the same size as 2 envs' (8 steps each instead of 64)
         assert case["train"]["rollouts"] >= 1 and case["train"]["steps_learned"] % (2 * 64) == 0
         assert stand[path]["median"]["train"] == case["train"]["steps_per_s"] > 0
     speedup = stand[FAST]["speedup_vs_baseline"]
-    assert set(speedup) == {"envs_1", "envs_2", "train", "envs_1_per_cpu_s", "envs_2_per_cpu_s", "train_per_cpu_s"}
+    assert set(speedup) == {"envs_1", "envs_n", "train", "envs_1_per_cpu_s", "envs_n_per_cpu_s", "train_per_cpu_s"}
     assert speedup["envs_1"] == pytest.approx(
         stand[FAST]["median"]["envs_1"] / stand[BASELINE]["median"]["envs_1"]
     )

@@ -99,17 +99,19 @@ def _make_env(env_id: str, env_cfg: Any, costs: bool = False, shield_in_loop: bo
 
 
 def make_vec_env(config: TrainConfig, n_envs: int, env_cfg: Any) -> Any:
-    """SubprocVecEnv (DummyVecEnv for one env) + VecMonitor + VecCheckNan (raises, naming the source)."""
+    """``n_envs`` environments in ``config.worker_processes(n_envs)`` worker processes (in-process for one env) +
+    VecMonitor + VecCheckNan (raises, naming the source)."""
     from functools import partial
 
-    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecCheckNan, VecMonitor
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecCheckNan, VecMonitor
 
     from humanoid_rl.train.algorithms import task_env_id
+    from humanoid_rl.train.vec_env import BatchedSubprocVecEnv
 
     costs = config.algorithm is Algorithm.PPO_LAG
     factories = [partial(_make_env, task_env_id(config), env_cfg, costs, config.shield_in_loop)
                  for _ in range(n_envs)]
-    venv = DummyVecEnv(factories) if n_envs == 1 else SubprocVecEnv(factories, start_method="forkserver")
+    venv = DummyVecEnv(factories) if n_envs == 1 else BatchedSubprocVecEnv(factories, config.worker_processes(n_envs))
     return VecCheckNan(VecMonitor(venv), raise_exception=True)
 
 

@@ -130,7 +130,11 @@ class TrainConfig:
     time_budget_min: float = _setting(
         0.0, "wall-clock budget in minutes; training stops cleanly and saves when it is spent (0: no limit)"
     )
-    n_envs: int = _setting(os.cpu_count() or 1, "parallel environments (SubprocVecEnv; 1: DummyVecEnv in-process)")
+    n_envs: int = _setting(os.cpu_count() or 1, "parallel environments (1: in the learner's process)")
+    n_processes: int = _setting(
+        0, "worker processes that run the n_envs environments, several to a process (0: one per CPU core, at most "
+        "n_envs): each policy step then costs one round trip and one batched policy call for all of them"
+    )
     seed: int = _setting(0, "seed for the environments, the network initialisation and the evaluation episodes")
     run_root: str = _setting("runs", "directory under which the run directory <task>-<algo>-<timestamp> is made")
     run_name: str = _setting("", "run directory name (empty: <task>-<algo>-<timestamp>)")
@@ -285,6 +289,8 @@ class TrainConfig:
                      "batch_size", "n_epochs", "torch_threads", "buffer_size", "train_freq", "gradient_steps"):
             if int(getattr(self, name)) < 1:
                 problems.append(f"{name} = {getattr(self, name)!r}: use a positive integer")
+        if int(self.n_processes) < 0:
+            problems.append(f"n_processes = {self.n_processes!r}: use a count of processes, or 0 for one per core")
         for name in ("curriculum_start", "curriculum_threshold"):
             if not 0.0 <= float(getattr(self, name)) <= 1.0:
                 problems.append(f"{name} = {getattr(self, name)!r}: use a fraction in [0, 1]")
@@ -352,6 +358,11 @@ class TrainConfig:
             problems.append(f"multiplier_lr = {self.multiplier_lr!r}: use a step >= 0")
         if problems:
             raise TrainConfigError("invalid training configuration: " + "; ".join(problems))
+
+    def worker_processes(self, n_envs: int) -> int:
+        """How many processes run ``n_envs`` environments: ``n_processes``, or one per CPU core; never more than
+        there are environments."""
+        return max(1, min(n_envs, int(self.n_processes) or os.cpu_count() or 1))
 
     def reward_config(self) -> Any:
         """The task's reward weights with ``reward``'s settings applied."""

@@ -131,7 +131,8 @@ def run_ray(spec: SweepSpec, sweep_dir: Path, address: str, num_cpus: int | None
                                            grace_period=spec.prune_warmup_evaluations, min_samples_required=1)
         search = OptunaSearch(space=spec.distributions, metric="objective", mode="max",
                               sampler=optuna.samplers.TPESampler(seed=spec.seed, n_startup_trials=5))
-        cpus = int(spec.trial_config({}).n_envs)  # a trial's environments, one core each
+        trial = spec.trial_config({})
+        cpus = trial.worker_processes(int(trial.n_envs))  # one core per process of a trial's environments
         trials_dir = str((sweep_dir / "trials").resolve())
         trainable = tune.with_resources(
             tune.with_parameters(_ray_trial, spec_data=spec.to_dict(), trials_dir=trials_dir), {"cpu": cpus})

@@ -3,9 +3,10 @@ at 500 Hz, MuJoCo at 500 Hz), in one run.
 
 For each task and each path (a set of ``TrainConfig`` settings, ``PATHS``) it measures:
 
-- ``envs_1`` / ``envs_2``: policy steps per wall second of the vector env ``humanoid-rl train`` builds
-  (``make_vec_env``: DummyVecEnv for one env, SubprocVecEnv for more), stepped with zero actions, and the
-  physics steps per second that makes (policy steps x decimation);
+- ``envs_1`` / ``envs_n``: policy steps per wall second of the vector env ``humanoid-rl train`` builds
+  (``make_vec_env``: in-process for one env, worker processes for more) with 1 and with the path's ``n_envs``
+  environments, stepped with zero actions, and the physics steps per second that makes (policy steps x
+  decimation);
 - ``bare_step_simulation``: ``stepSimulation()`` alone on the same robot at the path's physics rate, so
   ``physics_to_bare_ratio`` says how much of the engine's speed the environment keeps;
 - ``train``: a short real PPO run with the training settings (``n_envs`` envs, VecNormalize, the callbacks that
@@ -34,28 +35,37 @@ import numpy as np
 from humanoid_rl.train.config import FAST_PHYSICS_RATE_HZ, TrainConfig
 
 __all__ = [
-    "BASELINE", "FAST", "MUJOCO", "PATHS", "measure_bare_physics", "measure_train", "measure_vec_env", "run_train_bench"
+    "BASELINE", "FAST", "MUJOCO", "MUJOCO_BATCHED", "PATHS", "measure_bare_physics", "measure_train", "measure_vec_env",
+    "run_train_bench",
 ]
 
 BASELINE = "baseline_1khz"
 FAST = "fast"
 MUJOCO = "mujoco"
+MUJOCO_BATCHED = "mujoco_batched"
 # Settings that differ between the paths. The baseline is training as it runs by default: physics at the robot's
 # own rate (1 kHz), what evaluation and deployment run.
 PATHS: dict[str, dict[str, Any]] = {
     BASELINE: {"physics_rate_hz": 0.0},
     FAST: {"physics_rate_hz": FAST_PHYSICS_RATE_HZ},
     MUJOCO: {"backend": "mujoco", "physics_rate_hz": 0.0},  # its own default rate, 500 Hz
+    # Eight environments to each of two worker processes (train/vec_env.py), the rollout kept the same size.
+    MUJOCO_BATCHED: {"backend": "mujoco", "physics_rate_hz": 0.0, "n_envs": 16, "n_processes": 2},
 }
 
 
-TRAIN_SETTINGS_SHOWN = ("algo", "n_envs", "n_steps", "batch_size", "n_epochs", "net_arch", "torch_threads")
+TRAIN_SETTINGS_SHOWN = ("algo", "n_envs", "n_processes", "n_steps", "batch_size", "n_epochs", "net_arch",
+                        "torch_threads")
 
 
 def path_config(path: str, task: str, base: TrainConfig | None = None, **overrides: Any) -> TrainConfig:
-    """The training config of ``path`` for ``task``: ``base`` (or the defaults) with the path's settings."""
+    """The training config of ``path`` for ``task``: ``base`` (or the defaults) with ``overrides``, then the path's
+    settings. A path with its own ``n_envs`` keeps the rollout (``n_steps * n_envs``) the others learn from."""
     data = (base or TrainConfig()).to_dict()
-    data.update(PATHS[path], task=task, **overrides)
+    data.update(overrides)
+    rollout = int(data["n_steps"]) * int(data["n_envs"])
+    data.update(PATHS[path], task=task)
+    data["n_steps"] = max(1, rollout // int(data["n_envs"]))
     return TrainConfig.from_dict(data, source=f"bench path {path!r}")
 
 
@@ -220,10 +230,10 @@ def _ratio(a: float, b: float) -> float:
     return a / b if b and math.isfinite(b) and math.isfinite(a) else math.nan
 
 
-def _measure_case(config: TrainConfig, n_envs: int, env_seconds: float, train_seconds: float) -> dict[str, Any]:
+def _measure_case(config: TrainConfig, env_seconds: float, train_seconds: float) -> dict[str, Any]:
     case: dict[str, Any] = {"physics_rate_hz": _decimation(config)[0]}
     case["envs_1"] = measure_vec_env(config, 1, env_seconds)
-    case[f"envs_{n_envs}"] = measure_vec_env(config, n_envs, env_seconds)
+    case["envs_n"] = measure_vec_env(config, config.n_envs, env_seconds)
     case["bare_step_simulation"] = measure_bare_physics(config, min(env_seconds, 2.0))
     case["physics_to_bare_ratio"] = _ratio(case["envs_1"]["physics_steps_per_s"],
                                            case["bare_step_simulation"]["physics_steps_per_s"])
@@ -234,10 +244,10 @@ def _measure_case(config: TrainConfig, n_envs: int, env_seconds: float, train_se
     return case
 
 
-def _headlines(case: dict[str, Any], n_envs: int) -> dict[str, float]:
+def _headlines(case: dict[str, Any]) -> dict[str, float]:
     """The figures compared between paths: policy steps/s with 1 and n envs, steps learned/s in training."""
     figures = {}
-    for envs in ("envs_1", f"envs_{n_envs}"):
+    for envs in ("envs_1", "envs_n"):
         figures[envs] = case[envs]["policy_steps_per_s"]
         figures[f"{envs}_per_cpu_s"] = case[envs]["policy_steps_per_cpu_s"]
     if "train" in case:
@@ -251,7 +261,7 @@ def run_train_bench(
     env_seconds: float = 5.0,
     train_seconds: float = 25.0,
     n_envs: int = 2,
-    paths: tuple[str, ...] = (BASELINE, FAST, MUJOCO),
+    paths: tuple[str, ...] = tuple(PATHS),
     base: TrainConfig | None = None,
     log: Any = print,
     rounds: int = 2,
@@ -273,20 +283,20 @@ def run_train_bench(
         measured: dict[str, list[dict[str, Any]]] = {path: [] for path in paths}
         for _ in range(rounds):
             for path in paths:
-                case = _measure_case(path_config(path, task, base, n_envs=n_envs), n_envs, env_seconds, train_seconds)
+                case = _measure_case(path_config(path, task, base, n_envs=n_envs), env_seconds, train_seconds)
                 case["load_average_1min"] = os.getloadavg()[0]
                 measured[path].append(case)
-                log(format_case(task, path, case, n_envs))
+                log(format_case(task, path, case))
         per_path: dict[str, Any] = {}
         for path, cases in measured.items():
-            figures = [_headlines(case, n_envs) for case in cases]
+            figures = [_headlines(case) for case in cases]
             per_path[path] = {
                 "physics_rate_hz": cases[0]["physics_rate_hz"],
                 "median": {key: statistics.median(f[key] for f in figures) for key in figures[0]},
                 "rounds": cases,
             }
             if BASELINE in measured and path != BASELINE:
-                baseline = [_headlines(case, n_envs) for case in measured[BASELINE]]
+                baseline = [_headlines(case) for case in measured[BASELINE]]
                 per_path[path]["speedup_vs_baseline"] = {
                     key: statistics.median(_ratio(f[key], b[key]) for f, b in zip(figures, baseline, strict=True))
                     for key in figures[0]
@@ -299,11 +309,11 @@ def run_train_bench(
     return results
 
 
-def format_case(task: str, path: str, case: dict[str, Any], n_envs: int) -> str:
-    one, many, bare = case["envs_1"], case[f"envs_{n_envs}"], case["bare_step_simulation"]
+def format_case(task: str, path: str, case: dict[str, Any]) -> str:
+    one, many, bare = case["envs_1"], case["envs_n"], case["bare_step_simulation"]
     line = (f"{task:5s} {path:14s} physics {case['physics_rate_hz']:5.0f} Hz, policy steps per wall s (per CPU s): "
             f"1 env {one['policy_steps_per_s']:5.0f} ({one['policy_steps_per_cpu_s']:5.0f}), "
-            f"{n_envs} envs {many['policy_steps_per_s']:5.0f} ({many['policy_steps_per_cpu_s']:5.0f})")
+            f"{many['n_envs']} envs {many['policy_steps_per_s']:5.0f} ({many['policy_steps_per_cpu_s']:5.0f})")
     if "train" in case:
         line += (f", train {case['train']['steps_per_s']:5.0f} ({case['train']['steps_per_cpu_s']:5.0f}) learned "
                  f"({case['train']['algo']})")
