@@ -242,6 +242,37 @@ def test_the_optional_tracking_slope_and_hip_posture_terms_cost_in_proportion_an
         RewardConfig(hip_posture_free_rad=-0.1)
 
 
+def test_averaged_tracking_judges_the_recent_mean_velocity_so_a_gaits_sway_does_not_drown_a_turn() -> None:
+    w = RewardConfig.for_walk().with_settings(["tracking_average_s=0.7", "tracking_error=1"])
+    # This step sways at -0.8 rad/s, but over the last stride it turned at the commanded 0.6 rad/s.
+    swaying = walk_inputs(command=np.array([0.5, 0.0, 0.6]), yaw_rate=-0.8,
+                          tracked_velocity=np.array([0.5, 0.0, 0.6]))
+    terms = reward_terms(swaying, w, walking=True)
+    assert terms["yaw_tracking"] == pytest.approx(w.yaw_tracking) and terms["tracking_error"] == 0.0
+    per_step = reward_terms(walk_inputs(command=np.array([0.5, 0.0, 0.6]), yaw_rate=-0.8), w, walking=True)
+    assert per_step["yaw_tracking"] == pytest.approx(w.yaw_tracking * math.exp(-(1.4**2) / w.yaw_rate_scale**2))
+    with pytest.raises(ValueError, match="tracking_average_s"):
+        RewardConfig(tracking_average_s=-1.0)
+
+
+def test_the_walk_env_averages_tracking_over_its_window_and_restarts_the_window_on_a_new_command() -> None:
+    rewards = RewardConfig.for_walk().with_settings(["tracking_average_s=0.1"])  # 5 policy steps
+    commands = CommandConfig(resample_interval_s=0.2, still_probability=0.0)  # a new command every 10 steps
+    env = HumanoidEnv("walk", EnvConfig(push=PushConfig.off(), commands=commands, rewards=rewards))
+    try:
+        env.reset(seed=4)
+        yaw_rates = []
+        for step in range(1, 15):
+            info = env.step(np.zeros(N, np.float32))[4]
+            yaw_rates.append(env.sim.ground_truth().ang_vel_world[2])
+            recent = yaw_rates[-5:] if step < 10 else yaw_rates[9:][-5:]  # step 10 brought a new command
+            mean = float(np.mean(recent))
+            expected = rewards.yaw_tracking * math.exp(-((mean - info["command"][2]) ** 2) / rewards.yaw_rate_scale**2)
+            assert info["reward_terms"]["yaw_tracking"] == pytest.approx(expected, rel=1e-9), step
+    finally:
+        env.close()
+
+
 def test_the_walk_env_measures_hip_posture_from_the_hip_yaw_and_roll_joints_only() -> None:
     rewards = RewardConfig.for_walk().with_settings(["hip_posture=1", "hip_posture_free_rad=0"])
     env = HumanoidEnv("walk", EnvConfig(push=PushConfig.off(), randomize=False, initial_joint_noise_rad=0.0,

@@ -16,6 +16,7 @@ import math
 import os
 import sys
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -270,6 +271,7 @@ class HumanoidEnv(gym.Env[np.ndarray, np.ndarray]):
         self._command_rng = np.random.default_rng(0)
         self._start_xy = np.zeros(2)
         self._stride_tracking = StrideTracking(1)  # sized at every reset, by the contract in use then
+        self._tracked: deque[np.ndarray] | None = None  # sized at every reset, by the reward config then
         self._air_time = FeetAirTime()
         self._foot_ground_z = np.zeros(2)  # foot frame heights standing at reset: lift is measured from here
         self._needs_reset = True
@@ -348,6 +350,9 @@ class HumanoidEnv(gym.Env[np.ndarray, np.ndarray]):
         # One stride = one gait period (the contract's clock; the stand task uses the default period as its window).
         period = self.contract.gait_period_s or self.config.gait.period_s
         self._stride_tracking = StrideTracking(max(1, int(round(period / self.policy_dt))))
+        # The recent achieved velocities the tracking rewards judge (RewardConfig.tracking_average_s), if asked for.
+        average_steps = int(round(self.rewards.tracking_average_s / self.policy_dt))
+        self._tracked = deque(maxlen=average_steps) if average_steps > 0 else None
         self._needs_reset = False
         self._wall_start = time.monotonic()
         obs = self._observe()
@@ -419,6 +424,8 @@ class HumanoidEnv(gym.Env[np.ndarray, np.ndarray]):
             and self._step_index % max(1, int(round(commands.resample_interval_s / self.policy_dt))) == 0
         ):
             self.command = self._draw_command()
+            if self._tracked is not None:  # a new command is judged on what was achieved since it came
+                self._tracked.clear()
 
         previous_action = self._last_action
         self._last_action = action
@@ -430,6 +437,7 @@ class HumanoidEnv(gym.Env[np.ndarray, np.ndarray]):
         cos_yaw, sin_yaw = math.cos(yaw), math.sin(yaw)
         vx, vy = truth.lin_vel_world[0], truth.lin_vel_world[1]
         lin_vel_heading = np.array([cos_yaw * vx + sin_yaw * vy, -sin_yaw * vx + cos_yaw * vy])
+        achieved = np.append(lin_vel_heading, truth.ang_vel_world[2])
         torques = self.sim.last_applied_torques
         inputs = RewardInputs(
             base_height=float(truth.pos[2]),
@@ -449,6 +457,9 @@ class HumanoidEnv(gym.Env[np.ndarray, np.ndarray]):
         )
         if self.task is Task.WALK:
             self._gait_inputs(inputs, clock_s, joint_pos)
+            if self._tracked is not None:
+                self._tracked.append(achieved)
+                inputs.tracked_velocity = np.mean(self._tracked, axis=0)
         terms = reward_terms(inputs, self.rewards, walking=self.task is Task.WALK)
         reward = float(sum(terms.values()))
 
@@ -462,7 +473,6 @@ class HumanoidEnv(gym.Env[np.ndarray, np.ndarray]):
             self._term_sums[name] += value
         self._max_tilt = max(self._max_tilt, tilt)
         self._energy_j += float(np.abs(torques * joint_vel).sum()) * self.policy_dt
-        achieved = np.append(lin_vel_heading, inputs.yaw_rate)
         if in_control:
             self._speed_error_sum += float(np.linalg.norm(lin_vel_heading - self.command[:2]))
             self._tracking_error_sums += np.abs(achieved - self.command)
