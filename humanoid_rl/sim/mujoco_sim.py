@@ -92,6 +92,7 @@ class MujocoHumanoidSim:
         self._upright_in_base = np.array([-x, -y, -z, w]) if any(rpy) else None
         self._episode_seeds = np.random.default_rng(self.config.seed)
         self.last_applied_torques = np.zeros(self.n_joints)
+        self._truth: BaseState | None = None  # ground_truth() of the state reached, until the next step or reset
         self.reset()
 
     # ------------------------------------------------------------------------------------------ loading
@@ -222,6 +223,7 @@ class MujocoHumanoidSim:
         self.standing_base_height = _SPAWN_HEIGHT_M - gap
         mujoco.mj_forward(model, data)
         self._fresh = True
+        self._truth = None
 
     # ------------------------------------------------------------------------------------------ commands
 
@@ -286,6 +288,8 @@ class MujocoHumanoidSim:
                 self._push_steps_left -= chunk
         data.xfrc_applied[self._base, :3] = 0.0
         self._fresh = n_steps == 0 and self._fresh
+        if n_steps:
+            self._truth = None
         self.last_applied_torques[:] = data.actuator_force
 
     def _sync(self) -> None:
@@ -354,19 +358,29 @@ class MujocoHumanoidSim:
         return forces, wrenches
 
     def ground_truth(self) -> BaseState:
-        """Exact base pose and velocity and the whole-body centre of mass."""
+        """Exact base pose and velocity and the whole-body centre of mass. Computed once per state reached (an env
+        step asks three times: observation, reward, shield); its arrays are read-only, since they are shared."""
+        if self._truth is None:
+            self._truth = self._ground_truth()
+        return self._truth
+
+    def _ground_truth(self) -> BaseState:
         self._sync()
         data = self.data
         quat = _xyzw(data.qpos[3:7])
         rotation = quat_to_matrix(quat)
         ang_vel_body = data.qvel[3:6].copy()  # a free joint's angular velocity is in the body frame
         lin_vel_world = data.qvel[0:3].copy()
-        return BaseState(
+        truth = BaseState(
             time_s=self.time_s, pos=data.qpos[0:3].copy(), quat=quat, lin_vel_world=lin_vel_world,
             ang_vel_world=rotation @ ang_vel_body, ang_vel_body=ang_vel_body, lin_vel_body=rotation.T @ lin_vel_world,
             com=data.subtree_com[self._base].copy(), projected_gravity=projected_gravity(quat),
             upright_in_base=self._upright_in_base,
         )  # fmt: skip
+        for value in vars(truth).values():
+            if isinstance(value, np.ndarray) and value is not self._upright_in_base:
+                value.flags.writeable = False
+        return truth
 
     def foot_kinematics(self) -> tuple[np.ndarray, np.ndarray]:
         """Exact world position (2, 3) and linear velocity (2, 3) of the foot link frames (left, right)."""
