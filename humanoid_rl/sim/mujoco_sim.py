@@ -383,7 +383,8 @@ class MujocoHumanoidSim:
         return truth
 
     def foot_kinematics(self) -> tuple[np.ndarray, np.ndarray]:
-        """Exact world position (2, 3) and linear velocity (2, 3) of the foot link frames (left, right)."""
+        """Exact world position (2, 3) of the foot link frames and linear velocity (2, 3) of the feet's centres of
+        mass (left, right): both engines report a link's velocity there (checked against finite differences)."""
         self._sync()
         positions, velocities = np.zeros((2, 3)), np.zeros((2, 3))
         for side, foot in enumerate(self._feet):

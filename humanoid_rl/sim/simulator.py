@@ -707,7 +707,8 @@ class HumanoidSim:
         return forces, wrenches
 
     def foot_kinematics(self) -> tuple[np.ndarray, np.ndarray]:
-        """Exact world position (2, 3) and linear velocity (2, 3) of the foot link frames (left, right)."""
+        """Exact world position (2, 3) of the foot link frames and linear velocity (2, 3) of the feet's centres of
+        mass (left, right): both engines report a link's velocity there (checked against finite differences)."""
         states = pb.getLinkStates(
             self.robot_id, self._foot_ids, computeLinkVelocity=1, computeForwardKinematics=1,
             physicsClientId=self._client,
