@@ -445,7 +445,7 @@ class HumanoidEnv(gym.Env[np.ndarray, np.ndarray]):
             projected_gravity=truth.projected_gravity,
             ang_vel_body=truth.ang_vel_body,
             lin_vel_heading=lin_vel_heading,
-            yaw_rate=float(truth.ang_vel_world[2]),
+            yaw_rate=float(achieved[2]),
             drift_xy=truth.pos[:2] - self._start_xy,
             feet_in_contact=self._feet_in_contact,
             command=self.command,
