@@ -60,6 +60,34 @@ def test_a_third_signal_exits_at_once_when_a_shutdown_hangs() -> None:
     assert result.stderr.strip() == "SIGINT 3 times: exiting without a clean shutdown"
 
 
+def test_a_teardown_that_hangs_in_c_after_ctrl_c_is_ended_at_the_deadline_saying_where() -> None:
+    started = time.monotonic()
+    result = run_python(  # hangs in C without releasing the GIL (PyDLL keeps it), as Fast DDS did
+        "import ctypes, os, signal, time\n"
+        "from humanoid_rl.process import install_stop_handlers, teardown_deadline\n"
+        "install_stop_handlers()\n"
+        "os.kill(os.getpid(), signal.SIGINT); time.sleep(0.05)\n"
+        "with teardown_deadline(0.5):\n"
+        "    ctypes.PyDLL(None).sleep(20)\n"
+        "print('the teardown came back')\n"
+    )
+    took = time.monotonic() - started
+    assert result.returncode == 1
+    assert took < 10.0, f"ran {took:.1f} s: the 20 s hang was not cut short"
+    assert "Timeout (0:00:00.500000)!" in result.stderr and "<string>" in result.stderr  # where it hung
+    assert "the teardown came back" not in result.stdout
+
+
+def test_the_teardown_deadline_is_not_armed_without_a_stop_request() -> None:
+    result = run_python(
+        "import time\n"
+        "from humanoid_rl.process import teardown_deadline\n"
+        "with teardown_deadline(0.2):\n"
+        "    time.sleep(0.6)\n"
+        "print('done')\n"
+    )
+    assert (result.returncode, result.stdout.strip()) == (0, "done"), result.stderr
+
 def test_a_hardware_interface_shut_down_while_forwarding_leaves_the_controller_holding_the_measured_pose() -> None:
     """What a Ctrl-C does to it (``shut_down`` runs the shutdown transition): as a deactivation would."""
     from test_hardware_interface import DISTINCT, SPEC, Harness, by_name, interface

@@ -56,3 +56,11 @@ class CheckedConfigureNode(LifecycleNode):
     def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._teardown()
         return TransitionCallbackReturn.SUCCESS
+
+    def destroy_node(self) -> None:
+        super().destroy_node()
+        # rclpy's LifecycleNode.destroy_node leaves its state machine alive, and the state machine keeps the rcl
+        # node, hence the process's DDS participant: the node stayed in everyone's graph, and a process that then
+        # exited (os._exit after Ctrl-C) killed Fast DDS threads mid-send, leaving shared-memory port locks held
+        # that the graph's other processes then waited 2-3 s (or for ever) to take.
+        self._state_machine.destroy_when_not_in_use()

@@ -22,7 +22,13 @@ from rclpy.lifecycle import LifecycleNode
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
-from humanoid_rl.process import exit_after_stop, install_stop_handlers, set_process_name, stop_requested
+from humanoid_rl.process import (
+    exit_after_stop,
+    install_stop_handlers,
+    set_process_name,
+    stop_requested,
+    teardown_deadline,
+)
 
 RCLError = _rclpy.RCLError  # what rclpy raises for malformed --ros-args
 
@@ -101,13 +107,14 @@ def shut_down(nodes: Sequence[Node], executor: Executor | None, context: Context
     """Leave in an order where no callback runs on a half-destroyed node and nothing publishes on a dead
     context: lifecycle nodes run their shutdown transition while the context still works, then the executor
     stops, then the nodes destroy their timers, publishers and subscriptions, then the context goes."""
-    for node in reversed(nodes):
-        _leave_lifecycle(node)
-    if executor is not None:
-        executor.shutdown()
-    for node in reversed(nodes):
-        node.destroy_node()
-    rclpy.try_shutdown(context=context)
+    with teardown_deadline():
+        for node in reversed(nodes):
+            _leave_lifecycle(node)
+        if executor is not None:
+            executor.shutdown()
+        for node in reversed(nodes):
+            node.destroy_node()
+        rclpy.try_shutdown(context=context)
 
 
 def main_for(node_factory: Callable[[], Node], args: Sequence[str] | None = None) -> int:
