@@ -85,8 +85,10 @@ def clear_stop_request() -> None:
 def teardown_deadline(seconds: float = TEARDOWN_DEADLINE_S) -> Iterator[None]:
     """After a stop was requested, a teardown still running ``seconds`` later is ended: faulthandler's own thread
     prints where every thread was and exits 1. A Python watchdog, or the third Ctrl-C, cannot do this when the
-    hang is in C holding the GIL, as Fast DDS deleting a participant did in ~1 % of whole-graph Ctrl-Cs (main
-    thread busy in ``destroy_node``, measured with py-spy and gdb). Without a stop request it does nothing."""
+    hang is in C holding the GIL, as Fast DDS deleting a participant did in ~1 % of whole-graph Ctrl-Cs: gdb shows
+    the main thread in rmw's ``destroy_participant`` → ``DomainParticipant::set_listener(nullptr)``, which spins
+    (no timeout) while a discovery callback is in flight (eProsima/Fast-DDS#6513). Without a stop request it
+    does nothing."""
     armed = stop_requested()
     if armed:
         faulthandler.dump_traceback_later(seconds, exit=True)
