@@ -63,4 +63,6 @@ class CheckedConfigureNode(LifecycleNode):
         # node, hence the process's DDS participant: the node stayed in everyone's graph, and a process that then
         # exited (os._exit after Ctrl-C) killed Fast DDS threads mid-send, leaving shared-memory port locks held
         # that the graph's other processes then waited 2-3 s (or for ever) to take.
-        self._state_machine.destroy_when_not_in_use()
+        machine = getattr(self, "_state_machine", None)  # absent if LifecycleNode.__init__ itself raised
+        if machine is not None:
+            machine.destroy_when_not_in_use()
